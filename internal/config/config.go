@@ -1,0 +1,230 @@
+// Package config reads drawbridge.yaml into plain data.
+//
+// It imports nothing else of drawbridge: the packages that act on the
+// configuration compile these values into their own runtime objects. Every
+// error names the file and line (FILE:LINE: message), and no error ever
+// contains a secret: secrets only arrive through environment variables
+// whose names, not values, appear in messages.
+package config
+
+import (
+	"strconv"
+	"time"
+)
+
+// Defaults as DESIGN §3.
+const (
+	DefaultStage        = "prod"
+	DefaultAPI          = "rest"
+	DefaultListen       = ":8080"
+	DefaultAdmin        = "127.0.0.1:9090"
+	DefaultMaxBody      = 10 << 20 // 10 MiB, as API Gateway
+	DefaultMaxHeader    = 64 << 10
+	DefaultTimeout      = 29 * time.Second // API Gateway's REST maximum
+	DefaultReadHeader   = 10 * time.Second
+	DefaultIdle         = 120 * time.Second
+	DefaultShutdown     = 30 * time.Second
+	DefaultStatePath    = "drawbridge.db"
+	DefaultStatePrefix  = "drawbridge:"
+	DefaultAccountRate  = 10000
+	DefaultAccountBurst = 5000
+)
+
+// Config is one loaded configuration. Zero values of optional blocks mean
+// "not configured"; Load fills the documented defaults.
+type Config struct {
+	// File is the path the config was read from, for messages.
+	File string `yaml:"-"`
+
+	Stage  string `yaml:"stage"`  // appears in policy resources and ARNs
+	API    string `yaml:"api"`    // rest | http: which flavour's responses to mimic
+	Listen string `yaml:"listen"` // host:port of the public listener
+	Admin  string `yaml:"admin"`  // host:port of /healthz /readyz /metrics; "off" disables
+
+	// AWS names the placeholders that appear in policy-denial ARNs.
+	AWS AWS `yaml:"aws"`
+
+	ClientIP        ClientIP            `yaml:"client_ip"`
+	Limits          Limits              `yaml:"limits"`
+	Server          Server              `yaml:"server"`
+	State           State               `yaml:"state"`
+	Throttle        *Throttle           `yaml:"throttle"`         // stage default, per route
+	AccountThrottle *Throttle           `yaml:"account_throttle"` // one bucket for all routes
+	Egress          Egress              `yaml:"egress"`
+	IPSets          map[string][]string `yaml:"ip_sets"`
+
+	// ResourcePolicy is the IAM policy document, kept as JSON text. It is
+	// written inline as YAML or JSON, or read from ResourcePolicyFile.
+	ResourcePolicy     Policy `yaml:"resource_policy"`
+	ResourcePolicyFile string `yaml:"resource_policy_file"`
+
+	UsagePlans map[string]UsagePlan `yaml:"usage_plans"`
+	APIKeys    []APIKey             `yaml:"api_keys"`
+	Routes     []Route              `yaml:"routes"`
+
+	// Warnings are problems that do not stop the gateway (routes open to
+	// anyone, for instance); check prints them.
+	Warnings []Problem `yaml:"-"`
+}
+
+// AWS holds the identifiers that appear in resource-policy ARNs.
+type AWS struct {
+	Region    string `yaml:"region"`     // default us-east-1
+	AccountID string `yaml:"account_id"` // default 123456789012
+	APIID     string `yaml:"api_id"`     // default drawbridge
+}
+
+// ClientIP says whom to believe about the client's address.
+type ClientIP struct {
+	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For
+	// is believed. Empty: the TCP peer is the client.
+	TrustedProxies []string `yaml:"trusted_proxies"`
+}
+
+// Limits bound what a request may carry.
+type Limits struct {
+	MaxBodyBytes   Int `yaml:"max_body_bytes"`   // default 10 MiB
+	MaxHeaderBytes Int `yaml:"max_header_bytes"` // default 64 KiB
+}
+
+// Server holds the public listener's timeouts.
+type Server struct {
+	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
+	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
+	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
+}
+
+// State selects where limits, quotas and deliveries live.
+type State struct {
+	Driver string `yaml:"driver"` // memory | embedded (default) | redis
+	Path   string `yaml:"path"`   // embedded: bbolt file, default drawbridge.db
+	URL    string `yaml:"url"`    // redis: redis://host:port/db
+	Prefix string `yaml:"prefix"` // redis key prefix, default "drawbridge:"
+	// OnError is what guarded routes do when the store fails: closed
+	// (default, 503) or open (throttles only).
+	OnError string `yaml:"on_error"`
+}
+
+// Throttle is a token bucket (rate per second, burst capacity) with an
+// optional cap on requests in flight. Zero MaxConcurrent: no cap.
+type Throttle struct {
+	Rate          Number `yaml:"rate"`
+	Burst         Int    `yaml:"burst"`
+	MaxConcurrent Int    `yaml:"max_concurrent"`
+}
+
+// Egress lists what the forwarder may dial.
+type Egress struct {
+	Allow []string `yaml:"allow"` // "CIDR:port[,port]"; default: the targets' own addresses
+}
+
+// UsagePlan is an API Gateway usage plan: a quota and a per-key throttle.
+type UsagePlan struct {
+	Quota    *Quota    `yaml:"quota"`
+	Throttle *Throttle `yaml:"throttle"`
+	// Methods overrides the plan's throttle per "/path/METHOD", as API
+	// Gateway's usage-plan method throttling.
+	Methods map[string]Throttle `yaml:"methods"`
+}
+
+// Quota is a request budget per calendar period in UTC.
+type Quota struct {
+	Limit  Int    `yaml:"limit"`
+	Period string `yaml:"period"` // DAY | WEEK | MONTH
+	Offset Int    `yaml:"offset"` // subtracted from the first period
+}
+
+// APIKey is one key. Its value never appears in the file: either its
+// SHA-256 (sha256) or the name of the environment variable holding it.
+type APIKey struct {
+	Name     string `yaml:"name"`
+	Plan     string `yaml:"plan"`
+	ValueEnv string `yaml:"value_env"`
+	SHA256   string `yaml:"sha256"`
+	Enabled  *bool  `yaml:"enabled"` // default true
+
+	// Digest is the SHA-256 of the key, from SHA256 or hashed from the
+	// environment at load. The plain key is not kept.
+	Digest [32]byte `yaml:"-"`
+	Line   int      `yaml:"-"`
+}
+
+// IsEnabled reports whether the key may be used (enabled defaults to true).
+func (k *APIKey) IsEnabled() bool { return k.Enabled == nil || *k.Enabled }
+
+// Route is one public path and where it goes.
+type Route struct {
+	// Path is exact ("/forward") or a prefix ("/hooks/*": "/hooks/a/b"
+	// goes to the target path + "/a/b"; bare "/hooks" matches with an
+	// empty rest).
+	Path           string    `yaml:"path"`
+	Methods        []string  `yaml:"methods"` // default: all
+	Target         string    `yaml:"target"`
+	Timeout        Duration  `yaml:"timeout"` // default 29s
+	APIKeyRequired bool      `yaml:"api_key_required"`
+	AllowIPs       []string  `yaml:"allow_ips"` // ip_sets names or CIDRs
+	Throttle       *Throttle `yaml:"throttle"`
+	Response       string    `yaml:"response"` // passthrough (default) | envelope
+	Verify         *Verify   `yaml:"verify"`
+	Delivery       *Delivery `yaml:"delivery"`
+	WebSocket      bool      `yaml:"websocket"` // allow Upgrade: websocket
+
+	Line int `yaml:"-"` // where the route starts, for messages
+}
+
+// Prefix reports whether the route matches a path prefix ("/hooks/*").
+func (r *Route) Prefix() bool { return len(r.Path) >= 2 && r.Path[len(r.Path)-2:] == "/*" }
+
+// Base is the route path without a trailing "/*".
+func (r *Route) Base() string {
+	if r.Prefix() {
+		return r.Path[:len(r.Path)-2]
+	}
+	return r.Path
+}
+
+// Verify configures webhook signature checks on a route.
+type Verify struct {
+	Provider   string   `yaml:"provider"` // github | gitlab | bitbucket | stripe | slack | standard | hmac
+	SecretEnv  string   `yaml:"secret_env"`
+	SecretEnvs []string `yaml:"secret_envs"` // several, for rotation
+	Header     string   `yaml:"header"`      // hmac
+	Algorithm  string   `yaml:"algorithm"`   // hmac: sha1 | sha256 | sha512
+	Encoding   string   `yaml:"encoding"`    // hmac: hex | base64
+	Prefix     string   `yaml:"prefix"`      // hmac: e.g. "sha256="
+	Tolerance  Duration `yaml:"tolerance"`   // stripe, slack, standard
+
+	// Secrets are read from the environment at load. Never logged.
+	Secrets [][]byte `yaml:"-"`
+}
+
+// Delivery says whether a route forwards at once (sync) or stores and
+// forwards (async).
+type Delivery struct {
+	Mode        string `yaml:"mode"` // sync (default) | async
+	IDHeader    string `yaml:"id_header"`
+	Retry       Retry  `yaml:"retry"`
+	Concurrency Int    `yaml:"concurrency"`
+}
+
+// Retry is the async delivery retry schedule.
+type Retry struct {
+	MaxAttempts Int      `yaml:"max_attempts"`
+	MaxAge      Duration `yaml:"max_age"`
+	Base        Duration `yaml:"base"`
+	Max         Duration `yaml:"max"`
+}
+
+// Problem is one finding at a place in a file.
+type Problem struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (p Problem) String() string {
+	if p.Line > 0 {
+		return p.File + ":" + strconv.Itoa(p.Line) + ": " + p.Msg
+	}
+	return p.File + ": " + p.Msg
+}

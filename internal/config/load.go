@@ -1,0 +1,599 @@
+package config
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/netip"
+	"net/url"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goccy/go-yaml"
+	"github.com/goccy/go-yaml/ast"
+	"github.com/goccy/go-yaml/parser"
+)
+
+// Error is a failed load: one Problem per line of output.
+type Error struct {
+	Problems []Problem
+}
+
+func (e *Error) Error() string {
+	lines := make([]string, len(e.Problems))
+	for i, p := range e.Problems {
+		lines[i] = p.String()
+	}
+	return strings.Join(lines, "\n")
+}
+
+// LookupEnv reads an environment variable; os.LookupEnv in production,
+// a map in tests.
+type LookupEnv func(name string) (string, bool)
+
+// Load reads and validates the config file at path, with secrets from the
+// process environment.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, &Error{Problems: []Problem{{File: path, Msg: "cannot read config: " + errText(err)}}}
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// errText strips the path from an os error: the Problem already names it.
+func errText(err error) string {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err.Error()
+	}
+	return err.Error()
+}
+
+// Parse decodes and validates data read from file (the name is used in
+// messages and to resolve resource_policy_file).
+func Parse(file string, data []byte, env LookupEnv) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	fail := func(line int, msg string) error {
+		return &Error{Problems: []Problem{{File: file, Line: line, Msg: msg}}}
+	}
+	f, err := parser.ParseBytes(data, 0)
+	if err != nil {
+		return nil, fail(yamlLine(err), yamlMessage(err))
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return nil, fail(0, "config is empty")
+	}
+	if len(f.Docs) > 1 {
+		return nil, fail(docLine(f.Docs[1]), "more than one YAML document")
+	}
+	cfg := &Config{}
+	if err := decode(f.Docs[0].Body, cfg); err != nil {
+		var ne *nodeError
+		if errors.As(err, &ne) {
+			return nil, fail(ne.line, ne.msg)
+		}
+		return nil, fail(yamlLine(err), yamlMessage(err))
+	}
+	cfg.File = file
+	v := &validator{cfg: cfg, file: file, ast: f, env: env}
+	v.run()
+	if len(v.problems) > 0 {
+		return nil, &Error{Problems: v.problems}
+	}
+	cfg.Warnings = v.warnings
+	return cfg, nil
+}
+
+// decode turns the AST into cfg. goccy/go-yaml can panic on odd input
+// (found by FuzzParse: "routes:  ! " dereferences a nil sequence), and a
+// config file must never crash the gateway, so a panic becomes an error.
+func decode(body ast.Node, cfg *Config) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &nodeError{line: body.GetToken().Position.Line, msg: "malformed YAML that the parser cannot decode"}
+		}
+	}()
+	return yaml.NodeToValue(body, cfg, yaml.Strict())
+}
+
+func docLine(d *ast.DocumentNode) int {
+	if d.Body != nil && d.Body.GetToken() != nil {
+		return d.Body.GetToken().Position.Line
+	}
+	return 0
+}
+
+// yamlLine digs the line out of a goccy/go-yaml error.
+func yamlLine(err error) int {
+	var ye yaml.Error
+	if errors.As(err, &ye) && ye.GetToken() != nil && ye.GetToken().Position != nil {
+		return ye.GetToken().Position.Line
+	}
+	return 0
+}
+
+var goTypeNoise = regexp.MustCompile(`cannot unmarshal (.+?) into Go struct field \S+ of type (\S+)`)
+
+// yamlMessage is the library's message without its source excerpt (which
+// could show a neighbouring line) and with Go type names made readable.
+func yamlMessage(err error) string {
+	var ye yaml.Error
+	msg := err.Error()
+	if errors.As(err, &ye) {
+		msg = ye.GetMessage()
+	}
+	if m := goTypeNoise.FindStringSubmatch(msg); m != nil {
+		msg = "wrong type: got " + yamlKind(m[1]) + ", want " + yamlKind(m[2])
+	}
+	return msg
+}
+
+func yamlKind(goType string) string {
+	switch {
+	case strings.HasPrefix(goType, "[]"):
+		return "a list"
+	case strings.HasPrefix(goType, "map"):
+		return "a mapping"
+	case strings.Contains(goType, "int"):
+		return "an integer"
+	case strings.Contains(goType, "float"):
+		return "a number"
+	case goType == "string":
+		return "a string"
+	case goType == "bool", goType == "*bool":
+		return "a boolean (true or false)"
+	}
+	return "a mapping"
+}
+
+// Policy is an IAM policy document as compact JSON text ("" when unset).
+type Policy string
+
+// UnmarshalYAML accepts the document as YAML, or as a string of JSON.
+func (p *Policy) UnmarshalYAML(node ast.Node) error {
+	var v any
+	if node.Type() == ast.StringType || node.Type() == ast.LiteralType {
+		s := node.GetToken().Value
+		if ln, ok := node.(*ast.LiteralNode); ok {
+			s = ln.Value.Value
+		}
+		if err := json.Unmarshal([]byte(s), &v); err != nil {
+			return nodeErrorf(node, "resource_policy: not a JSON document: %v", err)
+		}
+	} else if err := yaml.NodeToValue(node, &v); err != nil {
+		return nodeErrorf(node, "resource_policy: %s", yamlMessage(err))
+	}
+	if _, ok := v.(map[string]any); !ok {
+		return nodeErrorf(node, "resource_policy: want a policy document (a mapping with Statement)")
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nodeErrorf(node, "resource_policy: %v", err)
+	}
+	*p = Policy(b)
+	return nil
+}
+
+type validator struct {
+	cfg      *Config
+	file     string
+	ast      *ast.File
+	env      LookupEnv
+	problems []Problem
+	warnings []Problem
+}
+
+// line finds the line of a YAML path such as "$.routes[2].timeout",
+// falling back to its parents when the key is absent.
+func (v *validator) line(path string) int {
+	for path != "" && path != "$" {
+		if p, err := yaml.PathString(path); err == nil {
+			if n, err := p.FilterFile(v.ast); err == nil && n != nil && n.GetToken() != nil {
+				return n.GetToken().Position.Line
+			}
+		}
+		i := strings.LastIndexAny(path, ".[")
+		if i <= 0 {
+			break
+		}
+		path = path[:i]
+	}
+	return 0
+}
+
+func (v *validator) errorf(path, format string, args ...any) {
+	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
+}
+
+func (v *validator) warnf(line int, format string, args ...any) {
+	v.warnings = append(v.warnings, Problem{File: v.file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
+}
+
+var stageName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
+
+func (v *validator) run() {
+	c := v.cfg
+	setDefault(&c.Stage, DefaultStage)
+	setDefault(&c.API, DefaultAPI)
+	setDefault(&c.Listen, DefaultListen)
+	setDefault(&c.Admin, DefaultAdmin)
+	setDefault(&c.AWS.Region, "us-east-1")
+	setDefault(&c.AWS.AccountID, "123456789012")
+	setDefault(&c.AWS.APIID, "drawbridge")
+	setDefault(&c.State.Driver, "embedded")
+	setDefault(&c.State.Path, DefaultStatePath)
+	setDefault(&c.State.Prefix, DefaultStatePrefix)
+	setDefault(&c.State.OnError, "closed")
+	if c.Limits.MaxBodyBytes == 0 {
+		c.Limits.MaxBodyBytes = DefaultMaxBody
+	}
+	if c.Limits.MaxHeaderBytes == 0 {
+		c.Limits.MaxHeaderBytes = DefaultMaxHeader
+	}
+	setDuration(&c.Server.ReadHeaderTimeout, DefaultReadHeader)
+	setDuration(&c.Server.IdleTimeout, DefaultIdle)
+	setDuration(&c.Server.ShutdownTimeout, DefaultShutdown)
+	if c.AccountThrottle == nil {
+		c.AccountThrottle = &Throttle{Rate: DefaultAccountRate, Burst: DefaultAccountBurst}
+	}
+
+	if !stageName.MatchString(c.Stage) {
+		v.errorf("$.stage", "stage %q: use 1-128 letters, digits, '-' or '_'", c.Stage)
+	}
+	oneOf(v, "$.api", "api", c.API, "rest", "http")
+	v.hostPort("$.listen", "listen", c.Listen)
+	if c.Admin != "off" {
+		v.hostPort("$.admin", "admin", c.Admin)
+	}
+	oneOf(v, "$.state.driver", "state.driver", c.State.Driver, "memory", "embedded", "redis")
+	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, "closed", "open")
+	if c.Limits.MaxBodyBytes < 0 {
+		v.errorf("$.limits.max_body_bytes", "limits.max_body_bytes must be positive")
+	}
+	if c.Limits.MaxHeaderBytes < 0 {
+		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
+	}
+	for i, p := range c.ClientIP.TrustedProxies {
+		if _, err := ParsePrefix(p); err != nil {
+			v.errorf(fmt.Sprintf("$.client_ip.trusted_proxies[%d]", i), "client_ip.trusted_proxies: %v", err)
+		}
+	}
+	v.throttle("$.throttle", "throttle", c.Throttle)
+	v.throttle("$.account_throttle", "account_throttle", c.AccountThrottle)
+	for name, cidrs := range c.IPSets {
+		for i, s := range cidrs {
+			if _, err := ParsePrefix(s); err != nil {
+				v.errorf(fmt.Sprintf("$.ip_sets.%s[%d]", name, i), "ip_sets.%s: %v", name, err)
+			}
+		}
+	}
+	v.policy()
+	v.plans()
+	v.keys()
+	v.routes()
+}
+
+func setDefault(s *string, def string) {
+	if *s == "" {
+		*s = def
+	}
+}
+
+func setDuration(d *Duration, def time.Duration) {
+	if *d == 0 {
+		*d = Duration(def)
+	}
+}
+
+func oneOf(v *validator, path, key, got string, allowed ...string) {
+	for _, a := range allowed {
+		if got == a {
+			return
+		}
+	}
+	v.errorf(path, "%s: %q is not one of %s", key, got, strings.Join(allowed, ", "))
+}
+
+func (v *validator) hostPort(path, key, s string) {
+	host, port, err := splitHostPort(s)
+	if err != nil {
+		v.errorf(path, "%s: %q is not host:port", key, s)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		v.errorf(path, "%s: bad port %q", key, port)
+	}
+	_ = host
+}
+
+func (v *validator) throttle(path, key string, t *Throttle) {
+	if t == nil {
+		return
+	}
+	if t.Rate < 0 {
+		v.errorf(path+".rate", "%s.rate must not be negative", key)
+	}
+	if t.Burst < 0 {
+		v.errorf(path+".burst", "%s.burst must not be negative", key)
+	}
+	if t.MaxConcurrent < 0 {
+		v.errorf(path+".max_concurrent", "%s.max_concurrent must not be negative", key)
+	}
+}
+
+func (v *validator) policy() {
+	c := v.cfg
+	if c.ResourcePolicyFile == "" {
+		return
+	}
+	if c.ResourcePolicy != "" {
+		v.errorf("$.resource_policy_file", "set resource_policy or resource_policy_file, not both")
+		return
+	}
+	path := c.ResourcePolicyFile
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(filepath.Dir(v.file), path)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		v.errorf("$.resource_policy_file", "resource_policy_file: %s", errText(err))
+		return
+	}
+	var doc any
+	if err := yaml.Unmarshal(data, &doc); err != nil {
+		v.errorf("$.resource_policy_file", "resource_policy_file %s: %s", c.ResourcePolicyFile, yamlMessage(err))
+		return
+	}
+	if _, ok := doc.(map[string]any); !ok {
+		v.errorf("$.resource_policy_file", "resource_policy_file %s: want a policy document", c.ResourcePolicyFile)
+		return
+	}
+	var buf bytes.Buffer
+	if err := json.NewEncoder(&buf).Encode(doc); err != nil {
+		v.errorf("$.resource_policy_file", "resource_policy_file: %v", err)
+		return
+	}
+	c.ResourcePolicy = Policy(bytes.TrimSpace(buf.Bytes()))
+}
+
+func (v *validator) plans() {
+	for name, p := range v.cfg.UsagePlans {
+		path := "$.usage_plans." + name
+		if q := p.Quota; q != nil {
+			if q.Limit <= 0 {
+				v.errorf(path+".quota.limit", "usage_plans.%s.quota.limit must be positive", name)
+			}
+			oneOf(v, path+".quota.period", "usage_plans."+name+".quota.period", q.Period, "DAY", "WEEK", "MONTH")
+			if q.Offset < 0 || (q.Limit > 0 && q.Offset >= q.Limit) {
+				v.errorf(path+".quota.offset", "usage_plans.%s.quota.offset must be between 0 and limit-1", name)
+			}
+		}
+		v.throttle(path+".throttle", "usage_plans."+name+".throttle", p.Throttle)
+		for m, t := range p.Methods {
+			tp := path + ".methods"
+			if i := strings.LastIndexByte(m, '/'); i <= 0 || i == len(m)-1 || m[0] != '/' {
+				v.errorf(tp, "usage_plans.%s.methods: %q is not /path/METHOD", name, m)
+			}
+			v.throttle(tp, "usage_plans."+name+".methods", &t)
+		}
+	}
+}
+
+var hexDigest = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
+
+func (v *validator) keys() {
+	seen := map[string]bool{}
+	for i := range v.cfg.APIKeys {
+		k := &v.cfg.APIKeys[i]
+		path := fmt.Sprintf("$.api_keys[%d]", i)
+		k.Line = v.line(path)
+		if k.Name == "" {
+			v.errorf(path, "api_keys[%d]: name is required", i)
+		} else if seen[k.Name] {
+			v.errorf(path+".name", "api_keys: duplicate key name %q", k.Name)
+		}
+		seen[k.Name] = true
+		if k.Plan != "" {
+			if _, ok := v.cfg.UsagePlans[k.Plan]; !ok {
+				v.errorf(path+".plan", "api_keys %q: unknown usage plan %q", k.Name, k.Plan)
+			}
+		}
+		switch {
+		case k.ValueEnv != "" && k.SHA256 != "":
+			v.errorf(path, "api_keys %q: set value_env or sha256, not both", k.Name)
+		case k.SHA256 != "":
+			if !hexDigest.MatchString(k.SHA256) {
+				v.errorf(path+".sha256", "api_keys %q: sha256 must be 64 hex digits", k.Name)
+				continue
+			}
+			hex.Decode(k.Digest[:], []byte(k.SHA256))
+		case k.ValueEnv != "":
+			val, ok := v.env(k.ValueEnv)
+			if !ok || val == "" {
+				v.errorf(path+".value_env", "api_keys %q: environment variable %s is not set", k.Name, k.ValueEnv)
+				continue
+			}
+			k.Digest = sha256.Sum256([]byte(val))
+		default:
+			v.errorf(path, "api_keys %q: set value_env or sha256", k.Name)
+		}
+	}
+}
+
+var methodToken = regexp.MustCompile(`^[A-Z]{1,20}$`)
+
+// AllMethods is what a route without methods accepts.
+var AllMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+func (v *validator) routes() {
+	c := v.cfg
+	if len(c.Routes) == 0 {
+		v.errorf("$.routes", "no routes: add at least one under routes:")
+	}
+	type key struct{ path, method string }
+	first := map[key]int{}
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		path := fmt.Sprintf("$.routes[%d]", i)
+		r.Line = v.line(path)
+		if msg := checkRoutePath(r.Path); msg != "" {
+			v.errorf(path+".path", "routes[%d].path %q: %s", i, r.Path, msg)
+		}
+		if len(r.Methods) == 0 || (len(r.Methods) == 1 && (r.Methods[0] == "ANY" || r.Methods[0] == "*")) {
+			r.Methods = AllMethods
+		}
+		for j, m := range r.Methods {
+			m = strings.ToUpper(m)
+			r.Methods[j] = m
+			if !methodToken.MatchString(m) {
+				v.errorf(fmt.Sprintf("%s.methods[%d]", path, j), "routes[%d]: bad method %q", i, m)
+				continue
+			}
+			k := key{r.Path, m}
+			if at, dup := first[k]; dup {
+				v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
+				continue
+			}
+			first[k] = r.Line
+		}
+		v.target(path, i, r)
+		if r.Timeout == 0 {
+			r.Timeout = Duration(DefaultTimeout)
+		}
+		setDefault(&r.Response, "passthrough")
+		oneOf(v, path+".response", fmt.Sprintf("routes[%d].response", i), r.Response, "passthrough", "envelope")
+		v.throttle(path+".throttle", fmt.Sprintf("routes[%d].throttle", i), r.Throttle)
+		for j, a := range r.AllowIPs {
+			if _, ok := c.IPSets[a]; ok || a == "github-hooks" {
+				continue
+			}
+			if _, err := ParsePrefix(a); err != nil {
+				v.errorf(fmt.Sprintf("%s.allow_ips[%d]", path, j), "routes[%d].allow_ips: %q is neither an ip_sets name nor a CIDR", i, a)
+			}
+		}
+		if r.Verify != nil {
+			v.verify(path+".verify", i, r.Verify)
+		}
+		if r.Delivery == nil {
+			r.Delivery = &Delivery{Mode: "sync"}
+		}
+		setDefault(&r.Delivery.Mode, "sync")
+		oneOf(v, path+".delivery.mode", fmt.Sprintf("routes[%d].delivery.mode", i), r.Delivery.Mode, "sync", "async")
+		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
+			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify or resource_policy", r.Path)
+		}
+	}
+}
+
+func (v *validator) target(path string, i int, r *Route) {
+	if r.Target == "" {
+		v.errorf(path, "routes[%d]: target is required", i)
+		return
+	}
+	u, err := url.Parse(r.Target)
+	switch {
+	case err != nil:
+		v.errorf(path+".target", "routes[%d].target: not a URL", i)
+	case u.Scheme != "http" && u.Scheme != "https":
+		v.errorf(path+".target", "routes[%d].target: scheme must be http or https", i)
+	case u.Host == "":
+		v.errorf(path+".target", "routes[%d].target: missing host", i)
+	case u.User != nil:
+		v.errorf(path+".target", "routes[%d].target: credentials in the URL are not supported", i)
+	case u.RawQuery != "" || u.Fragment != "":
+		v.errorf(path+".target", "routes[%d].target: must not have a query or fragment", i)
+	}
+}
+
+var providers = []string{"github", "gitlab", "bitbucket", "stripe", "slack", "standard", "hmac"}
+
+func (v *validator) verify(path string, i int, w *Verify) {
+	oneOf(v, path+".provider", fmt.Sprintf("routes[%d].verify.provider", i), w.Provider, providers...)
+	names := w.SecretEnvs
+	if w.SecretEnv != "" {
+		names = append([]string{w.SecretEnv}, names...)
+	}
+	if len(names) == 0 {
+		v.errorf(path, "routes[%d].verify: secret_env is required", i)
+	}
+	for _, n := range names {
+		val, ok := v.env(n)
+		if !ok || val == "" {
+			v.errorf(path+".secret_env", "routes[%d].verify: environment variable %s is not set or empty", i, n)
+			continue
+		}
+		w.Secrets = append(w.Secrets, []byte(val))
+	}
+	if w.Provider == "hmac" && w.Header == "" {
+		v.errorf(path, "routes[%d].verify: hmac needs header", i)
+	}
+}
+
+// checkRoutePath returns why a configured route path is unusable, or "".
+func checkRoutePath(p string) string {
+	if p == "" || p[0] != '/' {
+		return "must start with /"
+	}
+	base := p
+	if strings.HasSuffix(p, "/*") {
+		base = p[:len(p)-2]
+	}
+	if strings.ContainsAny(base, "*?#%\\ ") {
+		return "may only end in /* and must not contain * ? # % \\ or spaces"
+	}
+	if base == "" {
+		return ""
+	}
+	for _, seg := range strings.Split(base[1:], "/") {
+		if seg == "" && base != "/" {
+			return "empty segment"
+		}
+		if seg == "." || seg == ".." {
+			return "dot segment"
+		}
+	}
+	return ""
+}
+
+// ParsePrefix reads a CIDR or a single address, unmapping IPv4-in-IPv6 so
+// that policy checks compare like with like.
+func ParsePrefix(s string) (netip.Prefix, error) {
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, fmt.Errorf("%q is not a CIDR", s)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, fmt.Errorf("%q is not an IP address or CIDR", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+func splitHostPort(s string) (host, port string, err error) {
+	i := strings.LastIndexByte(s, ':')
+	if i < 0 {
+		return "", "", errors.New("missing port")
+	}
+	host, port = s[:i], s[i+1:]
+	if strings.HasPrefix(host, "[") && strings.HasSuffix(host, "]") {
+		host = host[1 : len(host)-1]
+	}
+	return host, port, nil
+}

@@ -1,0 +1,197 @@
+package config
+
+import (
+	"crypto/sha256"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) LookupEnv {
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+const minimal = `routes:
+  - path: /forward
+    target: http://127.0.0.1:8081/
+`
+
+func TestDefaults(t *testing.T) {
+	cfg, err := Parse("d.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Routes[0]
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"stage", cfg.Stage, "prod"},
+		{"api", cfg.API, "rest"},
+		{"listen", cfg.Listen, ":8080"},
+		{"admin", cfg.Admin, "127.0.0.1:9090"},
+		{"max body", cfg.Limits.MaxBodyBytes, Int(10485760)},
+		{"max header", cfg.Limits.MaxHeaderBytes, Int(65536)},
+		{"read header", time.Duration(cfg.Server.ReadHeaderTimeout), 10 * time.Second},
+		{"idle", time.Duration(cfg.Server.IdleTimeout), 120 * time.Second},
+		{"shutdown", time.Duration(cfg.Server.ShutdownTimeout), 30 * time.Second},
+		{"driver", cfg.State.Driver, "embedded"},
+		{"state path", cfg.State.Path, "drawbridge.db"},
+		{"account rate", cfg.AccountThrottle.Rate, Number(10000)},
+		{"account burst", cfg.AccountThrottle.Burst, Int(5000)},
+		{"stage throttle", cfg.Throttle == nil, true},
+		{"route timeout", time.Duration(r.Timeout), 29 * time.Second},
+		{"route response", r.Response, "passthrough"},
+		{"route delivery", r.Delivery.Mode, "sync"},
+		{"route methods", strings.Join(r.Methods, ","), strings.Join(AllMethods, ",")},
+		{"route line", r.Line, 2},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].String(), "d.yaml:2: warning: route /forward is open to anyone") {
+		t.Errorf("warnings = %v, want one open-route warning at line 2", cfg.Warnings)
+	}
+}
+
+// TestErrors: every broken config names FILE:LINE and the key.
+func TestErrors(t *testing.T) {
+	cases := []struct {
+		name, yaml, want string
+	}{
+		{"unknown key", "stage: prod\nbogus: 1\n" + minimal, `c.yaml:2: unknown field "bogus"`},
+		{"unknown route key", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    tiemout: 1s\n", `c.yaml:4: unknown field "tiemout"`},
+		{"string into int", "limits:\n  max_body_bytes: \"12\"\n" + minimal, "c.yaml:2: want an integer, got a string (\"12\")"},
+		{"float into int", "limits:\n  max_body_bytes: 1e3\n" + minimal, "c.yaml:2: want an integer, got a string (\"1e3\")"},
+		{"fraction into int", "throttle: {rate: 1, burst: 1.5}\n" + minimal, "c.yaml:1: want an integer, got a decimal number"},
+		{"string into rate", "throttle: {rate: \"5\", burst: 1}\n" + minimal, "c.yaml:1: want a number, got a string"},
+		{"list into string", "stage: [a]\n" + minimal, "c.yaml:1: wrong type: got a list, want a string"},
+		{"duplicate key", "stage: a\nstage: b\n" + minimal, `c.yaml:2: mapping key "stage" already defined at [1:1]`},
+		{"duplicate route", minimal + "  - path: /forward\n    methods: [post]\n    target: http://127.0.0.1:2/\n", "c.yaml:4: duplicate route POST /forward (first defined at line 2)"},
+		{"bare number duration", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    timeout: 5\n", "c.yaml:4: want a duration such as 1s or 250ms, got an integer"},
+		{"bad duration", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    timeout: 5 s\n", `c.yaml:4: bad duration "5 s"`},
+		{"negative duration", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    timeout: -1s\n", `c.yaml:4: duration "-1s" must be positive`},
+		{"zero duration", "server:\n  idle_timeout: 0s\n" + minimal, `c.yaml:2: duration "0s" must be positive`},
+		{"unset value_env", "usage_plans: {p: {}}\napi_keys:\n  - name: k\n    plan: p\n    value_env: NOPE_NOT_SET\n" + minimal, "c.yaml:5: api_keys \"k\": environment variable NOPE_NOT_SET is not set"},
+		{"unset secret_env", "routes:\n  - path: /h\n    target: http://127.0.0.1:1/\n    verify: {provider: github, secret_env: GH_SECRET_MISSING}\n", "c.yaml:4: routes[0].verify: environment variable GH_SECRET_MISSING is not set or empty"},
+		{"unknown plan", "api_keys:\n  - name: k\n    plan: nope\n    sha256: " + strings.Repeat("a", 64) + "\n" + minimal, `c.yaml:3: api_keys "k": unknown usage plan "nope"`},
+		{"bad api", "api: soap\n" + minimal, `c.yaml:1: api: "soap" is not one of rest, http`},
+		{"bad target", "routes:\n  - path: /a\n    target: ftp://x/\n", "c.yaml:3: routes[0].target: scheme must be http or https"},
+		{"missing target", "routes:\n  - path: /a\n", "c.yaml:2: routes[0]: target is required"},
+		{"dot segment route", "routes:\n  - path: /a/../b\n    target: http://127.0.0.1:1/\n", `c.yaml:2: routes[0].path "/a/../b": dot segment`},
+		{"no routes", "stage: prod\n", "c.yaml: no routes"},
+		{"empty", "", "c.yaml: config is empty"},
+		{"syntax", "stage: a\n  bad: indent\n", "c.yaml:1: mapping value is not allowed in this context"},
+		{"bad cidr", "ip_sets:\n  office: [\"10.0.0.0/33\"]\n" + minimal, `c.yaml:2: ip_sets.office: "10.0.0.0/33" is not a CIDR`},
+		{"unknown ip set", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    allow_ips: [offfice]\n", `c.yaml:4: routes[0].allow_ips: "offfice" is neither`},
+		{"bad quota period", "usage_plans:\n  p:\n    quota: {limit: 5, period: YEAR}\n" + minimal, `c.yaml:3: usage_plans.p.quota.period: "YEAR" is not one of DAY, WEEK, MONTH`},
+		{"policy not a doc", "resource_policy: [1]\n" + minimal, "c.yaml:1: resource_policy: want a policy document"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := Parse("c.yaml", []byte(c.yaml), env(nil))
+			if err == nil {
+				t.Fatalf("no error, want %q", c.want)
+			}
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T, want *config.Error", err)
+			}
+			if !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error:\n%s\nwant it to contain:\n%s", err, c.want)
+			}
+			if strings.Contains(err.Error(), "\n   ") || strings.Contains(err.Error(), "^") {
+				t.Errorf("error shows a source excerpt: %s", err)
+			}
+		})
+	}
+}
+
+func TestSecretsNeverInErrors(t *testing.T) {
+	const secret = "sup3rs3cretValueThatMustNotLeak"
+	y := "usage_plans: {p: {}}\napi_keys:\n  - name: k\n    plan: p\n    value_env: KEY\n  - name: k\n    plan: p\n    value_env: KEY\n" + minimal
+	_, err := Parse("c.yaml", []byte(y), env(map[string]string{"KEY": secret}))
+	if err == nil || strings.Contains(err.Error(), secret) {
+		t.Fatalf("err = %v", err)
+	}
+	cfg, err := Parse("c.yaml", []byte("usage_plans: {p: {}}\napi_keys:\n  - name: k\n    plan: p\n    value_env: KEY\n"+minimal), env(map[string]string{"KEY": secret}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIKeys[0].Digest != sha256.Sum256([]byte(secret)) {
+		t.Error("key digest not the SHA-256 of the env value")
+	}
+}
+
+func TestPolicyForms(t *testing.T) {
+	yamlDoc := "resource_policy:\n  Version: \"2012-10-17\"\n  Statement:\n    - Effect: Allow\n      Principal: \"*\"\n      Action: execute-api:Invoke\n      Resource: execute-api:/*/*/forward\n" + minimal
+	cfg, err := Parse("c.yaml", []byte(yamlDoc), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg.ResourcePolicy), `"Effect":"Allow"`) {
+		t.Errorf("policy JSON = %s", cfg.ResourcePolicy)
+	}
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.json"), []byte(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"*"}]}`), 0o600)
+	main := filepath.Join(dir, "drawbridge.yaml")
+	os.WriteFile(main, []byte("resource_policy_file: p.json\n"+minimal), 0o600)
+	cfg, err = Load(main)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(cfg.ResourcePolicy), `"Effect":"Deny"`) {
+		t.Errorf("policy from file = %s", cfg.ResourcePolicy)
+	}
+	if len(cfg.Warnings) != 0 {
+		t.Errorf("a route under a resource policy is not open to anyone: %v", cfg.Warnings)
+	}
+}
+
+func TestLoadMissingFile(t *testing.T) {
+	_, err := Load(filepath.Join(t.TempDir(), "nope.yaml"))
+	if err == nil || !strings.Contains(err.Error(), "nope.yaml: cannot read config: no such file or directory") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestExamplesLoad(t *testing.T) {
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		if _, err := Parse(f, data, func(string) (string, bool) { return "x-test-secret-value-1234567890", true }); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}
+
+func FuzzParse(f *testing.F) {
+	f.Add([]byte(minimal))
+	f.Add([]byte("stage: a\nstage: b\n"))
+	f.Add([]byte("resource_policy: '{\"Statement\":[]}'\n" + minimal))
+	f.Add([]byte("throttle: {rate: 0.5, burst: 1, max_concurrent: 2}\n" + minimal))
+	f.Add([]byte("routes:\n  - path: /hooks/*\n    methods: [post]\n    target: http://127.0.0.1:1/x\n    timeout: 1s\n    verify: {provider: github, secret_env: S}\n"))
+	files, _ := filepath.Glob("../../examples/*.yaml")
+	for _, file := range files {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := Parse("f.yaml", data, func(string) (string, bool) { return "secret-value", true })
+		if err == nil && len(cfg.Routes) == 0 {
+			t.Fatal("config without routes accepted")
+		}
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not *config.Error", err)
+			}
+		}
+	})
+}
