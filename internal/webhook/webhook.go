@@ -202,6 +202,7 @@ type scratch struct {
 	tok  hash.Hash   // gitlab: plain SHA-256 of the received token
 	sum  [sha512.Size]byte
 	sigs [maxSigs][sha512.Size]byte
+	dec  [sha512.Size + 4]byte // ≥ base64 DecodedLen of any accepted length
 	buf  [256]byte
 }
 
@@ -548,10 +549,17 @@ func (v *Verifier) decode(s *scratch, i int, sig string) bool {
 		return false
 	}
 	// Copy into the pooled buffer: base64 decodes from []byte, and
-	// converting the string would allocate.
+	// converting the string would allocate. Decode into s.dec, which has
+	// room for DecodedLen: a length-matching string without padding holds
+	// more bytes than a digest, and Decode panics on a short dst (found by
+	// FuzzStandardHeader).
 	src := s.buf[:copy(s.buf[:], sig)]
-	n, err := e.Decode(dst, src)
-	return err == nil && n == v.size
+	n, err := e.Decode(s.dec[:], src)
+	if err != nil || n != v.size {
+		return false
+	}
+	copy(dst, s.dec[:n])
+	return true
 }
 
 // match computes, for each secret, HMAC(parts... || body) and compares it in

@@ -348,6 +348,7 @@ func TestStandard(t *testing.T) {
 		{"no comma", sw, h(stdID, ts, "v1"+b64), stdBody, at, ErrMalformed},
 		{"non-canonical base64 (last char's spare bits set)", sw,
 			h(stdID, ts, "v1,"+b64[:len(b64)-2]+"F="), stdBody, at, ErrMalformed},
+		{"44 base64 chars without padding (33 bytes; once a panic)", sw, h(stdID, ts, "v1,"+strings.Repeat("0", 44)), stdBody, at, ErrMalformed},
 		{"hex instead of base64", sw, h(stdID, ts, "v1,"+hex2(make([]byte, 32))), stdBody, at, ErrMalformed},
 	})
 }
@@ -375,6 +376,8 @@ func TestHMAC(t *testing.T) {
 			hdr("X-Signature", hexMAC(secret, body)), flip(body), time.Time{}, ErrMismatch},
 		{"sha256 digest where sha512 is configured", Spec{Provider: "hmac", Header: "X-Sig", Algorithm: "sha512", Secrets: secrets(secret)},
 			hdr("X-Sig", hexMAC(secret, body)), body, time.Time{}, ErrMalformed},
+		{"88 base64 chars without padding for sha512", Spec{Provider: "hmac", Header: "X-Sig", Algorithm: "sha512", Encoding: "base64", Secrets: secrets(secret)},
+			hdr("X-Sig", strings.Repeat("A", 88)), body, time.Time{}, ErrMalformed},
 		{"missing prefix", Spec{Provider: "hmac", Header: "X-Sig", Prefix: "sha256=", Secrets: secrets(secret)},
 			hdr("X-Sig", hexMAC(secret, body)), body, time.Time{}, ErrMalformed},
 		{"missing header", Spec{Provider: "hmac", Header: "X-Sig", Secrets: secrets(secret)},
