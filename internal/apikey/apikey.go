@@ -46,7 +46,18 @@ func Valid(key string) bool {
 // Hash is the SHA-256 digest of key: what config stores (`sha256:`) and
 // what the gateway looks up, so plain keys never sit in memory longer than
 // a request.
-func Hash(key string) [32]byte { return sha256.Sum256([]byte(key)) }
+//
+// Keys up to MaxLen bytes (every Valid key) hash without allocating: they
+// are copied to a stack buffer, where a plain []byte(key) conversion would
+// allocate for keys over 32 bytes.
+func Hash(key string) [32]byte {
+	if len(key) <= MaxLen {
+		var buf [MaxLen]byte
+		n := copy(buf[:], key)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(key))
+}
 
 // Equal compares two digests in constant time. A map keyed by digest is
 // equally safe (the digest of a guess reveals nothing); use Equal wherever

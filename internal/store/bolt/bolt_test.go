@@ -305,3 +305,29 @@ func TestCrashLosesAtMostOneSecond(t *testing.T) {
 		t.Fatalf("file holds %d counts, lost more than one second's worth (%d) of %d acknowledged", persisted, crashRate, acked)
 	}
 }
+
+func BenchmarkCount(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "state.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	q := store.Quota{Period: storetest.T0, Limit: 1 << 62}
+	b.ReportAllocs()
+	for b.Loop() {
+		s.Count(ctx, "key:secret:plan:global", q)
+	}
+}
+
+func BenchmarkTake(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "state.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	bs := []store.Bucket{{Key: "route:/forward", Rate: 1e9, Burst: 1 << 40}}
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		s.Take(ctx, storetest.T0.Add(time.Duration(i)), 1, bs)
+	}
+}
