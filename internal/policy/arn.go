@@ -1,0 +1,112 @@
+package policy
+
+import (
+	"strconv"
+	"unicode/utf8"
+)
+
+// ARN returns the execute-api ARN of a request, as API Gateway prints it in
+// denials: arn:aws:execute-api:REGION:ACCOUNT:API-ID/STAGE/METHOD/PATH with
+// path's leading slash removed, so the root resource ends in "METHOD/".
+func ARN(region, account, apiID, stage, method, path string) string {
+	return string(appendARN(nil, region, account, apiID, stage, method, path))
+}
+
+func appendARN(dst []byte, region, account, apiID, stage, method, path string) []byte {
+	dst = append(dst, "arn:aws:execute-api:"...)
+	dst = append(dst, region...)
+	dst = append(dst, ':')
+	dst = append(dst, account...)
+	dst = append(dst, ':')
+	dst = append(dst, apiID...)
+	dst = append(dst, '/')
+	dst = append(dst, stage...)
+	dst = append(dst, '/')
+	dst = append(dst, method...)
+	dst = append(dst, '/')
+	if len(path) > 0 && path[0] == '/' {
+		path = path[1:]
+	}
+	return append(dst, path...)
+}
+
+// ARNFor is ARN for a Request under an Identity.
+func ARNFor(id Identity, r *Request) string {
+	return ARN(id.Region, id.Account, id.APIID, r.Stage, r.Method, r.Path)
+}
+
+// The denial body's text is API Gateway's and users match on it; do not
+// reword. Note the capital M in "Message", unlike every other gateway error.
+const (
+	bodyPrefix   = `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: `
+	explicitNote = ` with an explicit deny`
+	bodySuffix   = `"}`
+)
+
+// DenyBody returns the 403 body for a request denied by a resource policy
+// (or a route's allow_ips):
+//
+//	{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: ARN"}
+//
+// with " with an explicit deny" before the closing quote when explicit is
+// true. The ARN is JSON-escaped (it carries the client's path).
+func DenyBody(arn string, explicit bool) []byte {
+	return AppendDenyBody(make([]byte, 0, len(bodyPrefix)+len(arn)+len(explicitNote)+len(bodySuffix)+8), arn, explicit)
+}
+
+// AppendDenyBody appends DenyBody's bytes to dst, for callers that reuse a
+// buffer.
+func AppendDenyBody(dst []byte, arn string, explicit bool) []byte {
+	dst = append(dst, bodyPrefix...)
+	dst = appendJSONString(dst, arn)
+	if explicit {
+		dst = append(dst, explicitNote...)
+	}
+	return append(dst, bodySuffix...)
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s escaped for the inside of a JSON string: '"'
+// and '\\' get a backslash, control characters and U+2028/U+2029 become
+// \u escapes, invalid UTF-8 becomes U+FFFD. Unlike encoding/json it keeps
+// '<', '>' and '&' literal, as API Gateway does.
+func appendJSONString(dst []byte, s string) []byte {
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			switch {
+			case c == '"' || c == '\\':
+				dst = append(dst, '\\', c)
+			case c == '\n':
+				dst = append(dst, '\\', 'n')
+			case c == '\r':
+				dst = append(dst, '\\', 'r')
+			case c == '\t':
+				dst = append(dst, '\\', 't')
+			case c < 0x20 || c == 0x7f:
+				dst = append(dst, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			default:
+				dst = append(dst, c)
+			}
+			i++
+			continue
+		}
+		r, n := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && n == 1:
+			dst = append(dst, `\ufffd`...)
+		case r == '\u2028' || r == '\u2029':
+			dst = append(dst, `\u202`...)
+			dst = append(dst, hexDigits[r&0xf])
+		default:
+			dst = append(dst, s[i:i+n]...)
+		}
+		i += n
+	}
+	return dst
+}
+
+func itoa(i int) string { return strconv.Itoa(i) }
+
+func quote(s string) string { return strconv.Quote(s) }

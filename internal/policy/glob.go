@@ -1,0 +1,221 @@
+package policy
+
+// globMatch reports whether s matches the IAM wildcard pattern p: '*'
+// matches any run of characters, including '/' and the empty run; '?'
+// matches exactly one character (one UTF-8 sequence, so "?" matches "é");
+// everything else matches itself, case-sensitively. There is no escape
+// character, as in IAM.
+//
+// It is the single-backtrack matcher: remembering only the last '*' is
+// enough for patterns whose only multi-character wildcard is '*', and the
+// cost is O(len(p)·len(s)) in the worst case, with no allocation. It is
+// generic so the resource matcher can run on a stack buffer ([]byte) and
+// the condition matcher on header strings without converting either.
+func globMatch[S ~string | ~[]byte](p string, s S) bool {
+	px, sx := 0, 0
+	starP, starS := -1, 0
+	for sx < len(s) {
+		if px < len(p) {
+			switch c := p[px]; {
+			case c == '*':
+				starP, starS = px, sx
+				px++
+				continue
+			case c == '?':
+				px++
+				sx += seqLen(s, sx)
+				continue
+			case c == s[sx]:
+				px++
+				sx++
+				continue
+			}
+		}
+		if starP < 0 {
+			return false
+		}
+		// Let the last '*' swallow one more character and retry after it.
+		starS += seqLen(s, starS)
+		px, sx = starP+1, starS
+	}
+	for px < len(p) && p[px] == '*' {
+		px++
+	}
+	return px == len(p)
+}
+
+// seqLen is the length of the UTF-8 sequence starting at s[i], or 1 for a
+// byte that does not start a valid sequence (it then counts as one
+// character, as strings.ToValidUTF8 would replace it by one U+FFFD).
+func seqLen[S ~string | ~[]byte](s S, i int) int {
+	c := s[i]
+	var n int
+	switch {
+	case c < 0x80:
+		return 1
+	case c&0xE0 == 0xC0:
+		n = 2
+	case c&0xF0 == 0xE0:
+		n = 3
+	case c&0xF8 == 0xF0:
+		n = 4
+	default:
+		return 1
+	}
+	if i+n > len(s) {
+		return 1
+	}
+	for k := 1; k < n; k++ {
+		if s[i+k]&0xC0 != 0x80 {
+			return 1
+		}
+	}
+	return n
+}
+
+// hasWildcard reports whether p contains '*' or '?'.
+func hasWildcard(p string) bool {
+	for i := 0; i < len(p); i++ {
+		if p[i] == '*' || p[i] == '?' {
+			return true
+		}
+	}
+	return false
+}
+
+// residuals returns the positions in p from which the rest of a subject
+// must match after a subject prefix has been consumed: the states of p's
+// NFA reachable after reading the prefix. Each state reads a prefix byte:
+// '*' consumes it and stays put, '?' and an equal byte consume it and
+// advance.
+//
+// Used to specialise a full ARN resource pattern for this gateway's API id
+// at compile time, so evaluation only ever matches stage/METHOD/path.
+func residuals(p string, prefix string) []int {
+	states := closure(p, map[int]bool{0: true})
+	for i := 0; i < len(prefix); i++ {
+		c := prefix[i]
+		next := map[int]bool{}
+		for st := range states {
+			if st >= len(p) {
+				continue
+			}
+			switch p[st] {
+			case '*':
+				next[st] = true
+			case '?':
+				next[st+1] = true
+			default:
+				if p[st] == c {
+					next[st+1] = true
+				}
+			}
+		}
+		states = closure(p, next)
+	}
+	return sortedStates(states)
+}
+
+// unknownIDResiduals is residuals for the prefix "<unknown API id>/": an
+// unknown id is assumed to match whatever the pattern demands, as long as it
+// contains no '/'; then one '/' is read.
+func unknownIDResiduals(p string) []int {
+	// Reachable while reading id characters: every position up to and
+	// including the first literal '/' (positions before it consume a
+	// character each, or any run for '*').
+	reach := map[int]bool{}
+	for i := 0; i <= len(p); i++ {
+		reach[i] = true
+		if i < len(p) && p[i] == '/' {
+			break
+		}
+	}
+	reach = closure(p, reach)
+	next := map[int]bool{}
+	for st := range reach {
+		if st >= len(p) {
+			continue
+		}
+		switch p[st] {
+		case '*':
+			next[st] = true
+		case '?', '/':
+			next[st+1] = true
+		}
+	}
+	return sortedStates(closure(p, next))
+}
+
+func closure(p string, states map[int]bool) map[int]bool {
+	for changed := true; changed; {
+		changed = false
+		for st := range states {
+			if st < len(p) && p[st] == '*' && !states[st+1] {
+				states[st+1] = true
+				changed = true
+			}
+		}
+	}
+	return states
+}
+
+func sortedStates(states map[int]bool) []int {
+	out := make([]int, 0, len(states))
+	for i := 0; i <= maxKey(states); i++ {
+		if states[i] {
+			out = append(out, i)
+		}
+	}
+	return out
+}
+
+func maxKey(m map[int]bool) int {
+	mx := -1
+	for k := range m {
+		mx = max(mx, k)
+	}
+	return mx
+}
+
+// pattern is a glob pre-split for the request path: the literal text
+// before the first wildcard and after the last one are compared directly,
+// so most non-matching resources are rejected by a prefix or suffix
+// comparison, and only the middle runs the backtracking matcher.
+type pattern struct {
+	glob   string
+	exact  bool // no wildcard: plain equality
+	prefix string
+	suffix string
+	middle string // glob between prefix and suffix; starts and ends with a wildcard
+}
+
+func newPattern(glob string) pattern {
+	first, last := -1, -1
+	for i := 0; i < len(glob); i++ {
+		if glob[i] == '*' || glob[i] == '?' {
+			if first < 0 {
+				first = i
+			}
+			last = i
+		}
+	}
+	if first < 0 {
+		return pattern{glob: glob, exact: true}
+	}
+	return pattern{glob: glob, prefix: glob[:first], suffix: glob[last+1:], middle: glob[first : last+1]}
+}
+
+func (p *pattern) match(s []byte) bool {
+	if p.exact {
+		return string(s) == p.glob
+	}
+	if len(s) < len(p.prefix)+len(p.suffix) ||
+		string(s[:len(p.prefix)]) != p.prefix ||
+		string(s[len(s)-len(p.suffix):]) != p.suffix {
+		return false
+	}
+	if p.middle == "*" {
+		return true
+	}
+	return globMatch(p.middle, s[len(p.prefix):len(s)-len(p.suffix)])
+}
