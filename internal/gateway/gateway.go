@@ -1,0 +1,462 @@
+// Package gateway is drawbridge's request path: one http.Handler that
+// normalises, routes, runs the guards cheapest-first and dispatches, the
+// same whether net/http or the Lambda adapter calls it (DESIGN §1).
+//
+// Build compiles a config once (route table, error bodies as ready bytes,
+// metric children); ServeHTTP then reads the clock once, fills one call
+// and walks it through the steps. The first rejection goes to render, the
+// only place that writes an error; one deferred finish records metrics and
+// the access line.
+package gateway
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/clientip"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/forward"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Deps are what a Gateway needs from outside its config.
+type Deps struct {
+	Metrics *metrics.Metrics // required; lives across reloads
+	Log     *slog.Logger     // nil: discard
+	// Now is the clock for guards and deadlines. Nil: time.Now.
+	Now func() time.Time
+	// Control is the egress check run on every upstream dial. Nil: none.
+	Control func(network, address string, c syscall.RawConn) error
+}
+
+// Gateway is a compiled config serving requests. It is immutable after
+// Build; a reload builds a new one and swaps it in.
+type Gateway struct {
+	cfg       *config.Config
+	api       string
+	router    *router
+	routes    []*route
+	replies   [numReasons]reply
+	clientIP  *clientip.Resolver
+	maxBody   int64
+	maxHeader int64
+	log       *slog.Logger
+	now       func() time.Time
+
+	noRoute         [numMethods]prometheus.Counter
+	noRouteDuration prometheus.Observer
+}
+
+// Build compiles cfg. Errors name the route; they are config problems the
+// loader cannot see (such as a feature this build does not have).
+func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
+	if err := unsupported(cfg); err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:       cfg,
+		api:       cfg.API,
+		replies:   replies(cfg.API),
+		maxBody:   int64(cfg.Limits.MaxBodyBytes),
+		maxHeader: int64(cfg.Limits.MaxHeaderBytes),
+		log:       deps.Log,
+		now:       deps.Now,
+	}
+	if g.log == nil {
+		g.log = slog.New(slog.DiscardHandler)
+	}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	var trusted []netip.Prefix
+	for _, s := range cfg.ClientIP.TrustedProxies {
+		p, err := config.ParsePrefix(s)
+		if err != nil {
+			return nil, err
+		}
+		trusted = append(trusted, p)
+	}
+	g.clientIP = clientip.New(trusted)
+
+	for i := range cfg.Routes {
+		rc := &cfg.Routes[i]
+		opts := forward.Options{Control: deps.Control}
+		if rc.Response == "envelope" {
+			opts.Response = forward.Envelope
+		}
+		fwd, err := forward.New(rc.Target, opts)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: route %s: %w", cfg.File, rc.Line, rc.Path, err)
+		}
+		r := &route{
+			cfg:     rc,
+			label:   rc.Path,
+			base:    rc.Base(),
+			prefix:  rc.Prefix(),
+			fwd:     fwd,
+			timeout: int64(rc.Timeout),
+		}
+		r.methods, r.other = methodsOf(rc.Methods)
+		r.newMetrics(deps.Metrics, &g.replies)
+		g.routes = append(g.routes, r)
+	}
+	g.router = newRouter(g.routes)
+	for mi := range numMethods {
+		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
+	}
+	g.noRouteDuration = deps.Metrics.RequestDuration.WithLabelValues(metrics.NoRouteLabel)
+	return g, nil
+}
+
+// unsupported refuses config this build cannot enforce yet: a guard that
+// is configured but silently skipped would be worse than no gateway.
+func unsupported(cfg *config.Config) error {
+	var msgs []string
+	at := func(line int, format string, args ...any) {
+		msgs = append(msgs, fmt.Sprintf("%s:%d: ", cfg.File, line)+fmt.Sprintf(format, args...))
+	}
+	if cfg.ResourcePolicy != "" {
+		at(1, "resource_policy is not supported by this build yet")
+	}
+	if len(cfg.UsagePlans) > 0 || len(cfg.APIKeys) > 0 {
+		at(1, "usage_plans and api_keys are not supported by this build yet")
+	}
+	if cfg.Throttle != nil {
+		at(1, "throttle is not supported by this build yet")
+	}
+	for _, r := range cfg.Routes {
+		switch {
+		case r.APIKeyRequired:
+			at(r.Line, "route %s: api_key_required is not supported by this build yet", r.Path)
+		case len(r.AllowIPs) > 0:
+			at(r.Line, "route %s: allow_ips is not supported by this build yet", r.Path)
+		case r.Throttle != nil:
+			at(r.Line, "route %s: throttle is not supported by this build yet", r.Path)
+		case r.Verify != nil:
+			at(r.Line, "route %s: verify is not supported by this build yet", r.Path)
+		case r.Delivery.Mode == "async":
+			at(r.Line, "route %s: async delivery is not supported by this build yet", r.Path)
+		case r.WebSocket:
+			at(r.Line, "route %s: websocket is not supported by this build yet", r.Path)
+		}
+	}
+	if len(msgs) > 0 {
+		return errors.New(strings.Join(msgs, "\n"))
+	}
+	return nil
+}
+
+// Close releases idle upstream connections; call it on the Gateway a
+// reload replaced.
+func (g *Gateway) Close() {
+	for _, r := range g.routes {
+		r.fwd.Close()
+	}
+}
+
+// call is one request on its way through the gateway.
+type call struct {
+	w     *recorder
+	r     *http.Request
+	route *route
+	rest  string // escaped path after a prefix route's base
+	id    string
+	start time.Time
+
+	client     netip.Addr
+	body       []byte
+	bodyDone   bool // body read to the end (or there was none)
+	retryAfter int  // seconds, for 429
+
+	status   int
+	outcome  metrics.Outcome
+	reason   reason
+	cause    error // private: why, for the log only
+	upstream time.Duration
+}
+
+// ServeHTTP runs one request through DESIGN §1's pipeline.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	c := &call{r: r, w: &recorder{ResponseWriter: w}, start: g.now(), id: newRequestID()}
+	defer g.finish(c)
+
+	escaped := r.URL.EscapedPath()
+	if !pathOK(escaped) {
+		g.reject(c, noRoute)
+		return
+	}
+	c.route, c.rest = g.router.match(r.Method, r.URL.Path, escaped)
+	if c.route == nil {
+		g.reject(c, noRoute)
+		return
+	}
+	c.route.inflight.Inc()
+	defer c.route.inflight.Dec()
+	c.client = g.clientIP.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"])
+
+	if rs := g.limits(c); rs != pass {
+		g.reject(c, rs)
+		return
+	}
+	if rs := g.readBody(c); rs != pass {
+		g.reject(c, rs)
+		return
+	}
+	g.dispatch(c)
+}
+
+func (g *Gateway) reject(c *call, rs reason) {
+	c.reason = rs
+	g.render(c, &g.replies[rs])
+}
+
+// limits is guard step 1: header size and declared body length, checked
+// before anything is read.
+func (g *Gateway) limits(c *call) reason {
+	if g.maxHeader > 0 {
+		n := int64(len(c.r.RequestURI))
+		for k, vs := range c.r.Header {
+			for _, v := range vs {
+				n += int64(len(k) + len(v) + 4)
+			}
+		}
+		if n > g.maxHeader {
+			return headersTooLarge
+		}
+	}
+	if c.r.ContentLength > g.maxBody {
+		return tooLarge
+	}
+	return pass
+}
+
+// aLongTimeAgo is a read deadline that has already passed: setting it
+// stops a read at once.
+var aLongTimeAgo = time.Unix(1, 0)
+
+// readBody is guard step 7: the whole body, bounded by max_body_bytes and
+// by the route's deadline, is read before dispatch, so the target never
+// sees a partial or malformed body (reliability §0.2).
+func (g *Gateway) readBody(c *call) reason {
+	r := c.r
+	if !hasBody(r) {
+		c.bodyDone = true
+		return pass
+	}
+	rc := http.NewResponseController(c.w)
+	rc.SetReadDeadline(c.start.Add(time.Duration(c.route.timeout)))
+	var err error
+	if r.ContentLength > 0 {
+		c.body = make([]byte, r.ContentLength)
+		_, err = io.ReadFull(r.Body, c.body)
+	} else {
+		c.body, err = io.ReadAll(io.LimitReader(r.Body, g.maxBody+1))
+		if err == nil && int64(len(c.body)) > g.maxBody {
+			return tooLarge
+		}
+	}
+	if err != nil {
+		c.cause = err
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			return upstreamTimeout
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			return upstreamTimeout
+		}
+		return badRequest
+	}
+	c.bodyDone = true
+	// Clear the deadline: net/http's background read after the body would
+	// otherwise cancel the request context when it fires, turning a 504
+	// into a 502.
+	rc.SetReadDeadline(time.Time{})
+	if len(r.TransferEncoding) > 0 {
+		// A chunked request may have carried a Content-Length that net/http
+		// dropped (reliability §0.1): parse nothing more from this
+		// connection.
+		c.w.Header()["Connection"] = closeHdr
+	}
+	return pass
+}
+
+// dispatch sends the request to the route's target.
+func (g *Gateway) dispatch(c *call) {
+	fr := &forward.Request{
+		Rest:         c.rest,
+		Body:         c.body,
+		ForwardedFor: g.forwardedFor(c),
+		RequestID:    c.id,
+		Deadline:     c.start.Add(time.Duration(c.route.timeout)),
+		WebSocket:    c.route.cfg.WebSocket,
+	}
+	// API Gateway tags every answer with its request id; the target got
+	// the same id as X-Request-Id.
+	c.w.Header()["x-amzn-RequestId"] = []string{c.id}
+	t0 := time.Now()
+	err := c.route.fwd.Forward(c.w, c.r, fr)
+	c.upstream = time.Since(t0)
+	c.route.upstream.Observe(c.upstream.Seconds())
+	if err == nil {
+		c.outcome = metrics.Forwarded
+		c.status = c.w.status
+		return
+	}
+	c.cause = err
+	rs := upstreamError
+	var fe *forward.Error
+	if errors.As(err, &fe) {
+		switch fe.Kind {
+		case forward.Timeout:
+			rs = upstreamTimeout
+		case forward.Denied:
+			rs = egressDenied
+		}
+	}
+	if c.w.status != 0 {
+		// Headers are out (a failure mid-body): nothing more can be said.
+		c.outcome, c.status = g.replies[rs].outcome, c.w.status
+		return
+	}
+	g.reject(c, rs)
+}
+
+// forwardedFor is the X-Forwarded-For sent upstream: the chain as our
+// trusted proxies passed it plus the peer, or just the peer when the peer
+// is not trusted (a client's own X-Forwarded-For is never passed on).
+func (g *Gateway) forwardedFor(c *call) string {
+	peer := c.r.RemoteAddr
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		peer = ap.Addr().Unmap().String()
+	} else if h, _, err := net.SplitHostPort(peer); err == nil {
+		peer = h
+	}
+	if xff := c.r.Header["X-Forwarded-For"]; len(xff) > 0 {
+		if a, err := netip.ParseAddr(peer); err == nil && g.clientIP.Trusted(a) {
+			return strings.Join(xff, ", ") + ", " + peer
+		}
+	}
+	return peer
+}
+
+// finish records the request in metrics and the access log, and turns a
+// panic into a 502 so none reaches the client as a dropped connection.
+func (g *Gateway) finish(c *call) {
+	if p := recover(); p != nil {
+		if p == http.ErrAbortHandler {
+			panic(p)
+		}
+		c.cause = fmt.Errorf("panic: %v", p)
+		g.log.Error("panic serving request", "request_id", c.id, "panic", fmt.Sprint(p))
+		if c.w.status == 0 {
+			g.reject(c, upstreamError)
+		}
+	}
+	d := g.now().Sub(c.start)
+	mi := methodIndex(c.r.Method)
+	label := metrics.NoRouteLabel
+	if c.route == nil {
+		g.noRoute[mi].Inc()
+		g.noRouteDuration.Observe(d.Seconds())
+	} else {
+		label = c.route.label
+		idx := int(c.reason)
+		if c.outcome == metrics.Forwarded {
+			idx = int(numReasons)
+		}
+		if ctr := c.route.counters[mi][idx]; ctr != nil {
+			ctr.Inc()
+		}
+		c.route.duration.Observe(d.Seconds())
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", c.id),
+		slog.String("method", c.r.Method),
+		slog.String("path", c.r.URL.EscapedPath()),
+		slog.String("route", label),
+		slog.Int("status", c.status),
+		slog.String("outcome", string(c.outcome)),
+		slog.String("client_ip", addrString(c.client)),
+		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
+	}
+	if c.upstream > 0 {
+		attrs = append(attrs, slog.Float64("upstream_ms", float64(c.upstream.Microseconds())/1000))
+	}
+	if c.cause != nil {
+		attrs = append(attrs, slog.String("reason", c.cause.Error()))
+	}
+	g.log.LogAttrs(c.r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+func addrString(a netip.Addr) string {
+	if !a.IsValid() {
+		return "unknown"
+	}
+	return a.String()
+}
+
+// newRequestID returns a random UUID (version 4), the shape of API
+// Gateway's request ids. math/rand/v2 is enough: ids must be unique, not
+// unguessable.
+func newRequestID() string {
+	const hex = "0123456789abcdef"
+	var b [36]byte
+	hi, lo := rand.Uint64(), rand.Uint64()
+	hi = hi&^(0xf<<12) | 4<<12   // version 4
+	lo = lo&^(0x3<<62) | 0x2<<62 // variant 10
+	j := 0
+	for i := 0; i < 32; i++ {
+		if i == 8 || i == 12 || i == 16 || i == 20 {
+			b[j] = '-'
+			j++
+		}
+		var nib uint64
+		if i < 16 {
+			nib = hi >> (60 - 4*i) & 0xf
+		} else {
+			nib = lo >> (60 - 4*(i-16)) & 0xf
+		}
+		b[j] = hex[nib]
+		j++
+	}
+	return string(b[:])
+}
+
+// recorder remembers the status and size of what was written, for
+// metrics and the access log.
+type recorder struct {
+	http.ResponseWriter
+	status int
+	bytes  int64
+}
+
+func (r *recorder) WriteHeader(code int) {
+	if r.status == 0 && code >= 200 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *recorder) Write(b []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	n, err := r.ResponseWriter.Write(b)
+	r.bytes += int64(n)
+	return n, err
+}
+
+// Unwrap lets http.ResponseController reach the connection (deadlines,
+// flushes) through the recorder.
+func (r *recorder) Unwrap() http.ResponseWriter { return r.ResponseWriter }

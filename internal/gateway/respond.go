@@ -1,0 +1,105 @@
+package gateway
+
+import (
+	"net/http"
+	"strconv"
+
+	"github.com/drawbridge/drawbridge/internal/metrics"
+)
+
+// reason is why the gateway answers instead of the target.
+type reason uint8
+
+const (
+	pass reason = iota
+	noRoute
+	badRequest
+	headersTooLarge
+	policyDenied
+	keyRejected
+	signatureRejected
+	throttled
+	quotaExceeded
+	tooLarge
+	unavailable
+	egressDenied
+	upstreamError
+	upstreamTimeout
+	numReasons
+)
+
+// reply is a ready-made error answer. Bodies are fixed bytes built once:
+// users match on them, as on API Gateway's (DESIGN §4), so they are
+// frozen here and tested byte for byte.
+type reply struct {
+	status    int
+	body      []byte
+	errorType []string // x-amzn-ErrorType
+	length    []string // Content-Length
+	outcome   metrics.Outcome
+}
+
+func newReply(status int, body, errorType string, o metrics.Outcome) reply {
+	return reply{status: status, body: []byte(body), errorType: []string{errorType},
+		length: []string{strconv.Itoa(len(body))}, outcome: o}
+}
+
+// replies builds the table for one API flavour (rest or http).
+func replies(api string) [numReasons]reply {
+	var t [numReasons]reply
+	t[noRoute] = newReply(403, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException", metrics.NoRoute)
+	if api == "http" {
+		t[noRoute] = newReply(404, `{"message":"Not Found"}`, "NotFoundException", metrics.NoRoute)
+	}
+	t[badRequest] = newReply(400, `{"message":"Bad Request"}`, "BadRequestException", metrics.BadRequest)
+	t[headersTooLarge] = newReply(431, `{"message":"Request Header Fields Too Large"}`, "BadRequestException", metrics.TooLarge)
+	t[policyDenied] = newReply(403, `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke"}`, "AccessDeniedException", metrics.PolicyDenied)
+	t[keyRejected] = newReply(403, `{"message":"Forbidden"}`, "ForbiddenException", metrics.KeyRejected)
+	t[signatureRejected] = newReply(401, `{"message":"Unauthorized"}`, "UnauthorizedException", metrics.SignatureRejected)
+	t[throttled] = newReply(429, `{"message":"Too Many Requests"}`, "TooManyRequestsException", metrics.Throttled)
+	t[quotaExceeded] = newReply(429, `{"message":"Limit Exceeded"}`, "LimitExceededException", metrics.QuotaExceeded)
+	t[tooLarge] = newReply(413, `{"message":"Request Too Long"}`, "RequestEntityTooLargeException", metrics.TooLarge)
+	t[unavailable] = newReply(503, `{"message":"Service Unavailable"}`, "ServiceUnavailableException", metrics.Unavailable)
+	t[egressDenied] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.EgressDenied)
+	t[upstreamError] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.UpstreamError)
+	t[upstreamTimeout] = newReply(504, `{"message":"Endpoint request timed out"}`, "InternalServerErrorException", metrics.UpstreamTimeout)
+	return t
+}
+
+var (
+	jsonType = []string{"application/json"}
+	closeHdr = []string{"close"}
+)
+
+// render writes one error answer. Header keys are set as API Gateway
+// spells them (x-amzn-RequestId), bypassing canonicalisation.
+func (g *Gateway) render(c *call, rp *reply) {
+	h := c.w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = rp.length
+	h["x-amzn-RequestId"] = []string{c.id}
+	h["x-amzn-ErrorType"] = rp.errorType
+	if g.api == "http" {
+		h["apigw-requestid"] = h["x-amzn-RequestId"]
+	}
+	if c.retryAfter > 0 {
+		h["Retry-After"] = []string{strconv.Itoa(c.retryAfter)}
+	}
+	if !c.bodyDone && hasBody(c.r) {
+		// The body was not read: close the connection instead of letting
+		// net/http drain (or wait for) it, and stop reading now, so a slow
+		// or 100-continue client cannot hold the socket (reliability §0.2).
+		h["Connection"] = closeHdr
+		http.NewResponseController(c.w).SetReadDeadline(aLongTimeAgo)
+	}
+	c.w.WriteHeader(rp.status)
+	if c.r.Method != http.MethodHead {
+		c.w.Write(rp.body)
+	}
+	c.status = rp.status
+	c.outcome = rp.outcome
+}
+
+func hasBody(r *http.Request) bool {
+	return r.ContentLength != 0 && r.Body != nil && r.Body != http.NoBody
+}

@@ -1,0 +1,96 @@
+// Package metrics holds drawbridge's Prometheus registry and the names of
+// request outcomes (DESIGN §5).
+//
+// One Metrics lives for the whole process and outlives config reloads, so
+// counters keep counting across SIGHUP. It uses a private registry, never
+// the global default, so tests can build as many as they like.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Outcome is how a request ended. The strings are part of the user-facing
+// contract (DESIGN §5): dashboards and alerts match on them.
+type Outcome string
+
+const (
+	Forwarded         Outcome = "forwarded"
+	Accepted          Outcome = "accepted"
+	NoRoute           Outcome = "no_route"
+	BadRequest        Outcome = "bad_request"
+	PolicyDenied      Outcome = "policy_denied"
+	KeyRejected       Outcome = "key_rejected"
+	SignatureRejected Outcome = "signature_rejected"
+	Throttled         Outcome = "throttled"
+	QuotaExceeded     Outcome = "quota_exceeded"
+	TooLarge          Outcome = "too_large"
+	Unavailable       Outcome = "unavailable"
+	EgressDenied      Outcome = "egress_denied"
+	UpstreamError     Outcome = "upstream_error"
+	UpstreamTimeout   Outcome = "upstream_timeout"
+)
+
+// Outcomes lists every outcome, in DESIGN §5's order.
+var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
+	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
+	UpstreamError, UpstreamTimeout}
+
+// Billable reports whether the outcome cost backend work.
+func (o Outcome) Billable() bool { return o == Forwarded || o == Accepted }
+
+// NoRouteLabel is the route label of requests that matched no route: the
+// label is always a configured path, never the raw one, so a scanner
+// cannot blow up the series count.
+const NoRouteLabel = "_none"
+
+// Metrics is the process's registry and drawbridge's collectors.
+type Metrics struct {
+	Registry         *prometheus.Registry
+	Requests         *prometheus.CounterVec   // route, method, outcome
+	RequestDuration  *prometheus.HistogramVec // route
+	UpstreamDuration *prometheus.HistogramVec // route
+	Inflight         *prometheus.GaugeVec     // route
+	Deliveries       *prometheus.GaugeVec     // state
+	StoreErrors      prometheus.Counter
+}
+
+// New registers drawbridge's collectors and the Go and process collectors
+// on a fresh registry.
+func New() *Metrics {
+	buckets := []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30}
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drawbridge_requests_total",
+			Help: "Requests by configured route, method and outcome. Billable = forwarded + accepted.",
+		}, []string{"route", "method", "outcome"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drawbridge_request_duration_seconds",
+			Help:    "Time from request start to the last byte of the response, by route.",
+			Buckets: buckets,
+		}, []string{"route"}),
+		UpstreamDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drawbridge_upstream_duration_seconds",
+			Help:    "Time spent waiting on the target, by route.",
+			Buckets: buckets,
+		}, []string{"route"}),
+		Inflight: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drawbridge_inflight",
+			Help: "Requests in flight, by route.",
+		}, []string{"route"}),
+		Deliveries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "drawbridge_deliveries",
+			Help: "Async deliveries by state: pending, delivered, dead.",
+		}, []string{"state"}),
+		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "drawbridge_state_errors_total",
+			Help: "State store operations that failed (Redis unreachable, file errors).",
+		}),
+	}
+	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
+		m.Deliveries, m.StoreErrors,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
