@@ -14,6 +14,32 @@
 // A Verifier is built once from a Spec (at config load) and is safe for
 // concurrent use. The per-request path does not allocate: HMAC states are
 // pooled per Verifier and signatures are decoded into pooled buffers.
+//
+// Rules chosen where the providers' documents are silent or differ:
+//
+//   - A signature header sent twice is malformed: a second proxy or the
+//     backend might read the other copy.
+//   - A signature must decode to exactly one digest (hex in either case;
+//     base64 canonical, padding optional). Anything shorter or longer is
+//     malformed, never compared as a prefix.
+//   - Timestamped schemes check the signature before the time, so ErrStale
+//     always means "genuine but too old or too new" (a replay or a skewed
+//     clock), and the window applies in both directions.
+//   - At most 16 candidate signatures per request are tried (Stripe v1
+//     entries, Standard Webhooks v1 entries); further ones are ignored.
+//     Parsing is one linear pass over the header.
+//   - Stripe: v0 and unknown keys are ignored, a second t= or a field
+//     without "=" is malformed, a header without any v1 is malformed.
+//   - Standard Webhooks: entries other than "v1,<sig>" (v1a, v2, junk) are
+//     skipped; none left is malformed. A secret without "whsec_" is still
+//     base64, as in the reference libraries.
+//   - GitLab: secrets starting with "whsec_" are signing tokens, others
+//     plain X-Gitlab-Token values. With a signing token configured, a
+//     request carrying webhook-signature is judged on that signature alone;
+//     otherwise the plain token decides (if one is configured; if not, the
+//     unsigned request is ErrMissing).
+//   - GitHub never falls back to the SHA-1 X-Hub-Signature header; use
+//     provider hmac with algorithm sha1 to accept it deliberately.
 package webhook
 
 import (
@@ -164,16 +190,19 @@ var (
 )
 
 var (
-	hdrGitHub     = newHeader("X-Hub-Signature-256")
-	hdrBitbucket  = newHeader("X-Hub-Signature")
-	hdrGitLab     = newHeader("X-Gitlab-Token")
-	hdrStripe     = newHeader("Stripe-Signature")
-	hdrSlackSig   = newHeader("X-Slack-Signature")
-	hdrSlackTime  = newHeader("X-Slack-Request-Timestamp")
-	hdrStdID      = newHeader("webhook-id")
-	hdrStdTime    = newHeader("webhook-timestamp")
-	hdrStdSig     = newHeader("webhook-signature")
-	githubPrefix  = "sha256="
+	hdrGitHub    = newHeader("X-Hub-Signature-256")
+	hdrBitbucket = newHeader("X-Hub-Signature")
+	hdrGitLab    = newHeader("X-Gitlab-Token")
+	hdrStripe    = newHeader("Stripe-Signature")
+	hdrSlackSig  = newHeader("X-Slack-Signature")
+	hdrSlackTime = newHeader("X-Slack-Request-Timestamp")
+	hdrStdID     = newHeader("webhook-id")
+	hdrStdTime   = newHeader("webhook-timestamp")
+	hdrStdSig    = newHeader("webhook-signature")
+)
+
+const (
+	githubPrefix  = "sha256=" // github and bitbucket
 	slackPrefix   = "v0="
 	standardKeyPx = "whsec_"
 )
