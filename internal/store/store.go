@@ -16,6 +16,15 @@
 //
 // Times are passed in: the gateway reads its clock once per request, and
 // tests move time by hand. A Redis driver may substitute the server's clock.
+//
+// How a Redis driver maps onto this interface (issue 9): Take is one script
+// over the buckets of one request (each a hash {tokens, last}, the state of
+// throttle.Bucket, with PEXPIRE at the time to refill), so all of a
+// request's bucket keys must share one hash tag to live in one Cluster
+// slot; Count is one script over a hash {period, first, used} (the state of
+// Counter); Acquire/Release are ZADD/ZREM of Lease.ID in a sorted set
+// scored by expiry, with ZREMRANGEBYSCORE before counting, which is why
+// leases carry an ID and a ttl.
 package store
 
 import (

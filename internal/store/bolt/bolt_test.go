@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -254,8 +255,9 @@ func TestCrashLosesAtMostOneSecond(t *testing.T) {
 		}
 	}()
 
-	// Kill at an arbitrary point between flushes: after 1.8 s of acks.
-	const killAfter = crashRate * 18 / 10
+	// Kill at a random point between 1.5 s and 2.5 s of acks, so runs
+	// sample every phase of the flush interval.
+	killAfter := int64(crashRate * (1.5 + rand.Float64()))
 	var acked int64
 	deadline := time.After(30 * time.Second)
 	var first time.Time
