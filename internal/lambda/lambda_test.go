@@ -549,6 +549,13 @@ func TestBadEvents(t *testing.T) {
 				if ct != "application/json" {
 					t.Errorf("Content-Type = %q", ct)
 				}
+				et := r.Headers["x-amzn-ErrorType"]
+				if et == "" && len(r.MultiValueHeaders["x-amzn-ErrorType"]) == 1 {
+					et = r.MultiValueHeaders["x-amzn-ErrorType"][0]
+				}
+				if et != "BadRequestException" {
+					t.Errorf("x-amzn-ErrorType = %q", et)
+				}
 				if tt.alb != (r.StatusDescription != "") {
 					t.Errorf("statusDescription = %q, ALB shape %v", r.StatusDescription, tt.alb)
 				}
@@ -644,7 +651,7 @@ func TestResponses(t *testing.T) {
 			if _, err := w.Write(make([]byte, 600)); err == nil {
 				panic("second write should fail")
 			}
-		}, status: 502, body: []byte(bodyInternalServer), header: map[string]string{"X-Amzn-Errortype": "InternalServerErrorException", "X-Amzn-Requestid": "deef4878-7910-11e6-8f14-25afc3e9ae33"}},
+		}, status: 502, body: []byte(bodyInternalServer), header: map[string]string{"x-amzn-ErrorType": "InternalServerErrorException", "x-amzn-RequestId": "deef4878-7910-11e6-8f14-25afc3e9ae33"}},
 		{name: "L10 document over MaxResponse after base64", event: "apigw-v2-request-no-authorizer.json", opts: Options{MaxResponse: 1024}, handler: func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "image/png")
 			w.Write(make([]byte, 900)) // 1200 bytes once base64-encoded

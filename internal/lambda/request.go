@@ -45,12 +45,14 @@ func (e *eventError) response(requestID string) *result {
 }
 
 func errorResult(status int, body, errType, requestID string) *result {
+	// API Gateway's own spelling, set directly: the map bypasses
+	// canonicalisation, and v1 responses keep names as given.
 	h := http.Header{
 		"Content-Type":     {"application/json"},
-		"X-Amzn-Errortype": {errType},
+		"x-amzn-ErrorType": {errType},
 	}
 	if requestID != "" {
-		h["X-Amzn-Requestid"] = []string{requestID}
+		h["x-amzn-RequestId"] = []string{requestID}
 	}
 	return &result{status: status, header: h, body: []byte(body)}
 }
