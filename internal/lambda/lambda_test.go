@@ -19,6 +19,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/aws/aws-lambda-go/lambdacontext"
 )
 
 // seen is what a recording handler observed of one request.
@@ -819,5 +821,35 @@ func TestHandlerFunc(t *testing.T) {
 	}
 	if _, err := f(context.Background(), json.RawMessage(`{}`)); !errors.Is(err, ErrUnknownEvent) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestErrorRequestID(t *testing.T) {
+	bad := func(name string) []byte {
+		return mutate(t, name, func(m map[string]any) { m["httpMethod"] = "NOT A METHOD" })
+	}
+	tests := []struct {
+		name  string
+		event []byte
+		want  string
+	}{
+		{"API Gateway id preferred", bad("apigw-request.json"), "deef4878-7910-11e6-8f14-25afc3e9ae33"},
+		{"ALB falls back to the invocation id", bad("alb-lambda-target-request-headers-only.json"), "invocation-1"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx := lambdacontext.NewContext(context.Background(), &lambdacontext.LambdaContext{AwsRequestID: "invocation-1"})
+			out, err := New(http.NotFoundHandler(), quietOptions()).Invoke(ctx, tt.event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var r anyResponse
+			if err := json.Unmarshal(out, &r); err != nil {
+				t.Fatal(err)
+			}
+			if r.StatusCode != 400 || r.Headers["x-amzn-RequestId"] != tt.want {
+				t.Errorf("got %d %q, want 400 %q", r.StatusCode, r.Headers["x-amzn-RequestId"], tt.want)
+			}
+		})
 	}
 }
