@@ -87,6 +87,8 @@ func TestGlob(t *testing.T) {
 		{"a?c", "a/c", true},
 		{"**a", "a", true},
 		{"*?", "", false},
+		{"*??", "€", false}, // a byte-stepping star would split the rune
+		{"*?", "€", true},
 	}
 	for _, tt := range tests {
 		if got := globMatch(tt.p, tt.s); got != tt.want {

@@ -92,12 +92,14 @@ func hasWildcard(p string) bool {
 // Used to specialise a full ARN resource pattern for this gateway's API id
 // at compile time, so evaluation only ever matches stage/METHOD/path.
 func residuals(p string, prefix string) []int {
-	states := closure(p, map[int]bool{0: true})
+	states := make([]bool, len(p)+1)
+	states[0] = true
+	closure(p, states)
 	for i := 0; i < len(prefix); i++ {
 		c := prefix[i]
-		next := map[int]bool{}
-		for st := range states {
-			if st >= len(p) {
+		next := make([]bool, len(p)+1)
+		for st, on := range states[:len(p)] {
+			if !on {
 				continue
 			}
 			switch p[st] {
@@ -111,9 +113,10 @@ func residuals(p string, prefix string) []int {
 				}
 			}
 		}
-		states = closure(p, next)
+		states = next
+		closure(p, states)
 	}
-	return sortedStates(states)
+	return positions(p, states)
 }
 
 // unknownIDResiduals is residuals for the prefix "<unknown API id>/": an
@@ -123,17 +126,16 @@ func unknownIDResiduals(p string) []int {
 	// Reachable while reading id characters: every position up to and
 	// including the first literal '/' (positions before it consume a
 	// character each, or any run for '*').
-	reach := map[int]bool{}
+	reach := make([]bool, len(p)+1)
 	for i := 0; i <= len(p); i++ {
 		reach[i] = true
 		if i < len(p) && p[i] == '/' {
 			break
 		}
 	}
-	reach = closure(p, reach)
-	next := map[int]bool{}
-	for st := range reach {
-		if st >= len(p) {
+	next := make([]bool, len(p)+1)
+	for st, on := range reach[:len(p)] {
+		if !on {
 			continue
 		}
 		switch p[st] {
@@ -143,38 +145,31 @@ func unknownIDResiduals(p string) []int {
 			next[st+1] = true
 		}
 	}
-	return sortedStates(closure(p, next))
+	closure(p, next)
+	return positions(p, next)
 }
 
-func closure(p string, states map[int]bool) map[int]bool {
-	for changed := true; changed; {
-		changed = false
-		for st := range states {
-			if st < len(p) && p[st] == '*' && !states[st+1] {
-				states[st+1] = true
-				changed = true
-			}
+// closure adds, for every state on a '*', the state after it (the star
+// matching the empty run). One ascending pass suffices: it only moves
+// forward.
+func closure(p string, states []bool) {
+	for i := 0; i < len(p); i++ {
+		if states[i] && p[i] == '*' {
+			states[i+1] = true
 		}
 	}
-	return states
 }
 
-func sortedStates(states map[int]bool) []int {
-	out := make([]int, 0, len(states))
-	for i := 0; i <= maxKey(states); i++ {
-		if states[i] {
+// positions lists the states that are on, leaving out a state right after
+// an on '*' state: "*x" already matches everything "x" does.
+func positions(p string, states []bool) []int {
+	var out []int
+	for i, on := range states {
+		if on && !(i > 0 && states[i-1] && p[i-1] == '*') {
 			out = append(out, i)
 		}
 	}
 	return out
-}
-
-func maxKey(m map[int]bool) int {
-	mx := -1
-	for k := range m {
-		mx = max(mx, k)
-	}
-	return mx
 }
 
 // pattern is a glob pre-split for the request path: the literal text
