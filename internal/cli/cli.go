@@ -1,0 +1,97 @@
+// Package cli is drawbridge's command line: it loads config, wires the
+// parts together and runs them. Nothing imports it but cmd/drawbridge and
+// its own tests, which run the real program in-process on 127.0.0.1:0.
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"runtime"
+	"runtime/debug"
+)
+
+// Set by the release build: -ldflags "-X github.com/drawbridge/drawbridge/internal/cli.version=v1.2.3 -X ...commit=abc".
+var (
+	version = "dev"
+	commit  = ""
+)
+
+// Main runs one command and returns the process exit code. ctx is
+// cancelled on SIGTERM/SIGINT; long-running commands drain and return.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	cmd, rest := args[0], args[1:]
+	var err error
+	switch cmd {
+	case "serve":
+		err = runServe(ctx, rest, stdout, stderr)
+	case "check":
+		err = runCheck(rest, stdout, stderr)
+	case "demo":
+		err = runDemo(ctx, rest, stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, versionLine())
+	case "help", "-h", "--help":
+		usage(stdout)
+	default:
+		fmt.Fprintf(stderr, "drawbridge: unknown command %q\n", cmd)
+		usage(stderr)
+		return 2
+	}
+	var ex exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ex):
+		return int(ex)
+	case errors.Is(err, flag.ErrHelp):
+		return 0
+	default:
+		fmt.Fprintln(stderr, "drawbridge:", err)
+		return 1
+	}
+}
+
+// exitError ends a command with a code after it has printed its own
+// messages.
+type exitError int
+
+func (e exitError) Error() string { return fmt.Sprintf("exit %d", int(e)) }
+
+func versionLine() string {
+	c := commit
+	if c == "" {
+		if bi, ok := debug.ReadBuildInfo(); ok {
+			for _, s := range bi.Settings {
+				if s.Key == "vcs.revision" {
+					c = s.Value
+				}
+			}
+		}
+	}
+	if c == "" {
+		c = "unknown"
+	}
+	return fmt.Sprintf("drawbridge %s (commit %s, %s %s/%s)", version, c, runtime.Version(), runtime.GOOS, runtime.GOARCH)
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `drawbridge carries requests from the public internet into a private network, safely.
+
+Usage:
+  drawbridge serve [-c FILE]    run the gateway (default config drawbridge.yaml)
+  drawbridge check [-c FILE]    validate the config: exit 0, or 1 with FILE:LINE: message lines
+  drawbridge demo               run a sample backend and a gateway in front of it, print curl lines
+  drawbridge version            print version, commit and Go version
+`)
+}
+
+func configFlag(fs *flag.FlagSet) *string {
+	return fs.String("c", "drawbridge.yaml", "config `file`")
+}

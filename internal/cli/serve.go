@@ -1,0 +1,198 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/admin"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/gateway"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+)
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	s, err := Start(*path, logger)
+	if err != nil {
+		return err
+	}
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			if err := s.Reload(); err != nil {
+				logger.Error("reload failed; still serving the previous config", "error", err.Error())
+			}
+		case <-ctx.Done():
+			return s.Shutdown()
+		}
+	}
+}
+
+// Server is a running gateway: the public listener, the admin listener and
+// the current compiled config, swapped atomically on reload.
+type Server struct {
+	path    string
+	log     *slog.Logger
+	metrics *metrics.Metrics
+	current atomic.Pointer[gateway.Gateway]
+	cfg     atomic.Pointer[config.Config]
+	reload  sync.Mutex
+
+	public, admin     *http.Server
+	publicLn, adminLn net.Listener
+	done              chan error
+}
+
+// Start loads the config at path, builds the gateway and starts listening.
+func Start(path string, logger *slog.Logger) (*Server, error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn(w.String())
+	}
+	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2)}
+	g, err := gateway.Build(cfg, s.deps())
+	if err != nil {
+		return nil, err
+	}
+	s.current.Store(g)
+	s.cfg.Store(cfg)
+
+	s.public = &http.Server{
+		Handler:           http.HandlerFunc(s.serveHTTP),
+		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
+		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
+		ErrorLog:          log.New(&serverLog{logger}, "", 0),
+	}
+	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	}
+	go func() { s.done <- s.public.Serve(s.publicLn) }()
+	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
+	if cfg.Admin != "off" {
+		s.admin = &http.Server{
+			Handler:           admin.Handler(s.metrics.Registry, s.ready),
+			ReadHeaderTimeout: 10 * time.Second,
+		}
+		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+			s.publicLn.Close()
+			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
+		}
+		go func() { s.done <- s.admin.Serve(s.adminLn) }()
+		attrs = append(attrs, "admin", s.adminLn.Addr().String())
+	}
+	logger.Info("listening", attrs...)
+	return s, nil
+}
+
+func (s *Server) deps() gateway.Deps {
+	return gateway.Deps{Metrics: s.metrics, Log: s.log}
+}
+
+// serveHTTP hands each request to the gateway current at its start; a
+// reload never changes the rules under a request in flight.
+func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
+	s.current.Load().ServeHTTP(w, r)
+}
+
+// Addr is the public listener's address (useful with listen: 127.0.0.1:0).
+func (s *Server) Addr() string { return s.publicLn.Addr().String() }
+
+// AdminAddr is the admin listener's address, or "" when it is off.
+func (s *Server) AdminAddr() string {
+	if s.adminLn == nil {
+		return ""
+	}
+	return s.adminLn.Addr().String()
+}
+
+func (s *Server) ready(ctx context.Context) error {
+	if s.current.Load() == nil {
+		return errors.New("no config loaded")
+	}
+	return nil
+}
+
+// Reload reads the config file again and swaps it in. A config that fails
+// to load or build leaves the running one in place. Listener addresses,
+// header limits and server timeouts need a restart.
+func (s *Server) Reload() error {
+	s.reload.Lock()
+	defer s.reload.Unlock()
+	cfg, err := config.Load(s.path)
+	if err != nil {
+		return err
+	}
+	g, err := gateway.Build(cfg, s.deps())
+	if err != nil {
+		return err
+	}
+	old := s.current.Swap(g)
+	prev := s.cfg.Swap(cfg)
+	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
+		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
+	}
+	for _, w := range cfg.Warnings {
+		s.log.Warn(w.String())
+	}
+	old.Close()
+	s.log.Info("config reloaded", "config", s.path, "routes", len(cfg.Routes))
+	return nil
+}
+
+// Shutdown stops accepting, lets requests in flight finish (up to
+// server.shutdown_timeout), then closes everything.
+func (s *Server) Shutdown() error {
+	cfg := s.cfg.Load()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Server.ShutdownTimeout))
+	defer cancel()
+	s.log.Info("shutting down: draining requests in flight")
+	err := s.public.Shutdown(ctx)
+	if s.admin != nil {
+		s.admin.Shutdown(ctx)
+	}
+	s.current.Load().Close()
+	if err != nil {
+		return fmt.Errorf("drain: %w", err)
+	}
+	s.log.Info("stopped")
+	return nil
+}
+
+// serverLog sends net/http's own messages (TLS handshake errors, panics
+// it recovered) to slog.
+type serverLog struct{ l *slog.Logger }
+
+func (w *serverLog) Write(p []byte) (int, error) {
+	msg := string(p)
+	if n := len(msg); n > 0 && msg[n-1] == '\n' {
+		msg = msg[:n-1]
+	}
+	w.l.Warn("http server", "message", msg)
+	return len(p), nil
+}
