@@ -207,3 +207,28 @@ func BenchmarkDenyBody(b *testing.B) {
 		sinkBody = AppendDenyBody(buf[:0], arn, true)
 	}
 }
+
+// FuzzDenyBody checks that the 403 body is valid JSON whose Message
+// carries the ARN exactly as encoding/json would round-trip it.
+func FuzzDenyBody(f *testing.F) {
+	f.Add("/forward", true)
+	f.Add("/a\"b\\c\n\x01\x7f<&>\u2028é\xff", false)
+	f.Fuzz(func(t *testing.T, path string, explicit bool) {
+		arn := ARN("eu-west-1", "123456789012", "abc123", "prod", "POST", path)
+		body := DenyBody(arn, explicit)
+		var got struct{ Message string }
+		if err := json.Unmarshal(body, &got); err != nil {
+			t.Fatalf("body %q: %v", body, err)
+		}
+		enc, _ := json.Marshal(arn)
+		var clean string
+		_ = json.Unmarshal(enc, &clean)
+		want := "User: anonymous is not authorized to perform: execute-api:Invoke on resource: " + clean
+		if explicit {
+			want += " with an explicit deny"
+		}
+		if got.Message != want {
+			t.Fatalf("Message = %q, want %q", got.Message, want)
+		}
+	})
+}
