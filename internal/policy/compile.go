@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"slices"
 	"sort"
 	"strings"
 )
@@ -216,11 +215,10 @@ func checkPrincipal(raw json.RawMessage) string {
 	}
 	var m map[string]json.RawMessage
 	if firstByte(raw) == '{' && decodeObject(raw, &m) == nil && len(m) == 1 && m["AWS"] != nil {
-		vals, e := stringList("Principal.AWS", m["AWS"])
-		if e == "" && slices.Contains(vals, "*") {
-			if len(vals) == 1 {
-				return ""
-			}
+		// Only everyone: a list mixing "*" with an account would suggest
+		// the account is singled out, which drawbridge cannot honour.
+		if vals, e := stringList("Principal.AWS", m["AWS"]); e == "" && len(vals) == 1 && vals[0] == "*" {
+			return ""
 		}
 	}
 	return fmt.Sprintf("Principal %s is not supported: drawbridge has no IAM callers, only \"*\" or {\"AWS\": \"*\"}", compact(raw))
