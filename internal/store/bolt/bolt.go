@@ -188,6 +188,12 @@ func encode(c store.Counter) []byte {
 // Path is the state file's path.
 func (s *Store) Path() string { return s.path }
 
+// DB is the open bbolt file, for other packages that keep their own
+// buckets in the same file (the delivery queue), so that the embedded
+// driver stays one file under one lock. The Store owns it: callers must
+// not close it, and must stop using it before Close.
+func (s *Store) DB() *bbolt.DB { return s.db }
+
 // Count implements store.Store on the in-memory copy; see the package doc
 // for when it reaches the file.
 func (s *Store) Count(_ context.Context, key string, q store.Quota) (store.QuotaResult, error) {
