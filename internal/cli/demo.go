@@ -84,6 +84,8 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		if *dir, err = os.MkdirTemp("", "drawbridge-demo-"); err != nil {
 			return err
 		}
+	} else if err := os.MkdirAll(*dir, 0o755); err != nil {
+		return err
 	}
 	path := filepath.Join(*dir, "drawbridge.yaml")
 	text := strings.NewReplacer("{LISTEN}", freeOr(*listen), "{ADMIN}", freeOr(*adminAddr), "{BACKEND}", backendURL).Replace(demoConfig)
