@@ -1,0 +1,69 @@
+package main
+
+import (
+	"math"
+	"testing"
+)
+
+const wrkOut = `Running 3s test @ http://127.0.0.1:38617/small
+  1 threads and 64 connections
+  Thread Stats   Avg      Stdev     Max   +/- Stdev
+    Latency   577.67us  120.01us   5.21ms   90.00%
+    Req/Sec    50.41k     1.20k   52.00k    80.00%
+  Latency Distribution
+     50%  541.00us
+     75%  600.00us
+     90%  700.00us
+     99%    1.20ms
+  151234 requests in 3.00s, 21.00MB read
+  Socket errors: connect 0, read 2, write 1, timeout 0
+  Non-2xx or 3xx responses: 151234
+Requests/sec:  50411.33
+Transfer/sec:      7.00MB
+`
+
+func TestParseWrk(t *testing.T) {
+	r, err := parseWrk(wrkOut)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := wrkResult{Requests: 151234, Seconds: 3, RPS: 50411.33, P50: 0.541, P99: 1.2, Non2xx: 151234, Errors: 3}
+	near := func(a, b float64) bool { return math.Abs(a-b) < 1e-9 }
+	if r.Requests != want.Requests || !near(r.Seconds, want.Seconds) || !near(r.RPS, want.RPS) ||
+		!near(r.P50, want.P50) || !near(r.P99, want.P99) || r.Non2xx != want.Non2xx || r.Errors != want.Errors {
+		t.Fatalf("parseWrk = %+v, want %+v", r, want)
+	}
+}
+
+func TestParseWrkRejectsGarbage(t *testing.T) {
+	for _, s := range []string{"", "unable to connect to 127.0.0.1:1 Connection refused\n", "Requests/sec: x\n"} {
+		if _, err := parseWrk(s); err == nil {
+			t.Errorf("parseWrk(%q): no error", s)
+		}
+	}
+}
+
+func TestParseLatency(t *testing.T) {
+	cases := map[string]float64{"541.00us": 0.541, "1.20ms": 1.2, "2.01s": 2010, "1.00m": 60000}
+	for in, want := range cases {
+		got, err := parseLatency(in)
+		if err != nil || math.Abs(got-want) > 1e-9 {
+			t.Errorf("parseLatency(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	if _, err := parseLatency("12ns"); err == nil {
+		t.Error("parseLatency(12ns): no error")
+	}
+}
+
+func TestMedian(t *testing.T) {
+	if m := median([]float64{3, 1, 2}); m != 2 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median([]float64{4, 1, 2, 3}); m != 2.5 {
+		t.Errorf("median = %v", m)
+	}
+	if m := median(nil); !math.IsNaN(m) {
+		t.Errorf("median(nil) = %v", m)
+	}
+}
