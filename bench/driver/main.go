@@ -94,12 +94,12 @@ type target struct {
 
 // sample is one wrk run.
 type sample struct {
-	Mode      string  `json:"mode"`
-	Target    string  `json:"target"`
-	Rep       int     `json:"rep"`
+	Mode      string   `json:"mode"`
+	Target    string   `json:"target"`
+	Rep       int      `json:"rep"`
 	CPUPerReq float64  `json:"-"`                        // NaN: not measured (direct)
 	CPU       *float64 `json:"cpu_us_per_req,omitempty"` // CPUPerReq for JSON, which has no NaN
-	RSSKiB    int64   `json:"rss_kib"`
+	RSSKiB    int64    `json:"rss_kib"`
 	wrkResult
 }
 
