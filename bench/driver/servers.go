@@ -19,12 +19,26 @@ routes:
     target: {BACKEND}/large
 `
 
+// leanConfig is plainConfig on the lean upstream path.
+const leanConfig = `
+listen: "{LISTEN}"
+admin: "off"
+state: {driver: memory}
+server: {forwarder: lean}
+routes:
+  - path: /small
+    target: {BACKEND}/small
+  - path: /large
+    target: {BACKEND}/large
+`
+
 // guardsConfig is the blog's guard chain (resource policy + API key +
 // usage plan + stage throttle) with limits high enough not to reject, plus
 // the rejecting routes: no key (403), policy (403), throttled (429).
 const guardsConfig = `
 listen: "{LISTEN}"
 admin: "off"
+server: {forwarder: {FORWARDER}}
 state: {driver: memory}
 throttle: {rate: 1000000, burst: 1000000}
 resource_policy:

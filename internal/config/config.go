@@ -24,6 +24,7 @@ const (
 	DefaultReadHeader   = 10 * time.Second
 	DefaultIdle         = 120 * time.Second
 	DefaultShutdown     = 30 * time.Second
+	DefaultForwarder    = "reverseproxy"
 	DefaultStatePath    = "drawbridge.db"
 	DefaultStatePrefix  = "drawbridge:"
 	DefaultAccountRate  = 10000
@@ -92,6 +93,10 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
+	// Forwarder picks the upstream path: reverseproxy (default,
+	// httputil.ReverseProxy + http.Transport, the reference) or lean
+	// (pooled connections driven by the serving goroutine).
+	Forwarder string `yaml:"forwarder"`
 }
 
 // State selects where limits, quotas and deliveries live.

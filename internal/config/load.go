@@ -243,6 +243,7 @@ func (v *validator) run() {
 	setDuration(&c.Server.ReadHeaderTimeout, DefaultReadHeader)
 	setDuration(&c.Server.IdleTimeout, DefaultIdle)
 	setDuration(&c.Server.ShutdownTimeout, DefaultShutdown)
+	setDefault(&c.Server.Forwarder, DefaultForwarder)
 	if c.AccountThrottle == nil {
 		c.AccountThrottle = &Throttle{Rate: DefaultAccountRate, Burst: DefaultAccountBurst}
 	}
@@ -257,6 +258,7 @@ func (v *validator) run() {
 	}
 	oneOf(v, "$.state.driver", "state.driver", c.State.Driver, "memory", "embedded", "redis")
 	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, "closed", "open")
+	oneOf(v, "$.server.forwarder", "server.forwarder", c.Server.Forwarder, "reverseproxy", "lean")
 	if c.Limits.MaxBodyBytes < 0 {
 		v.errorf("$.limits.max_body_bytes", "limits.max_body_bytes must be positive")
 	}

@@ -77,6 +77,10 @@ type Options struct {
 	// MaxEnvelopeBytes caps the target body that Envelope buffers. Zero:
 	// 10 MiB.
 	MaxEnvelopeBytes int64
+	// Lean sends requests on the lean path (lean.go) instead of
+	// ReverseProxy and http.Transport; WebSocket upgrades still take the
+	// ReverseProxy path. False: ReverseProxy, the reference path.
+	Lean bool
 }
 
 // Forwarder sends requests to one target URL over its own Transport.
@@ -84,6 +88,7 @@ type Forwarder struct {
 	target    *url.URL
 	transport *http.Transport
 	proxy     *httputil.ReverseProxy
+	pool      *pool // the lean path's connections; nil unless Options.Lean
 	opts      Options
 }
 
@@ -117,6 +122,9 @@ func New(target string, opts Options) (*Forwarder, error) {
 		DisableCompression: true,
 	}
 	f := &Forwarder{target: u, transport: t, opts: opts}
+	if opts.Lean {
+		f.pool = newPool(u, dialer, opts.MaxIdlePerHost)
+	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:      f.rewrite,
 		Transport:    t,
@@ -132,7 +140,12 @@ func New(target string, opts Options) (*Forwarder, error) {
 
 // Close drops idle keep-alive connections (after a reload replaced this
 // forwarder).
-func (f *Forwarder) Close() { f.transport.CloseIdleConnections() }
+func (f *Forwarder) Close() {
+	f.transport.CloseIdleConnections()
+	if f.pool != nil {
+		f.pool.closeIdle()
+	}
+}
 
 // Request is what the gateway decided about one request.
 type Request struct {
@@ -163,6 +176,9 @@ type state struct {
 // Forward sends r (whose body was already read into fr.Body) to the target
 // and writes the answer to w. A non-nil error means nothing was written.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request) error {
+	if f.pool != nil && !(fr.WebSocket && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
+		return f.forwardLean(w, r, fr)
+	}
 	st := &state{req: fr}
 	ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), ctxKey{}, st), fr.Deadline)
 	defer cancel()

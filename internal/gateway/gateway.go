@@ -91,7 +91,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		opts := forward.Options{Control: deps.Control}
+		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == "lean"}
 		if rc.Response == "envelope" {
 			opts.Response = forward.Envelope
 		}

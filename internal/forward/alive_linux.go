@@ -1,0 +1,37 @@
+package forward
+
+import (
+	"crypto/tls"
+	"syscall"
+)
+
+// alive reports whether an idle connection is still open: a non-blocking
+// MSG_PEEK sees EOF (the target closed it) or unexpected bytes (nothing
+// may arrive on an idle HTTP/1.1 connection) without consuming anything.
+func alive(pc *pconn) bool {
+	if pc.br.Buffered() > 0 {
+		return false
+	}
+	c := pc.c
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return true
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return false
+	}
+	ok = true
+	var buf [1]byte
+	rc.Read(func(fd uintptr) bool {
+		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
+		// Nothing to read yet: open. EOF (n == 0), stray bytes or an error
+		// such as ECONNRESET: not reusable.
+		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		return true // never wait
+	})
+	return ok
+}

@@ -1,0 +1,383 @@
+package forward
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"strings"
+	"sync"
+	"time"
+)
+
+// The lean path (Options.Lean) sends a request without http.Transport:
+// the serving goroutine takes a kept-alive connection from the target's
+// pool, writes the request with (*http.Request).Write, reads the answer
+// with http.ReadResponse and copies it to the client, then puts the
+// connection back. Transport's per-connection read and write goroutines,
+// and the channel hand-offs between them and the caller, are most of the
+// cost of a bare ReverseProxy on loopback (the performance issue's
+// profile); the lean path has none. Framing stays the standard library's
+// own: no HTTP parsing here.
+//
+// The request body is always already buffered (the gateway's body step),
+// which is what makes a retry on a stale kept-alive connection safe in the
+// one case where it is done: the connection was reused and failed before a
+// single byte of an answer arrived, and either nothing was written or the
+// method is idempotent (Transport's rule).
+
+// pool holds idle connections to one target.
+type pool struct {
+	addr   string // host:port to dial
+	tls    *tls.Config
+	dialer *net.Dialer
+	max    int
+
+	mu   sync.Mutex
+	idle []*pconn
+}
+
+// pconn is one upstream connection with its buffers.
+type pconn struct {
+	c      net.Conn
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	reused bool
+}
+
+func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
+	p := &pool{addr: u.Host, dialer: dialer, max: max}
+	if u.Port() == "" {
+		port := "80"
+		if u.Scheme == "https" {
+			port = "443"
+		}
+		p.addr = net.JoinHostPort(u.Hostname(), port)
+	}
+	if u.Scheme == "https" {
+		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
+	}
+	return p
+}
+
+// get returns an idle connection (most recently used first: it is the
+// least likely to have been closed by the target) or dials a new one.
+func (p *pool) get(ctx context.Context) (*pconn, error) {
+	for {
+		p.mu.Lock()
+		n := len(p.idle)
+		if n == 0 {
+			p.mu.Unlock()
+			return p.dial(ctx)
+		}
+		pc := p.idle[n-1]
+		p.idle[n-1] = nil
+		p.idle = p.idle[:n-1]
+		p.mu.Unlock()
+		// One non-blocking peek per reuse (a fraction of a microsecond)
+		// catches a connection the target closed while it sat idle, which
+		// Transport learns from its always-reading goroutine; a POST on
+		// such a connection could not be retried safely.
+		if !alive(pc) {
+			pc.c.Close()
+			continue
+		}
+		pc.reused = true
+		return pc, nil
+	}
+}
+
+func (p *pool) dial(ctx context.Context) (*pconn, error) {
+	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	if err != nil {
+		return nil, err
+	}
+	if p.tls != nil {
+		tc := tls.Client(c, p.tls)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			c.Close()
+			return nil, err
+		}
+		c = tc
+	}
+	return &pconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, nil
+}
+
+// put returns a healthy connection to the pool, or closes it when the
+// pool is full.
+func (p *pool) put(pc *pconn) {
+	pc.c.SetDeadline(time.Time{})
+	p.mu.Lock()
+	if len(p.idle) < p.max {
+		p.idle = append(p.idle, pc)
+		p.mu.Unlock()
+		return
+	}
+	p.mu.Unlock()
+	pc.c.Close()
+}
+
+func (p *pool) closeIdle() {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, pc := range idle {
+		pc.c.Close()
+	}
+}
+
+// hopHeaders are dropped in both directions (RFC 9110 §7.6.1), as
+// ReverseProxy does.
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHopHeaders deletes hop-by-hop headers and those the Connection
+// header names, before anything drawbridge adds.
+func removeHopHeaders(h http.Header) {
+	for _, v := range h["Connection"] {
+		for {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+			if v == "" {
+				break
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// forwardLean is Forward on the lean path.
+func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Request) error {
+	out := f.outbound(r, fr)
+	ctx, cancel := context.WithDeadline(r.Context(), fr.Deadline)
+	defer cancel()
+
+	res, pc, err := f.roundTrip(ctx, out, fr)
+	if err != nil {
+		kind := Unreachable
+		switch {
+		case errors.Is(err, ErrEgressDenied):
+			kind = Denied
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+			kind = Timeout
+		}
+		return &Error{Kind: kind, Err: err}
+	}
+	// From here the answer is the target's; a failure while copying its
+	// body aborts the client's response (as ReverseProxy does), so a
+	// truncated body can never look complete.
+	if f.opts.Response == Envelope {
+		if err := f.envelope(res); err != nil {
+			pc.c.Close()
+			return &Error{Kind: Unreachable, Err: err}
+		}
+	}
+	removeHopHeaders(res.Header)
+	dst := w.Header()
+	for k, vs := range res.Header {
+		dst[k] = vs
+	}
+	if len(res.Trailer) > 0 {
+		names := make([]string, 0, len(res.Trailer))
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(res.StatusCode)
+	err = copyBody(w, res.Body, res.ContentLength == -1)
+	res.Body.Close()
+	if err != nil {
+		pc.c.Close()
+		panic(http.ErrAbortHandler)
+	}
+	for k, vs := range res.Trailer {
+		dst[http.TrailerPrefix+k] = vs
+	}
+	if res.Close {
+		pc.c.Close()
+	} else {
+		f.pool.put(pc)
+	}
+	return nil
+}
+
+// roundTrip writes out on a pooled connection and reads the answer's
+// head. On a stale reused connection it retries once on a fresh one.
+func (f *Forwarder) roundTrip(ctx context.Context, out *http.Request, fr *Request) (*http.Response, *pconn, error) {
+	for attempt := 0; ; attempt++ {
+		pc, err := f.pool.get(ctx)
+		if err != nil {
+			return nil, nil, err
+		}
+		res, wrote, err := exchange(ctx, pc, out, fr)
+		if err == nil {
+			return res, pc, nil
+		}
+		pc.c.Close()
+		if attempt == 0 && pc.reused && ctx.Err() == nil && (!wrote || idempotent(out)) {
+			continue
+		}
+		return nil, nil, err
+	}
+}
+
+// exchange writes out and reads the answer's head on pc. wrote reports
+// whether any of the request reached the connection.
+func exchange(ctx context.Context, pc *pconn, out *http.Request, fr *Request) (res *http.Response, wrote bool, err error) {
+	pc.c.SetDeadline(fr.Deadline)
+	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	out.Body = bodyReader(fr.Body)
+	if err := out.Write(pc.bw); err != nil {
+		return nil, true, err
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return nil, true, err
+	}
+	for {
+		res, err = http.ReadResponse(pc.br, out)
+		if err != nil {
+			return nil, true, err
+		}
+		// 1xx answers (100 Continue, 103 Early Hints) are informational;
+		// the final answer follows on the same connection. 101 is final.
+		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
+			return res, true, nil
+		}
+	}
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return r.Header["Idempotency-Key"] != nil || r.Header["X-Idempotency-Key"] != nil
+}
+
+func bodyReader(b []byte) io.ReadCloser {
+	if len(b) == 0 {
+		return nil
+	}
+	return io.NopCloser(bytes.NewReader(b))
+}
+
+// outbound builds the request sent to the target: the same rules as the
+// ReverseProxy path's rewrite (forward.go), applied to a copy of the
+// inbound headers.
+func (f *Forwarder) outbound(r *http.Request, fr *Request) *http.Request {
+	h := make(http.Header, len(r.Header)+4)
+	for k, vs := range r.Header {
+		h[k] = vs
+	}
+	trailers := false
+	for _, v := range h["Te"] {
+		trailers = trailers || strings.Contains(strings.ToLower(v), "trailers")
+	}
+	removeHopHeaders(h)
+	stripProtected(h)
+	if trailers {
+		// As ReverseProxy: "TE: trailers" is the one TE a proxy passes on.
+		h["Te"] = []string{"trailers"}
+	}
+	if _, ok := h["User-Agent"]; !ok {
+		// (*Request).Write would add Go's own User-Agent otherwise.
+		h["User-Agent"] = []string{""}
+	}
+	if fr.ForwardedFor != "" {
+		h["X-Forwarded-For"] = []string{fr.ForwardedFor}
+	}
+	h["X-Forwarded-Host"] = []string{r.Host}
+	if r.TLS != nil {
+		h["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		h["X-Forwarded-Proto"] = []string{"http"}
+	}
+	h["X-Request-Id"] = []string{fr.RequestID}
+
+	u := f.targetURL(r, fr)
+	return &http.Request{
+		Method:        r.Method,
+		URL:           u,
+		Proto:         "HTTP/1.1",
+		ProtoMajor:    1,
+		ProtoMinor:    1,
+		Header:        h,
+		Host:          u.Host,
+		ContentLength: int64(len(fr.Body)),
+	}
+}
+
+// targetURL is the target URL with a prefix route's rest appended and the
+// client's raw query, byte for byte.
+func (f *Forwarder) targetURL(r *http.Request, fr *Request) *url.URL {
+	u := *f.target
+	if fr.Rest != "" {
+		rest := fr.Rest
+		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
+			rest = rest[1:]
+		}
+		raw := u.EscapedPath() + rest
+		if p, err := url.PathUnescape(raw); err == nil {
+			u.Path, u.RawPath = p, raw
+		}
+	}
+	u.RawQuery = r.URL.RawQuery
+	u.ForceQuery = r.URL.ForceQuery
+	return &u
+}
+
+// copyBody copies the target's body to the client with a pooled buffer,
+// flushing after every write when the length is unknown (streams).
+func copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+	bp := buffers.Get().(*[]byte)
+	defer buffers.Put(bp)
+	buf := *bp
+	var fl http.Flusher
+	if flush {
+		fl, _ = w.(http.Flusher)
+		if fl == nil {
+			rc := http.NewResponseController(w)
+			fl = flusherFunc(func() { rc.Flush() })
+		}
+	}
+	for {
+		n, rerr := body.Read(buf)
+		if n > 0 {
+			if _, werr := w.Write(buf[:n]); werr != nil {
+				return fmt.Errorf("write to client: %w", werr)
+			}
+			if fl != nil {
+				fl.Flush()
+			}
+		}
+		if rerr == io.EOF {
+			return nil
+		}
+		if rerr != nil {
+			return fmt.Errorf("read target body: %w", rerr)
+		}
+	}
+}
+
+type flusherFunc func()
+
+func (f flusherFunc) Flush() { f() }
