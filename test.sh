@@ -16,3 +16,6 @@ command -v curl >/dev/null || missing+=(curl)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"
+
+# Every benchmark, briefly, so none can rot (figures: see docs/performance.md).
+go test -run '^$' -bench . -benchtime 100x -count=1 ./... | grep -Ev '^(goos|goarch|pkg|cpu):' 
