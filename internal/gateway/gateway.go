@@ -181,6 +181,7 @@ func (g *Gateway) Close() {
 
 // call is one request on its way through the gateway.
 type call struct {
+	rec   recorder // in the call: one allocation less per request
 	w     *recorder
 	r     *http.Request
 	route *route
@@ -224,7 +225,15 @@ func (c *call) notef(format string, args ...any) {
 
 // ServeHTTP runs one request through DESIGN §1's pipeline.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{r: r, w: &recorder{ResponseWriter: w}, start: g.now(), id: newRequestID()}
+	g.serve(w, r, (*Gateway).dispatch)
+}
+
+// serve is ServeHTTP with the dispatch step as a parameter, so that
+// BenchmarkGuards measures everything but the forwarding.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
+	c := &call{r: r, start: g.now(), id: newRequestID()}
+	c.rec.ResponseWriter = w
+	c.w = &c.rec
 	defer g.finish(c)
 
 	escaped := r.URL.EscapedPath()
@@ -253,7 +262,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	g.dispatch(c)
+	dispatch(g, c)
 }
 
 func (g *Gateway) reject(c *call, rs reason) {
