@@ -5,10 +5,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store/memory"
 )
 
 // runCheck validates a config the way serve would load it: exit 0 with
@@ -34,7 +36,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New()})
+	// A memory store: check must work while serve holds the state file.
+	st := memory.New()
+	defer st.Close()
+	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(*path, slog.New(slog.NewTextHandler(stderr, nil)))})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)

@@ -35,6 +35,12 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
+	case "explain":
+		err = runExplain(rest, stdout, stderr)
+	case "keys":
+		err = runKeys(ctx, rest, stdout, stderr)
+	case "ipsets":
+		err = runIPSets(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
@@ -88,6 +94,14 @@ Usage:
   drawbridge serve [-c FILE]    run the gateway (default config drawbridge.yaml)
   drawbridge check [-c FILE]    validate the config: exit 0, or 1 with FILE:LINE: message lines
   drawbridge demo               run a sample backend and a gateway in front of it, print curl lines
+  drawbridge explain [-c FILE] --method M --path P --ip IP [--header 'K: V']... [--api-key K] [--data BODY]
+                                show each guard's decision for an imaginary request (nothing consumed)
+  drawbridge keys create --name N [--plan P]
+                                make an API key: printed once, with the config snippet holding its SHA-256
+  drawbridge keys usage [-c FILE] [--key NAME]
+                                quota used and remaining per key in the current period
+  drawbridge ipsets update github-hooks --from FILE [-c FILE]
+                                refresh the local copy of GitHub's hook ranges from a saved /meta JSON
   drawbridge version            print version, commit and Go version
 `)
 }

@@ -8,7 +8,6 @@ import (
 	"os/exec"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 )
@@ -47,7 +46,7 @@ func TestDemoCurlLines(t *testing.T) {
 	ran := 0
 	for sc.Scan() {
 		line := sc.Text()
-		if strings.HasPrefix(line, "Not in this build") {
+		if line == demoEnd {
 			break
 		}
 		m := expect.FindStringSubmatch(line)

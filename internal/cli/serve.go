@@ -21,6 +21,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -59,6 +60,8 @@ type Server struct {
 	current atomic.Pointer[gateway.Gateway]
 	cfg     atomic.Pointer[config.Config]
 	reload  sync.Mutex
+	store   store.Store      // opened once, shared by every reload, closed last
+	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -74,9 +77,20 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 	for _, w := range cfg.Warnings {
 		logger.Warn(w.String())
 	}
-	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2)}
+	return start(cfg, logger, nil)
+}
+
+// start is Start with an injected clock for the guards (tests).
+func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Server, error) {
+	path := cfg.File
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
 	g, err := gateway.Build(cfg, s.deps())
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	s.current.Store(g)
@@ -90,6 +104,7 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		st.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
@@ -101,6 +116,7 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		}
 		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 			s.publicLn.Close()
+			st.Close()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
 		go func() { s.done <- s.admin.Serve(s.adminLn) }()
@@ -111,7 +127,7 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 }
 
 func (s *Server) deps() gateway.Deps {
-	return gateway.Deps{Metrics: s.metrics, Log: s.log}
+	return gateway.Deps{Metrics: s.metrics, Log: s.log, Store: s.store, Now: s.now, IPSets: localIPSets(s.path, s.log)}
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -135,6 +151,9 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.current.Load() == nil {
 		return errors.New("no config loaded")
 	}
+	if err := s.store.Ready(ctx); err != nil {
+		return fmt.Errorf("state store: %w", err)
+	}
 	return nil
 }
 
@@ -154,6 +173,9 @@ func (s *Server) Reload() error {
 	}
 	old := s.current.Swap(g)
 	prev := s.cfg.Swap(cfg)
+	if prev.State != cfg.State {
+		s.log.Warn("state: changes take effect after a restart; still using the store opened at start")
+	}
 	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
@@ -177,8 +199,14 @@ func (s *Server) Shutdown() error {
 		s.admin.Shutdown(ctx)
 	}
 	s.current.Load().Close()
+	// Last: requests still finishing release their leases into it, and
+	// the embedded driver writes its final quota counts on Close.
+	cerr := s.store.Close()
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
+	}
+	if cerr != nil {
+		return fmt.Errorf("close state store: %w", cerr)
 	}
 	s.log.Info("stopped")
 	return nil

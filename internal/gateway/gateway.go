@@ -27,6 +27,8 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/policy"
+	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,10 +36,21 @@ import (
 type Deps struct {
 	Metrics *metrics.Metrics // required; lives across reloads
 	Log     *slog.Logger     // nil: discard
-	// Now is the clock for guards and deadlines. Nil: time.Now.
+	// Now is the clock the guards see (throttle refills, quota periods,
+	// policy aws:CurrentTime, signature timestamps), for tests that move
+	// time by hand. Nil: the request's start. Deadlines and durations
+	// always use the real clock.
 	Now func() time.Time
 	// Control is the egress check run on every upstream dial. Nil: none.
 	Control func(network, address string, c syscall.RawConn) error
+	// Store holds throttle buckets, quota counters and concurrency leases.
+	// It outlives reloads (limits carry over) and is closed by its opener.
+	// Required when any guard keeps state (the account throttle always
+	// does, unless configured away).
+	Store store.Store
+	// IPSets are local copies of built-in ip sets (`drawbridge ipsets
+	// update`), used unless the config's ip_sets names the same set.
+	IPSets map[string][]string
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -53,6 +66,19 @@ type Gateway struct {
 	maxHeader int64
 	log       *slog.Logger
 	now       func() time.Time
+	clock     func() time.Time // Deps.Now when injected, else nil: guards use c.start
+	stage     string
+
+	steps       []step
+	store       store.Store
+	failOpen    bool // state.on_error: open lets throttles pass when the store fails
+	storeErrors prometheus.Counter
+	id          policy.Identity
+	policy      *policy.Policy // nil: no resource policy
+	account     store.Bucket
+	hasAccount  bool
+	plans       map[string]*plan
+	keys        map[[32]byte]*key // by SHA-256 of the key
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -71,14 +97,16 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		maxBody:   int64(cfg.Limits.MaxBodyBytes),
 		maxHeader: int64(cfg.Limits.MaxHeaderBytes),
 		log:       deps.Log,
-		now:       deps.Now,
+		stage:     cfg.Stage,
+		store:     deps.Store,
+		failOpen:  cfg.State.OnError == "open",
 	}
+	g.storeErrors = deps.Metrics.StoreErrors
+	g.steps = g.newSteps()
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
-	if g.now == nil {
-		g.now = time.Now
-	}
+	g.now, g.clock = time.Now, deps.Now
 	var trusted []netip.Prefix
 	for _, s := range cfg.ClientIP.TrustedProxies {
 		p, err := config.ParsePrefix(s)
@@ -112,6 +140,12 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
+	if err := g.compileGuards(cfg, deps.IPSets); err != nil {
+		return nil, err
+	}
+	if g.store == nil && g.needsStore() {
+		return nil, errors.New("gateway: guards need a state store (Deps.Store)")
+	}
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -119,36 +153,16 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// unsupported refuses config this build cannot enforce yet: a guard that
-// is configured but silently skipped would be worse than no gateway.
+// unsupported refuses config this build cannot enforce yet: a feature
+// that is configured but silently skipped would be worse than no gateway.
 func unsupported(cfg *config.Config) error {
 	var msgs []string
-	at := func(line int, format string, args ...any) {
-		msgs = append(msgs, fmt.Sprintf("%s:%d: ", cfg.File, line)+fmt.Sprintf(format, args...))
-	}
-	if cfg.ResourcePolicy != "" {
-		at(1, "resource_policy is not supported by this build yet")
-	}
-	if len(cfg.UsagePlans) > 0 || len(cfg.APIKeys) > 0 {
-		at(1, "usage_plans and api_keys are not supported by this build yet")
-	}
-	if cfg.Throttle != nil {
-		at(1, "throttle is not supported by this build yet")
-	}
 	for _, r := range cfg.Routes {
 		switch {
-		case r.APIKeyRequired:
-			at(r.Line, "route %s: api_key_required is not supported by this build yet", r.Path)
-		case len(r.AllowIPs) > 0:
-			at(r.Line, "route %s: allow_ips is not supported by this build yet", r.Path)
-		case r.Throttle != nil:
-			at(r.Line, "route %s: throttle is not supported by this build yet", r.Path)
-		case r.Verify != nil:
-			at(r.Line, "route %s: verify is not supported by this build yet", r.Path)
-		case r.Delivery.Mode == "async":
-			at(r.Line, "route %s: async delivery is not supported by this build yet", r.Path)
+		case r.Delivery != nil && r.Delivery.Mode == "async":
+			msgs = append(msgs, fmt.Sprintf("%s:%d: route %s: async delivery is not supported by this build yet", cfg.File, r.Line, r.Path))
 		case r.WebSocket:
-			at(r.Line, "route %s: websocket is not supported by this build yet", r.Path)
+			msgs = append(msgs, fmt.Sprintf("%s:%d: route %s: websocket is not supported by this build yet", cfg.File, r.Line, r.Path))
 		}
 	}
 	if len(msgs) > 0 {
@@ -167,6 +181,7 @@ func (g *Gateway) Close() {
 
 // call is one request on its way through the gateway.
 type call struct {
+	rec   recorder // in the call: one allocation less per request
 	w     *recorder
 	r     *http.Request
 	route *route
@@ -184,11 +199,41 @@ type call struct {
 	reason   reason
 	cause    error // private: why, for the log only
 	upstream time.Duration
+
+	key         *key            // the request's API key, once step api_key passed
+	buckets     [4]store.Bucket // scratch for step throttle: no allocation
+	leases      [2]store.Lease  // stage and route concurrency slots held
+	reply       *reply          // overrides replies[reason] (policy denials name the ARN)
+	guard       string          // the step that rejected, for the log
+	rule        string          // the rule that decided (statement, bucket, quota), for the log
+	decision    policy.Decision // the resource policy's, when it denied
+	hasDecision bool
+
+	dry  bool   // explain: read state, consume none, write nothing
+	note string // explain: why the current step decided as it did
+}
+
+// notef adds to the explain note of the current step. Call it only when
+// c.dry: formatting allocates, and the hot path must not.
+func (c *call) notef(format string, args ...any) {
+	s := fmt.Sprintf(format, args...)
+	if c.note != "" {
+		s = c.note + "; " + s
+	}
+	c.note = s
 }
 
 // ServeHTTP runs one request through DESIGN §1's pipeline.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	c := &call{r: r, w: &recorder{ResponseWriter: w}, start: g.now(), id: newRequestID()}
+	g.serve(w, r, (*Gateway).dispatch)
+}
+
+// serve is ServeHTTP with the dispatch step as a parameter, so that
+// BenchmarkGuards measures everything but the forwarding.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
+	c := &call{r: r, start: g.now(), id: newRequestID()}
+	c.rec.ResponseWriter = w
+	c.w = &c.rec
 	defer g.finish(c)
 
 	escaped := r.URL.EscapedPath()
@@ -204,41 +249,29 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	c.route.inflight.Inc()
 	defer c.route.inflight.Dec()
 	c.client = g.clientIP.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"])
-
-	if rs := g.limits(c); rs != pass {
-		g.reject(c, rs)
-		return
+	defer g.release(c)
+	now := c.start
+	if g.clock != nil {
+		now = g.clock() // an injected clock for the guards; deadlines stay real
 	}
-	if rs := g.readBody(c); rs != pass {
-		g.reject(c, rs)
-		return
+	for i := range g.steps {
+		s := &g.steps[i]
+		if v := s.run(c, now); v.reason != pass {
+			c.guard = s.name
+			g.reject(c, v.reason)
+			return
+		}
 	}
-	g.dispatch(c)
+	dispatch(g, c)
 }
 
 func (g *Gateway) reject(c *call, rs reason) {
 	c.reason = rs
-	g.render(c, &g.replies[rs])
-}
-
-// limits is guard step 1: header size and declared body length, checked
-// before anything is read.
-func (g *Gateway) limits(c *call) reason {
-	if g.maxHeader > 0 {
-		n := int64(len(c.r.RequestURI))
-		for k, vs := range c.r.Header {
-			for _, v := range vs {
-				n += int64(len(k) + len(v) + 4)
-			}
-		}
-		if n > g.maxHeader {
-			return headersTooLarge
-		}
+	rp := &g.replies[rs]
+	if c.reply != nil {
+		rp = c.reply
 	}
-	if c.r.ContentLength > g.maxBody {
-		return tooLarge
-	}
-	return pass
+	g.render(c, rp)
 }
 
 // aLongTimeAgo is a read deadline that has already passed: setting it
@@ -248,11 +281,14 @@ var aLongTimeAgo = time.Unix(1, 0)
 // readBody is guard step 7: the whole body, bounded by max_body_bytes and
 // by the route's deadline, is read before dispatch, so the target never
 // sees a partial or malformed body (reliability §0.2).
-func (g *Gateway) readBody(c *call) reason {
+func (g *Gateway) readBody(c *call, _ time.Time) verdict {
+	if c.dry {
+		return g.bodyDry(c)
+	}
 	r := c.r
 	if !hasBody(r) {
 		c.bodyDone = true
-		return pass
+		return allowed
 	}
 	rc := http.NewResponseController(c.w)
 	rc.SetReadDeadline(c.start.Add(time.Duration(c.route.timeout)))
@@ -263,19 +299,20 @@ func (g *Gateway) readBody(c *call) reason {
 	} else {
 		c.body, err = io.ReadAll(io.LimitReader(r.Body, g.maxBody+1))
 		if err == nil && int64(len(c.body)) > g.maxBody {
-			return tooLarge
+			c.rule = "limits.max_body_bytes"
+			return deny(tooLarge)
 		}
 	}
 	if err != nil {
 		c.cause = err
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			return upstreamTimeout
+			return deny(upstreamTimeout)
 		}
 		var ne net.Error
 		if errors.As(err, &ne) && ne.Timeout() {
-			return upstreamTimeout
+			return deny(upstreamTimeout)
 		}
-		return badRequest
+		return deny(badRequest)
 	}
 	c.bodyDone = true
 	// Clear the deadline: net/http's background read after the body would
@@ -288,7 +325,7 @@ func (g *Gateway) readBody(c *call) reason {
 		// connection.
 		c.w.Header()["Connection"] = closeHdr
 	}
-	return pass
+	return allowed
 }
 
 // dispatch sends the request to the route's target.
@@ -380,6 +417,9 @@ func (g *Gateway) finish(c *call) {
 		}
 		c.route.duration.Observe(d.Seconds())
 	}
+	if !g.log.Enabled(c.r.Context(), slog.LevelInfo) {
+		return
+	}
 	attrs := []slog.Attr{
 		slog.String("request_id", c.id),
 		slog.String("method", c.r.Method),
@@ -393,10 +433,27 @@ func (g *Gateway) finish(c *call) {
 	if c.upstream > 0 {
 		attrs = append(attrs, slog.Float64("upstream_ms", float64(c.upstream.Microseconds())/1000))
 	}
+	if c.guard != "" {
+		attrs = append(attrs, slog.String("guard", c.guard))
+	}
+	if rule := c.ruleText(); rule != "" {
+		attrs = append(attrs, slog.String("rule", rule))
+	}
+	if c.key != nil {
+		attrs = append(attrs, slog.String("api_key", c.key.name)) // the name, never the value
+	}
 	if c.cause != nil {
 		attrs = append(attrs, slog.String("reason", c.cause.Error()))
 	}
 	g.log.LogAttrs(c.r.Context(), slog.LevelInfo, "request", attrs...)
+}
+
+// ruleText names the rule that decided a rejection, for the log.
+func (c *call) ruleText() string {
+	if c.hasDecision {
+		return "resource_policy: " + c.decision.String()
+	}
+	return c.rule
 }
 
 func addrString(a netip.Addr) string {

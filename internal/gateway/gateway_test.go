@@ -17,6 +17,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store/memory"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -74,19 +75,35 @@ func (b *backend) last(t *testing.T) seen {
 // backend's URL, serves it on loopback, and returns its URL and metrics.
 func gatewayFor(t *testing.T, yaml string, target string) (string, *metrics.Metrics) {
 	t.Helper()
-	yaml = strings.ReplaceAll(yaml, "{T}", target)
-	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := metrics.New()
-	g, err := Build(cfg, Deps{Metrics: m})
-	if err != nil {
-		t.Fatal(err)
-	}
+	g, m := buildFor(t, yaml, target, Deps{}, nil)
 	srv := httptest.NewServer(g)
-	t.Cleanup(func() { srv.Close(); g.Close() })
+	t.Cleanup(srv.Close)
 	return srv.URL, m
+}
+
+// buildFor compiles YAML where {T} is replaced by target, with deps (a
+// fresh memory store and metrics unless set) and env for secrets.
+func buildFor(t testing.TB, yaml, target string, deps Deps, env map[string]string) (*Gateway, *metrics.Metrics) {
+	t.Helper()
+	yaml = strings.ReplaceAll(yaml, "{T}", target)
+	cfg, err := config.Parse("test.yaml", []byte(yaml), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if deps.Metrics == nil {
+		deps.Metrics = metrics.New()
+	}
+	if deps.Store == nil {
+		st := memory.New()
+		t.Cleanup(func() { st.Close() })
+		deps.Store = st
+	}
+	g, err := Build(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	return g, deps.Metrics
 }
 
 const routesYAML = `

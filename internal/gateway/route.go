@@ -21,6 +21,7 @@ type route struct {
 	other   []string // configured methods outside methodNames (PROPFIND...)
 	fwd     *forward.Forwarder
 	timeout int64 // nanoseconds
+	guards  guards
 
 	// Metric children, made once: a label lookup per request costs a hash
 	// and a lock.

@@ -1,0 +1,124 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/gateway"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/bolt"
+	"github.com/drawbridge/drawbridge/internal/store/memory"
+)
+
+// headerFlags collects repeated --header 'K: V'.
+type headerFlags []string
+
+func (h *headerFlags) String() string     { return strings.Join(*h, ", ") }
+func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
+
+// runExplain is `drawbridge explain`: one imaginary request through the
+// same steps as serve, state read and not consumed, the target never
+// called (DESIGN §2).
+func runExplain(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := configFlag(fs)
+	method := fs.String("method", "GET", "HTTP `method`")
+	target := fs.String("path", "/", "request `path`, with an optional ?query")
+	ip := fs.String("ip", "", "client `address` (the TCP peer)")
+	apiKey := fs.String("api-key", "", "x-api-key header `value`")
+	data := fs.String("data", "", "request `body` (for webhook signatures)")
+	var headers headerFlags
+	fs.Var(&headers, "header", "request header `'K: V'` (repeatable)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *ip == "" {
+		return errors.New("explain: --ip is required (the client address the guards see)")
+	}
+	addr, err := netip.ParseAddr(*ip)
+	if err != nil {
+		return fmt.Errorf("explain: --ip %q is not an IP address", *ip)
+	}
+	r, err := http.NewRequest(strings.ToUpper(*method), "http://drawbridge"+*target, nil)
+	if err != nil || !strings.HasPrefix(*target, "/") {
+		return fmt.Errorf("explain: --path %q is not a path", *target)
+	}
+	r.RequestURI = *target
+	r.RemoteAddr = net.JoinHostPort(addr.String(), "0")
+	for _, h := range headers {
+		k, v, ok := strings.Cut(h, ":")
+		if !ok || strings.TrimSpace(k) == "" {
+			return fmt.Errorf("explain: --header %q is not 'Name: value'", h)
+		}
+		r.Header.Add(strings.TrimSpace(k), strings.TrimSpace(v))
+	}
+	if *apiKey != "" {
+		r.Header.Set("X-Api-Key", *apiKey)
+	}
+	r.ContentLength = int64(len(*data))
+
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	st, note, err := openStateForReading(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	if note != "" {
+		fmt.Fprintln(stderr, "note:", note)
+	}
+	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(*path, discardLog())})
+	if err != nil {
+		return err
+	}
+	defer g.Close()
+	e := g.Explain(r, []byte(*data))
+	printExplanation(stdout, &e)
+	return nil
+}
+
+func printExplanation(w io.Writer, e *gateway.Explanation) {
+	for _, l := range e.Lines {
+		fmt.Fprintln(w, l)
+	}
+	fmt.Fprintln(w, e.Result())
+}
+
+// openStateForReading opens the configured store for a command that only
+// reads it (explain, keys usage). A running serve holds the embedded
+// file's lock, and a missing file has nothing to read: both fall back to
+// an empty memory store, with a note saying so.
+func openStateForReading(cfg *config.Config) (store.Store, string, error) {
+	if cfg.State.Driver == "embedded" {
+		p := statePath(cfg)
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			return memory.New(), "no state file " + p + " yet: limits shown as fresh", nil
+		}
+		st, err := bolt.Open(p, bolt.Options{Timeout: 200 * time.Millisecond})
+		if errors.Is(err, bolt.ErrLocked) {
+			return memory.New(), "state file " + p + " is held by a running drawbridge: limits shown as fresh (quota counts are in the server)", nil
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		return st, "", nil
+	}
+	if cfg.State.Driver == "memory" {
+		return memory.New(), "state.driver is memory: the server's state lives in its process; limits shown as fresh", nil
+	}
+	st, err := openStore(cfg)
+	return st, "", err
+}
