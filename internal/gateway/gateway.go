@@ -38,6 +38,9 @@ type Deps struct {
 	Now func() time.Time
 	// Control is the egress check run on every upstream dial. Nil: none.
 	Control func(network, address string, c syscall.RawConn) error
+	// Queue persists async routes' requests (DESIGN §7). Nil: they answer
+	// 503 (check builds without one).
+	Queue Enqueuer
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -53,6 +56,7 @@ type Gateway struct {
 	maxHeader int64
 	log       *slog.Logger
 	now       func() time.Time
+	async     map[*route]*asyncRoute // delivery.mode: async routes
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -112,6 +116,10 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
+	var err error
+	if g.async, err = buildAsync(cfg, g.routes, deps); err != nil {
+		return nil, err
+	}
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -145,8 +153,6 @@ func unsupported(cfg *config.Config) error {
 			at(r.Line, "route %s: throttle is not supported by this build yet", r.Path)
 		case r.Verify != nil:
 			at(r.Line, "route %s: verify is not supported by this build yet", r.Path)
-		case r.Delivery.Mode == "async":
-			at(r.Line, "route %s: async delivery is not supported by this build yet", r.Path)
 		case r.WebSocket:
 			at(r.Line, "route %s: websocket is not supported by this build yet", r.Path)
 		}
@@ -293,6 +299,10 @@ func (g *Gateway) readBody(c *call) reason {
 
 // dispatch sends the request to the route's target.
 func (g *Gateway) dispatch(c *call) {
+	if a := g.async[c.route]; a != nil {
+		g.accept(c, a)
+		return
+	}
 	fr := &forward.Request{
 		Rest:         c.rest,
 		Body:         c.body,
