@@ -60,6 +60,7 @@ type Server struct {
 	cfg     atomic.Pointer[config.Config]
 	reload  sync.Mutex
 
+	deliveries        *deliveries // nil without an embedded state file
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	done              chan error
@@ -75,8 +76,12 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		logger.Warn(w.String())
 	}
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2)}
+	if s.deliveries, err = startDeliveries(cfg, s.metrics, logger, s.deps().Control); err != nil {
+		return nil, err
+	}
 	g, err := gateway.Build(cfg, s.deps())
 	if err != nil {
+		s.deliveries.stop()
 		return nil, err
 	}
 	s.current.Store(g)
@@ -90,17 +95,19 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		s.deliveries.stop()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
 	if cfg.Admin != "off" {
 		s.admin = &http.Server{
-			Handler:           admin.Handler(s.metrics.Registry, s.ready),
+			Handler:           admin.Handler(s.metrics.Registry, s.ready, s.deliveries.ops()),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 			s.publicLn.Close()
+			s.deliveries.stop()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
 		go func() { s.done <- s.admin.Serve(s.adminLn) }()
@@ -111,7 +118,7 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 }
 
 func (s *Server) deps() gateway.Deps {
-	return gateway.Deps{Metrics: s.metrics, Log: s.log}
+	return gateway.Deps{Metrics: s.metrics, Log: s.log, Queue: s.deliveries.enqueuer()}
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -152,6 +159,7 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
+	s.deliveries.reload(cfg)
 	old := s.current.Swap(g)
 	prev := s.cfg.Swap(cfg)
 	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
@@ -177,6 +185,11 @@ func (s *Server) Shutdown() error {
 		s.admin.Shutdown(ctx)
 	}
 	s.current.Load().Close()
+	// After the drain: no Enqueue is in flight. Before the state file
+	// closes: the worker must stop using it first.
+	if derr := s.deliveries.stop(); derr != nil {
+		s.log.Error("close delivery queue", "error", derr.Error())
+	}
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}
