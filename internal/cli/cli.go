@@ -35,6 +35,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
+	case "deliveries":
+		err = runDeliveries(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
@@ -88,6 +90,8 @@ Usage:
   drawbridge serve [-c FILE]    run the gateway (default config drawbridge.yaml)
   drawbridge check [-c FILE]    validate the config: exit 0, or 1 with FILE:LINE: message lines
   drawbridge demo               run a sample backend and a gateway in front of it, print curl lines
+  drawbridge deliveries [-c FILE] list|show ID|replay ID|purge
+                                inspect and replay the durable webhook queue
   drawbridge version            print version, commit and Go version
 `)
 }
