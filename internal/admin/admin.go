@@ -1,5 +1,7 @@
 // Package admin serves the operator's endpoints on the admin listener
-// (loopback by default): liveness, readiness and Prometheus metrics.
+// (loopback by default): liveness, readiness, Prometheus metrics and the
+// delivery queue's operator API (deliveries.go). The listener has no
+// authentication of its own: keep it on loopback or a private network.
 package admin
 
 import (
@@ -8,6 +10,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/delivery"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
@@ -17,8 +20,9 @@ import (
 type Ready func(ctx context.Context) error
 
 // Handler returns the admin mux: /healthz (the process answers),
-// /readyz (Ready says yes, checked within one second), /metrics.
-func Handler(reg *prometheus.Registry, ready Ready) http.Handler {
+// /readyz (Ready says yes, checked within one second), /metrics, and
+// /deliveries when deliveries is not nil.
+func Handler(reg *prometheus.Registry, ready Ready, deliveries delivery.Ops) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -33,6 +37,9 @@ func Handler(reg *prometheus.Registry, ready Ready) http.Handler {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	if deliveries != nil {
+		deliveryRoutes(mux, deliveries)
+	}
 	return mux
 }
 

@@ -41,6 +41,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runKeys(ctx, rest, stdout, stderr)
 	case "ipsets":
 		err = runIPSets(rest, stdout, stderr)
+	case "deliveries":
+		err = runDeliveries(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
@@ -102,6 +104,8 @@ Usage:
                                 quota used and remaining per key in the current period
   drawbridge ipsets update github-hooks --from FILE [-c FILE]
                                 refresh the local copy of GitHub's hook ranges from a saved /meta JSON
+  drawbridge deliveries [-c FILE] list|show ID|replay ID|purge
+                                inspect and replay the durable webhook queue
   drawbridge version            print version, commit and Go version
 `)
 }

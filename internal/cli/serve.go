@@ -63,6 +63,7 @@ type Server struct {
 	store   store.Store      // opened once, shared by every reload, closed last
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
+	deliveries        *deliveries // nil without an embedded state file
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	done              chan error
@@ -88,8 +89,13 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		return nil, err
 	}
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
+	if s.deliveries, err = startDeliveries(cfg, st, s.metrics, logger, s.deps().Control); err != nil {
+		st.Close()
+		return nil, err
+	}
 	g, err := gateway.Build(cfg, s.deps())
 	if err != nil {
+		s.deliveries.stop()
 		st.Close()
 		return nil, err
 	}
@@ -104,6 +110,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
 	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+		s.deliveries.stop()
 		st.Close()
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
@@ -111,11 +118,12 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
 	if cfg.Admin != "off" {
 		s.admin = &http.Server{
-			Handler:           admin.Handler(s.metrics.Registry, s.ready),
+			Handler:           admin.Handler(s.metrics.Registry, s.ready, s.deliveries.ops()),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 			s.publicLn.Close()
+			s.deliveries.stop()
 			st.Close()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
@@ -127,7 +135,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 }
 
 func (s *Server) deps() gateway.Deps {
-	return gateway.Deps{Metrics: s.metrics, Log: s.log, Store: s.store, Now: s.now, IPSets: localIPSets(s.path, s.log)}
+	return gateway.Deps{Metrics: s.metrics, Log: s.log, Store: s.store, Now: s.now, IPSets: localIPSets(s.path, s.log), Queue: s.deliveries.enqueuer()}
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -171,6 +179,7 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
+	s.deliveries.reload(cfg)
 	old := s.current.Swap(g)
 	prev := s.cfg.Swap(cfg)
 	if prev.State != cfg.State {
@@ -199,6 +208,11 @@ func (s *Server) Shutdown() error {
 		s.admin.Shutdown(ctx)
 	}
 	s.current.Load().Close()
+	// After the drain: no Enqueue is in flight. Before the state file
+	// closes: the worker must stop using it first.
+	if derr := s.deliveries.stop(); derr != nil {
+		s.log.Error("close delivery queue", "error", derr.Error())
+	}
 	// Last: requests still finishing release their leases into it, and
 	// the embedded driver writes its final quota counts on Close.
 	cerr := s.store.Close()

@@ -491,9 +491,29 @@ func (v *validator) routes() {
 		}
 		setDefault(&r.Delivery.Mode, "sync")
 		oneOf(v, path+".delivery.mode", fmt.Sprintf("routes[%d].delivery.mode", i), r.Delivery.Mode, "sync", "async")
+		if r.Delivery.Mode == "async" {
+			v.async(path+".delivery", i, r.Delivery)
+		}
 		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
 			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify or resource_policy", r.Path)
 		}
+	}
+}
+
+// async checks a store-and-forward route: its queue must survive a
+// restart, and its retry numbers must make sense.
+func (v *validator) async(path string, i int, d *Delivery) {
+	if v.cfg.State.Driver == "memory" {
+		v.errorf(path+".mode", "routes[%d].delivery.mode: async needs state.driver embedded (a memory queue would lose events on restart)", i)
+	}
+	if d.Concurrency < 0 {
+		v.errorf(path+".concurrency", "routes[%d].delivery.concurrency must be positive", i)
+	}
+	if d.Retry.MaxAttempts < 0 {
+		v.errorf(path+".retry.max_attempts", "routes[%d].delivery.retry.max_attempts must be positive", i)
+	}
+	if d.Retry.Base > 0 && d.Retry.Max > 0 && d.Retry.Max < d.Retry.Base {
+		v.errorf(path+".retry.max", "routes[%d].delivery.retry.max must be at least retry.base", i)
 	}
 }
 

@@ -51,6 +51,9 @@ type Deps struct {
 	// IPSets are local copies of built-in ip sets (`drawbridge ipsets
 	// update`), used unless the config's ip_sets names the same set.
 	IPSets map[string][]string
+	// Queue persists async routes' requests (DESIGN §7). Nil: they answer
+	// 503 (check builds without one).
+	Queue Enqueuer
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -78,7 +81,8 @@ type Gateway struct {
 	account     store.Bucket
 	hasAccount  bool
 	plans       map[string]*plan
-	keys        map[[32]byte]*key // by SHA-256 of the key
+	keys        map[[32]byte]*key      // by SHA-256 of the key
+	async       map[*route]*asyncRoute // delivery.mode: async routes
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -146,6 +150,10 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if g.store == nil && g.needsStore() {
 		return nil, errors.New("gateway: guards need a state store (Deps.Store)")
 	}
+	var err error
+	if g.async, err = buildAsync(cfg, g.routes, deps); err != nil {
+		return nil, err
+	}
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -159,8 +167,6 @@ func unsupported(cfg *config.Config) error {
 	var msgs []string
 	for _, r := range cfg.Routes {
 		switch {
-		case r.Delivery != nil && r.Delivery.Mode == "async":
-			msgs = append(msgs, fmt.Sprintf("%s:%d: route %s: async delivery is not supported by this build yet", cfg.File, r.Line, r.Path))
 		case r.WebSocket:
 			msgs = append(msgs, fmt.Sprintf("%s:%d: route %s: websocket is not supported by this build yet", cfg.File, r.Line, r.Path))
 		}
@@ -330,6 +336,10 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 
 // dispatch sends the request to the route's target.
 func (g *Gateway) dispatch(c *call) {
+	if a := g.async[c.route]; a != nil {
+		g.accept(c, a)
+		return
+	}
 	fr := &forward.Request{
 		Rest:         c.rest,
 		Body:         c.body,

@@ -543,7 +543,6 @@ func TestBuildErrors(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
 		{"bad policy", "resource_policy: {Statement: [{Effect: Maybe, Principal: '*', Action: '*', Resource: '*'}]}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", "test.yaml: resource_policy: "},
 		{"override names no route", "usage_plans: {p: {methods: {/nope/GET: {rate: 1, burst: 1}}}}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", `usage_plans.p.methods: "/nope/GET" names no configured route`},
-		{"async still refused", "state: {driver: embedded}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/', delivery: {mode: async}}]", "async delivery is not supported"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -94,3 +94,11 @@ func New() *Metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
+
+// SetDeliveries sets the drawbridge_deliveries gauge to the delivery
+// queue's current counts.
+func (m *Metrics) SetDeliveries(pending, delivered, dead int) {
+	m.Deliveries.WithLabelValues("pending").Set(float64(pending))
+	m.Deliveries.WithLabelValues("delivered").Set(float64(delivered))
+	m.Deliveries.WithLabelValues("dead").Set(float64(dead))
+}

@@ -1,0 +1,433 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+	"unicode/utf8"
+
+	"github.com/drawbridge/drawbridge/internal/admin"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/gateway"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/bolt"
+)
+
+// deliveries is serve's durable delivery queue and its background worker.
+// The zero of *deliveries (nil) means no queue: the state driver is not
+// embedded, so no async route can be configured (config and Build refuse
+// them).
+type deliveries struct {
+	queue  *delivery.Queue
+	worker *delivery.Worker
+	cancel context.CancelFunc
+	done   chan struct{}
+}
+
+// startDeliveries opens the queue in the embedded state file that st
+// (serve's one Store) already holds, and starts delivering. bbolt locks
+// its file, so the queue shares the Store's DB instead of opening the file
+// again. control is the egress check for the worker's dials, the same as
+// the sync path's.
+func startDeliveries(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) (*deliveries, error) {
+	bs, ok := st.(*bolt.Store)
+	if !ok {
+		return nil, nil
+	}
+	q, err := delivery.Open(bs.DB(), delivery.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("state file %s: %w", statePath(cfg), err)
+	}
+	w := delivery.NewWorker(q, delivery.WorkerOptions{
+		Log:      log,
+		Control:  control,
+		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
+	})
+	w.SetPolicies(delivery.Policies(cfg))
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &deliveries{queue: q, worker: w, cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(d.done)
+		w.Run(ctx)
+	}()
+	return d, nil
+}
+
+// enqueuer is the gateway's view of the queue; a nil interface, not a nil
+// pointer, when there is none.
+func (d *deliveries) enqueuer() gateway.Enqueuer {
+	if d == nil {
+		return nil
+	}
+	return d.queue
+}
+
+// ops is the admin API's view of the queue (nil: none).
+func (d *deliveries) ops() delivery.Ops {
+	if d == nil {
+		return nil
+	}
+	return d.queue
+}
+
+// reload gives the worker the new config's retry policies.
+func (d *deliveries) reload(cfg *config.Config) {
+	if d != nil {
+		d.worker.SetPolicies(delivery.Policies(cfg))
+	}
+}
+
+// stop ends the worker (an attempt in flight is abandoned, not recorded:
+// it is sent again after restart). Call it after the public listener has
+// drained, so no Enqueue is in flight, and before the Store closes.
+func (d *deliveries) stop() error {
+	if d == nil {
+		return nil
+	}
+	d.cancel()
+	<-d.done
+	d.worker.Close()
+	return nil
+}
+
+// runDeliveries is `drawbridge deliveries [-c FILE] list|show|replay|purge`
+// (DESIGN §2). It works on the state file when serve is stopped and
+// through the admin listener when serve runs (it then holds the file's
+// lock).
+func runDeliveries(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("deliveries", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprint(stderr, deliveriesUsage) }
+	path := configFlag(fs)
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fmt.Fprint(stderr, deliveriesUsage)
+		return exitError(2)
+	}
+	sub, rest := fs.Arg(0), fs.Args()[1:]
+	sfs := flag.NewFlagSet("deliveries "+sub, flag.ContinueOnError)
+	sfs.SetOutput(stderr)
+	sfs.Usage = func() { fmt.Fprint(stderr, deliveriesUsage) }
+	sfs.StringVar(path, "c", *path, "config `file`")
+	asJSON := sfs.Bool("json", false, "print JSON")
+	var (
+		state, route, since, olderThan string
+		limit                          int
+		dead, delivered                bool
+	)
+	switch sub {
+	case "list":
+		sfs.StringVar(&state, "state", "", "pending, delivered or dead")
+		sfs.StringVar(&route, "route", "", "only this configured route path")
+		sfs.StringVar(&since, "since", "", "only accepted within this `age` (1h, 7d)")
+		sfs.IntVar(&limit, "limit", delivery.DefaultListLimit, "at most this many, newest first")
+	case "show":
+	case "replay":
+		sfs.BoolVar(&dead, "dead", false, "replay every dead delivery (with --since: that died within the age)")
+		sfs.StringVar(&since, "since", "", "with --dead: only those that died within this `age`")
+	case "purge":
+		sfs.BoolVar(&delivered, "delivered", false, "purge delivered deliveries")
+		sfs.BoolVar(&dead, "dead", false, "purge dead deliveries")
+		sfs.StringVar(&olderThan, "older-than", "", "only those finished longer ago than this `age` (required: 7d, 24h)")
+	default:
+		fmt.Fprintf(stderr, "drawbridge deliveries: unknown command %q\n", sub)
+		fmt.Fprint(stderr, deliveriesUsage)
+		return exitError(2)
+	}
+	pos, err := parseInterleaved(sfs, rest)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(*path)
+	if err != nil {
+		return err
+	}
+	ops, closeOps, err := openOps(cfg)
+	if err != nil {
+		return err
+	}
+	defer closeOps()
+	now := time.Now()
+
+	switch sub {
+	case "list":
+		f := delivery.Filter{Route: route, Limit: limit}
+		if state != "" {
+			if f.State, err = delivery.ParseState(state); err != nil {
+				return err
+			}
+		}
+		if since != "" {
+			age, err := parseAge(since)
+			if err != nil {
+				return err
+			}
+			f.Since = now.Add(-age)
+		}
+		ds, err := ops.List(f)
+		if err != nil {
+			return err
+		}
+		if *asJSON {
+			return printJSON(stdout, redacted(ds))
+		}
+		printList(stdout, ds)
+	case "show":
+		if len(pos) != 1 {
+			return errors.New("deliveries show: want one delivery id")
+		}
+		d, err := ops.Get(pos[0])
+		if err != nil {
+			return err
+		}
+		d.Header = delivery.Redact(d.Header)
+		if *asJSON {
+			return printJSON(stdout, d)
+		}
+		printDelivery(stdout, d)
+	case "replay":
+		switch {
+		case dead && len(pos) == 0:
+			var from time.Time
+			if since != "" {
+				age, err := parseAge(since)
+				if err != nil {
+					return err
+				}
+				from = now.Add(-age)
+			}
+			n, err := ops.ReplayDead(from)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "replayed %d dead deliveries\n", n)
+		case !dead && len(pos) == 1:
+			if err := ops.Replay(pos[0]); err != nil {
+				return err
+			}
+			fmt.Fprintf(stdout, "replayed %s\n", pos[0])
+		default:
+			return errors.New("deliveries replay: want one delivery id, or --dead [--since AGE]")
+		}
+		if _, offline := ops.(*delivery.Queue); offline {
+			fmt.Fprintln(stdout, "serve is not running: the delivery is sent when it starts")
+		}
+	case "purge":
+		var st delivery.State
+		switch {
+		case delivered && !dead:
+			st = delivery.Delivered
+		case dead && !delivered:
+			st = delivery.Dead
+		default:
+			return errors.New("deliveries purge: want one of --delivered or --dead")
+		}
+		if olderThan == "" {
+			return errors.New("deliveries purge: --older-than is required (such as 7d)")
+		}
+		age, err := parseAge(olderThan)
+		if err != nil {
+			return err
+		}
+		n, err := ops.Purge(st, now.Add(-age))
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "purged %d %s deliveries\n", n, st)
+	}
+	return nil
+}
+
+const deliveriesUsage = `Usage:
+  drawbridge deliveries [-c FILE] list [--state pending|delivered|dead] [--route R] [--since AGE] [--limit N] [--json]
+  drawbridge deliveries [-c FILE] show ID [--json]
+  drawbridge deliveries [-c FILE] replay ID
+  drawbridge deliveries [-c FILE] replay --dead [--since AGE]
+  drawbridge deliveries [-c FILE] purge --delivered|--dead --older-than AGE
+AGE is a Go duration (90m, 24h) or a number of days (7d). With serve running
+the command goes through its admin listener; otherwise it opens the state file.
+`
+
+// parseInterleaved parses flags that may come before, between or after
+// positional arguments ("show ID --json"), and returns the positionals.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+// parseAge reads a Go duration or whole days ("7d").
+func parseAge(s string) (time.Duration, error) {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		days, err := strconv.Atoi(n)
+		if err != nil || days < 0 {
+			return 0, fmt.Errorf("bad age %q: want a Go duration (90m, 24h) or days (7d)", s)
+		}
+		return time.Duration(days) * 24 * time.Hour, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return 0, fmt.Errorf("bad age %q: want a Go duration (90m, 24h) or days (7d)", s)
+	}
+	return d, nil
+}
+
+// openOps reaches the queue: the state file itself if no serve holds it,
+// else the running serve's admin API.
+func openOps(cfg *config.Config) (delivery.Ops, func() error, error) {
+	if cfg.State.Driver != "embedded" {
+		return nil, nil, fmt.Errorf("state.driver %s keeps no delivery queue (async routes need embedded)", cfg.State.Driver)
+	}
+	if _, err := os.Stat(statePath(cfg)); errors.Is(err, os.ErrNotExist) {
+		return nil, nil, fmt.Errorf("no state file at %s: nothing was accepted yet (or -c names another config)", statePath(cfg))
+	}
+	st, err := bolt.Open(statePath(cfg), bolt.Options{Timeout: -1})
+	if errors.Is(err, bolt.ErrLocked) {
+		if cfg.Admin == "off" {
+			return nil, nil, fmt.Errorf("%w, and its admin listener is off: stop it, or set admin", err)
+		}
+		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin)}, func() error { return nil }, nil
+	}
+	if err != nil {
+		return nil, nil, err
+	}
+	q, err := delivery.Open(st.DB(), delivery.Options{})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return q, st.Close, nil
+}
+
+// dialAddr turns a listen address into one to dial: an empty or
+// unspecified host means this machine's loopback.
+func dialAddr(listen string) string {
+	host, port, err := net.SplitHostPort(listen)
+	if err != nil {
+		return listen
+	}
+	switch host {
+	case "", "0.0.0.0":
+		host = "127.0.0.1"
+	case "::":
+		host = "::1"
+	}
+	return net.JoinHostPort(host, port)
+}
+
+func redacted(ds []*delivery.Delivery) []*delivery.Delivery {
+	for _, d := range ds {
+		d.Header = delivery.Redact(d.Header)
+	}
+	return ds
+}
+
+func printJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+// lastAttempt is the last attempt's status, "no answer" or "-".
+func lastAttempt(d *delivery.Delivery) string {
+	if len(d.Attempts) == 0 {
+		return "-"
+	}
+	a := d.Attempts[len(d.Attempts)-1]
+	if a.Status != 0 {
+		return strconv.Itoa(a.Status)
+	}
+	return "no answer"
+}
+
+func printList(w io.Writer, ds []*delivery.Delivery) {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "ID\tSTATE\tROUTE\tMETHOD\tATTEMPTS\tLAST\tACCEPTED")
+	for _, d := range ds {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", d.ID, d.State, d.Route, d.Method, len(d.Attempts), lastAttempt(d), stamp(d.AcceptedAt))
+	}
+	tw.Flush()
+}
+
+// maxShownBody is how much of a body show prints.
+const maxShownBody = 4 << 10
+
+func printDelivery(w io.Writer, d *delivery.Delivery) {
+	fmt.Fprintf(w, "id:        %s\nstate:     %s\nroute:     %s\nrequest:   %s %s\n", d.ID, d.State, d.Route, d.Method, d.URL)
+	if d.Key != "" {
+		fmt.Fprintf(w, "key:       %s\n", d.Key)
+	}
+	fmt.Fprintf(w, "accepted:  %s\n", stamp(d.AcceptedAt))
+	if !d.ReplayedAt.IsZero() {
+		fmt.Fprintf(w, "replayed:  %s\n", stamp(d.ReplayedAt))
+	}
+	if d.State == delivery.Pending {
+		fmt.Fprintf(w, "next:      %s\n", stamp(d.NextAt))
+	} else {
+		fmt.Fprintf(w, "done:      %s\n", stamp(d.DoneAt))
+	}
+	fmt.Fprintln(w, "headers:")
+	for _, k := range slices.Sorted(maps.Keys(d.Header)) {
+		for _, v := range d.Header[k] {
+			fmt.Fprintf(w, "  %s: %s\n", k, v)
+		}
+	}
+	fmt.Fprintf(w, "body:      %d bytes\n", d.BodyBytes)
+	if b := d.Body; len(b) > 0 {
+		if len(b) > maxShownBody {
+			b = b[:maxShownBody]
+		}
+		if utf8.Valid(b) {
+			fmt.Fprintf(w, "  %s\n", strings.ReplaceAll(string(b), "\n", "\n  "))
+		} else {
+			fmt.Fprintf(w, "  (binary; --json shows it in base64)\n")
+		}
+		if len(b) < len(d.Body) {
+			fmt.Fprintf(w, "  … %d more bytes\n", len(d.Body)-len(b))
+		}
+	}
+	fmt.Fprintf(w, "attempts:  %d\n", len(d.Attempts))
+	for i, a := range d.Attempts {
+		res := "no answer"
+		if a.Status != 0 {
+			res = strconv.Itoa(a.Status)
+		}
+		fmt.Fprintf(w, "  %d  %s  %s  %v", i+1, stamp(a.At), res, a.Duration.Round(time.Millisecond))
+		if a.Error != "" {
+			fmt.Fprintf(w, "  %s", a.Error)
+		}
+		fmt.Fprintln(w)
+	}
+}

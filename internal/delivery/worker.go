@@ -1,0 +1,291 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+)
+
+// WorkerOptions tune a Worker. The zero value is usable.
+type WorkerOptions struct {
+	Clock Clock        // nil: SystemClock; all retry timing reads it
+	Log   *slog.Logger // nil: discard; one line per attempt
+	// Control is called on every dial with the resolved address, before
+	// connecting: the egress guard, as on the sync path. Nil: no check.
+	Control func(network, address string, c syscall.RawConn) error
+	// Rand draws uniformly from [0, n) for the backoff jitter. Nil:
+	// math/rand/v2; tests inject a fixed one.
+	Rand func(n int64) int64
+	// OnCounts is told the queue's counts after every scheduling pass
+	// (the drawbridge_deliveries gauge). Nil: nobody.
+	OnCounts func(Counts)
+	// Poll bounds how long Run sleeps between scans when nothing wakes it
+	// (a clock jump, a missed wake-up). Zero: 10s.
+	Poll time.Duration
+}
+
+// Worker delivers a Queue's pending deliveries. Run it in the background
+// for a server; call RunOnce for one pass (Lambda's scheduled drain).
+type Worker struct {
+	q      *Queue
+	opts   WorkerOptions
+	client *http.Client
+	tr     *http.Transport
+
+	mu       sync.Mutex
+	policies map[string]Policy // by route; routes not listed get the defaults
+	busy     map[string]bool   // ids in flight
+}
+
+// NewWorker makes a worker for q.
+func NewWorker(q *Queue, opts WorkerOptions) *Worker {
+	if opts.Clock == nil {
+		opts.Clock = SystemClock
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.Rand == nil {
+		opts.Rand = rand.Int64N
+	}
+	if opts.Poll <= 0 {
+		opts.Poll = 10 * time.Second
+	}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control}
+	tr := &http.Transport{
+		Proxy:               nil, // never an environment proxy: egress is decided by Control
+		DialContext:         dialer.DialContext,
+		MaxIdleConnsPerHost: 16,
+		IdleConnTimeout:     90 * time.Second,
+		TLSHandshakeTimeout: 10 * time.Second,
+		DisableCompression:  true, // the body goes as stored, the answer is discarded
+	}
+	return &Worker{
+		q:    q,
+		opts: opts,
+		tr:   tr,
+		client: &http.Client{
+			Transport: tr,
+			// Redirects are never followed: a 3xx is a permanent failure.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+		policies: map[string]Policy{},
+		busy:     map[string]bool{},
+	}
+}
+
+// Policies reads the policy of every async route of cfg.
+func Policies(cfg *config.Config) map[string]Policy {
+	m := map[string]Policy{}
+	for i := range cfg.Routes {
+		if r := &cfg.Routes[i]; r.Delivery != nil && r.Delivery.Mode == "async" {
+			m[r.Path] = PolicyFor(r)
+		}
+	}
+	return m
+}
+
+// SetPolicies replaces the per-route policies (on start and on reload).
+// Deliveries of a route no longer configured keep going to the URL they
+// were accepted for, under the default policy.
+func (w *Worker) SetPolicies(p map[string]Policy) {
+	w.mu.Lock()
+	w.policies = p
+	w.mu.Unlock()
+}
+
+func (w *Worker) policy(route string) Policy {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if p, ok := w.policies[route]; ok {
+		return p
+	}
+	return Policy{}.WithDefaults()
+}
+
+// window and isBusy are called by Queue.due inside a read transaction.
+func (w *Worker) window(route string) int { return w.policy(route).Concurrency }
+
+func (w *Worker) isBusy(id string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.busy[id]
+}
+
+// claim marks ds in flight.
+func (w *Worker) claim(ds []*Delivery) {
+	w.mu.Lock()
+	for _, d := range ds {
+		w.busy[d.ID] = true
+	}
+	w.mu.Unlock()
+}
+
+func (w *Worker) release(id string) {
+	w.mu.Lock()
+	delete(w.busy, id)
+	w.mu.Unlock()
+}
+
+// Close drops idle connections to targets.
+func (w *Worker) Close() { w.tr.CloseIdleConnections() }
+
+// Run delivers until ctx is cancelled, then waits for the attempts in
+// flight to end. An attempt cut short by the cancellation is not recorded:
+// its delivery stays pending and is sent again after restart.
+func (w *Worker) Run(ctx context.Context) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	finished := make(chan struct{}, 1)
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		now := w.opts.Clock.Now()
+		ready, next, err := w.q.due(now, w.window, w.isBusy)
+		if err != nil {
+			w.opts.Log.Error("delivery scan failed", "error", err.Error())
+		}
+		w.claim(ready)
+		for _, d := range ready {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				w.attempt(ctx, d)
+				w.release(d.ID)
+				select {
+				case finished <- struct{}{}:
+				default:
+				}
+			}()
+		}
+		w.report()
+		wait := w.opts.Poll
+		if !next.IsZero() {
+			wait = min(wait, max(next.Sub(now), 0))
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return
+		case <-w.q.notify:
+		case <-finished:
+		case <-timer.C:
+		}
+	}
+}
+
+// RunOnce delivers everything due at the clock's now, one window per
+// route at a time, until nothing is due, and returns how many attempts it
+// made. A failed attempt is due again only later (backoff is never zero),
+// so RunOnce ends.
+func (w *Worker) RunOnce(ctx context.Context) (int, error) {
+	n := 0
+	defer w.report()
+	for ctx.Err() == nil {
+		ready, _, err := w.q.due(w.opts.Clock.Now(), w.window, w.isBusy)
+		if err != nil || len(ready) == 0 {
+			return n, err
+		}
+		w.claim(ready)
+		var wg sync.WaitGroup
+		for _, d := range ready {
+			wg.Go(func() {
+				w.attempt(ctx, d)
+				w.release(d.ID)
+			})
+		}
+		wg.Wait()
+		n += len(ready)
+	}
+	return n, ctx.Err()
+}
+
+func (w *Worker) report() {
+	if w.opts.OnCounts == nil {
+		return
+	}
+	c, err := w.q.Counts()
+	if err != nil {
+		w.opts.Log.Error("delivery counts", "error", err.Error())
+		return
+	}
+	w.opts.OnCounts(c)
+}
+
+// attempt sends d once and records the outcome.
+func (w *Worker) attempt(ctx context.Context, d *Delivery) {
+	p := w.policy(d.Route)
+	start := w.opts.Clock.Now()
+	res := w.send(ctx, d, p.Timeout)
+	if ctx.Err() != nil {
+		return // shutting down: not the target's fault, not an attempt
+	}
+	end := w.opts.Clock.Now()
+	a := Attempt{At: start, Status: res.Status, Duration: end.Sub(start)}
+	if res.Err != nil {
+		a.Error = res.Err.Error()
+	}
+	state, next := p.Decide(d, res, end, w.opts.Rand)
+	err := w.q.finish(d.ID, a, state, next)
+	attrs := []any{"id", d.ID, "route", d.Route, "attempt", d.tries() + 1,
+		"status", res.Status, "duration_ms", float64(a.Duration.Microseconds()) / 1000, "state", string(state)}
+	if a.Error != "" {
+		attrs = append(attrs, "error", a.Error)
+	}
+	if state == Pending {
+		attrs = append(attrs, "next_at", next.UTC().Format(time.RFC3339Nano))
+	}
+	switch {
+	case err != nil && !errors.Is(err, ErrNotPending):
+		w.opts.Log.Error("delivery attempt not recorded; it will be sent again", append(attrs, "store_error", err.Error())...)
+	case state == Dead:
+		w.opts.Log.Warn("delivery dead-lettered", attrs...)
+	default:
+		w.opts.Log.Info("delivery attempt", attrs...)
+	}
+}
+
+// maxDrain is how much of a target's answer is read (and discarded) so
+// the connection can be reused.
+const maxDrain = 64 << 10
+
+func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) Result {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, bytes.NewReader(d.Body))
+	if err != nil {
+		return Result{Err: err}
+	}
+	req.Header = d.Header.Clone()
+	if req.Header == nil {
+		req.Header = http.Header{}
+	}
+	// The same id on every attempt, so the target can drop our own
+	// at-least-once duplicates.
+	req.Header["X-Drawbridge-Delivery"] = []string{d.ID}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return Result{Err: err}
+	}
+	io.Copy(io.Discard, io.LimitReader(resp.Body, maxDrain))
+	resp.Body.Close()
+	r := Result{Status: resp.StatusCode}
+	ref := w.opts.Clock.Now()
+	if t, err := http.ParseTime(resp.Header.Get("Date")); err == nil {
+		ref = t
+	}
+	if ra, ok := ParseRetryAfter(resp.Header.Get("Retry-After"), ref); ok {
+		r.RetryAfter = ra
+	}
+	return r
+}

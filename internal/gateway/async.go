@@ -1,0 +1,216 @@
+package gateway
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/forward"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/webhook"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Enqueuer persists an accepted async request durably before returning
+// (delivery.Queue). A duplicate key returns the first delivery's id.
+type Enqueuer interface {
+	Enqueue(ctx context.Context, d *delivery.Delivery) (id string, duplicate bool, err error)
+}
+
+// asyncRoute is what an async route (delivery.mode: async) needs at
+// dispatch, compiled once.
+type asyncRoute struct {
+	queue    Enqueuer // nil: answer 503 (check builds without one)
+	target   *url.URL
+	idHeader string // delivery.id_header, canonical; "" = provider's or defaults
+	provider string // verify.provider; its EventID names the event
+	accepted [numMethods]prometheus.Counter
+}
+
+// defaultIDHeaders are tried in order when a route names no id_header and
+// its provider yields no event id: GitHub's delivery GUID, GitLab's and
+// the IETF draft's Idempotency-Key (same on retries), GitLab's event UUID,
+// Standard Webhooks' webhook-id.
+var defaultIDHeaders = []string{"X-Github-Delivery", "Idempotency-Key", "X-Gitlab-Event-Uuid", "Webhook-Id"}
+
+var errNoQueue = errors.New("async route but no delivery queue is open")
+
+// buildAsync compiles the async routes.
+func buildAsync(cfg *config.Config, routes []*route, deps Deps) (map[*route]*asyncRoute, error) {
+	m := map[*route]*asyncRoute{}
+	for _, r := range routes {
+		if r.cfg.Delivery == nil || r.cfg.Delivery.Mode != "async" {
+			continue
+		}
+		if cfg.State.Driver == "redis" {
+			return nil, fmt.Errorf("%s:%d: route %s: async delivery with state.driver redis is not supported by this build yet", cfg.File, r.cfg.Line, r.cfg.Path)
+		}
+		u, err := url.Parse(r.cfg.Target)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: route %s: %w", cfg.File, r.cfg.Line, r.cfg.Path, err)
+		}
+		if u.Path == "" {
+			u.Path = "/"
+		}
+		a := &asyncRoute{queue: deps.Queue, target: u}
+		if h := r.cfg.Delivery.IDHeader; h != "" {
+			a.idHeader = textproto.CanonicalMIMEHeaderKey(h)
+		}
+		if r.cfg.Verify != nil {
+			a.provider = r.cfg.Verify.Provider
+		}
+		for mi := range numMethods {
+			if r.methods&(1<<mi) != 0 {
+				a.accepted[mi] = deps.Metrics.Requests.WithLabelValues(r.label, methodNames[mi], string(metrics.Accepted))
+			}
+		}
+		m[r] = a
+	}
+	return m, nil
+}
+
+// accept is dispatch for an async route (DESIGN §7): persist the request
+// as the target would have received it, fsync, answer 202 with the
+// delivery id. A duplicate event gets the first delivery's id and is not
+// stored again. A store failure is 503: the sender keeps the event and
+// retries, which is better than a 202 for an event we may lose.
+func (g *Gateway) accept(c *call, a *asyncRoute) {
+	c.w.Header()["x-amzn-RequestId"] = []string{c.id}
+	if a.queue == nil {
+		c.cause = errNoQueue
+		g.reject(c, unavailable)
+		return
+	}
+	d := &delivery.Delivery{
+		Route:  c.route.label,
+		Method: c.r.Method,
+		URL:    a.url(c.rest, c.r.URL),
+		Header: g.storedHeader(c),
+		Body:   c.body,
+		Key:    a.key(c.r.Header, c.body),
+	}
+	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
+	if err != nil {
+		c.cause = err
+		g.reject(c, unavailable)
+		return
+	}
+	body := `{"message":"Accepted","id":"` + id + `"}`
+	h := c.w.Header()
+	h["Content-Type"] = jsonType
+	h["Content-Length"] = []string{strconv.Itoa(len(body))}
+	c.w.WriteHeader(http.StatusAccepted)
+	if c.r.Method != http.MethodHead {
+		c.w.Write([]byte(body))
+	}
+	c.status, c.outcome = http.StatusAccepted, metrics.Accepted
+	if ctr := a.accepted[methodIndex(c.r.Method)]; ctr != nil {
+		ctr.Inc()
+	}
+	if dup {
+		c.cause = fmt.Errorf("duplicate of delivery %s", id)
+	}
+}
+
+// url is where the target will receive the request: the same mapping as
+// forward's Rewrite (exact route: the target's path; prefix route: target
+// path + rest), and the raw query byte-for-byte.
+func (a *asyncRoute) url(rest string, in *url.URL) string {
+	u := *a.target
+	if rest != "" {
+		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
+			rest = rest[1:]
+		}
+		raw := u.EscapedPath() + rest
+		if p, err := url.PathUnescape(raw); err == nil {
+			u.Path, u.RawPath = p, raw
+		}
+	}
+	u.RawQuery, u.ForceQuery = in.RawQuery, in.ForceQuery
+	return u.String()
+}
+
+// key is the idempotency key: the route's id_header; else the verified
+// provider's event id (for Stripe and Slack taken from the body, which the
+// signature covers); else the first default id header present. An
+// over-long key is replaced by its SHA-256, so it still dedupes.
+func (a *asyncRoute) key(h http.Header, body []byte) string {
+	var k string
+	switch {
+	case a.idHeader != "":
+		k = firstValue(h, a.idHeader)
+	case a.provider != "":
+		k = webhook.EventID(a.provider, h, body)
+	}
+	for _, name := range defaultIDHeaders {
+		if k != "" || a.idHeader != "" {
+			break
+		}
+		k = firstValue(h, name)
+	}
+	if len(k) > delivery.MaxKeyBytes {
+		sum := sha256.Sum256([]byte(k))
+		k = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	return k
+}
+
+func firstValue(h http.Header, canonical string) string {
+	if vs := h[canonical]; len(vs) > 0 {
+		return vs[0]
+	}
+	return ""
+}
+
+// hopByHop are RFC 9110 §7.6.1's connection-specific headers, plus Expect
+// (answered by us, not the target).
+var hopByHop = map[string]bool{
+	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
+	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
+	"Upgrade": true, "Expect": true, "Host": true, "Content-Length": true,
+}
+
+// storedHeader is the header the target will get, as on a sync route
+// (DESIGN §4): hop-by-hop headers and those named in Connection dropped,
+// protected ones (x-api-key, x-forwarded-*, …, also '_' spellings)
+// dropped, X-Forwarded-For/Host/Proto and X-Request-Id set. Signature
+// headers stay, so the target can verify the webhook itself.
+func (g *Gateway) storedHeader(c *call) http.Header {
+	in := c.r.Header
+	var named map[string]bool
+	for _, v := range in["Connection"] {
+		for f := range strings.SplitSeq(v, ",") {
+			if f = textproto.TrimString(f); f != "" {
+				if named == nil {
+					named = map[string]bool{}
+				}
+				named[textproto.CanonicalMIMEHeaderKey(f)] = true
+			}
+		}
+	}
+	out := make(http.Header, len(in)+4)
+	for k, vs := range in {
+		if hopByHop[k] || named[k] || forward.Protected(k) {
+			continue
+		}
+		out[k] = vs // Enqueue serialises before the request ends
+	}
+	out["X-Forwarded-For"] = []string{g.forwardedFor(c)}
+	out["X-Forwarded-Host"] = []string{c.r.Host}
+	proto := "http"
+	if c.r.TLS != nil {
+		proto = "https"
+	}
+	out["X-Forwarded-Proto"] = []string{proto}
+	out["X-Request-Id"] = []string{c.id}
+	return out
+}
