@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -518,5 +519,39 @@ func TestLambdaInitError(t *testing.T) {
 	}
 	if len(fn.emu.Lines(cfg+":3: ")) == 0 {
 		t.Errorf("no FILE:LINE message in the log:\n%s", fn.emu.Log())
+	}
+}
+
+// TestLambdaColdStart measures what acceptance 6 reports: the real init
+// time (the RIE's INIT REPORT) of fresh execution environments and the
+// REPORT durations of cold and warm invokes. It asserts only a generous
+// bound, as a guard against init growing network calls or heavy work;
+// the figures are logged (run with -v).
+func TestLambdaColdStart(t *testing.T) {
+	be := newBackend(t)
+	cfg := tempConfig(t, "routes:\n  - path: /app/*\n    target: "+be.URL+"\n")
+	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge")
+	event := sample(t, "apigw-v2-request-no-authorizer.json", setPath("/app/x"))
+	const starts, warmInvokes = 5, 5
+	var inits, colds, warms []time.Duration
+	for range starts {
+		fn := &function{emu: rie.Start(t, bootstrap, EnvConfig+"="+cfg)}
+		for range 1 + warmInvokes {
+			if r := fn.invoke(t, event); r.StatusCode != http.StatusCreated {
+				t.Fatalf("response %+v", r)
+			}
+			be.next(t)
+		}
+		inits, colds, warms = append(inits, fn.init), append(colds, fn.cold), append(warms, fn.warm...)
+	}
+	median := func(ds []time.Duration) time.Duration {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		return s[len(s)/2]
+	}
+	t.Logf("%d cold starts: INIT REPORT median %v (min %v, max %v); first REPORT Duration median %v; %d warm REPORT Durations median %v (max %v); 2 shared cores, noisy",
+		starts, median(inits), slices.Min(inits), slices.Max(inits), median(colds), len(warms), median(warms), slices.Max(warms))
+	if m := median(inits); m <= 0 || m > 250*time.Millisecond {
+		t.Errorf("median init %v: want (0, 250ms]; init must stay free of network and heavy work", m)
 	}
 }
