@@ -491,8 +491,10 @@ func TestLambdaSchedule(t *testing.T) {
 	if !r.OK || !reflect.DeepEqual(r.keys, []string{"ok"}) {
 		t.Errorf("response %+v", r)
 	}
-	if len(fn.emu.Lines("nothing to drain")) != 1 {
-		t.Errorf("no drain log line:\n%s", fn.emu.Log())
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := fn.emu.WaitLine(ctx, "nothing to drain"); err != nil {
+		t.Error(err)
 	}
 	be.none(t)
 	r = fn.invoke(t, sample(t, "apigw-request.json", setPath("/app/after")))
@@ -517,8 +519,8 @@ func TestLambdaInitError(t *testing.T) {
 	if res.Status == http.StatusOK {
 		t.Errorf("RIE answered 200 %s for a function that cannot init", res.Body)
 	}
-	if len(fn.emu.Lines(cfg+":3: ")) == 0 {
-		t.Errorf("no FILE:LINE message in the log:\n%s", fn.emu.Log())
+	if _, err := fn.emu.WaitLine(ctx, cfg+":3: routes[0].target: scheme must be http or https"); err != nil {
+		t.Errorf("no FILE:LINE message in the log: %v", err)
 	}
 }
 

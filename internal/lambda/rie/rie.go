@@ -362,3 +362,26 @@ func (e *Emulator) Lines(substr string) []string {
 	}
 	return out
 }
+
+// WaitLine waits until a log line contains substr and returns it. The
+// function's output reaches the log through the RIE asynchronously, so it
+// may arrive after the invocation's response.
+func (e *Emulator) WaitLine(ctx context.Context, substr string) (string, error) {
+	for {
+		e.mu.Lock()
+		log, changed := e.log.String(), e.changed
+		e.mu.Unlock()
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, substr) {
+				return l, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-e.done:
+			return "", fmt.Errorf("rie: exited before logging %q", substr)
+		case <-ctx.Done():
+			return "", fmt.Errorf("rie: no log line with %q: %w", substr, ctx.Err())
+		}
+	}
+}
