@@ -373,6 +373,23 @@ func TestLambdaURLMode(t *testing.T) {
 			t.Errorf("backend saw %s", h.URI)
 		}
 	})
+	for _, tt := range []struct{ method, body string }{
+		{"GET", `{"result": "from \"backend\""}`},
+		{"PUT", `{"result": "from \"backend\""}`},
+		{"HEAD", ""},
+	} {
+		t.Run(tt.method, func(t *testing.T) {
+			r := fn.invoke(t, sample(t, "apigw-request.json", func(m map[string]any) {
+				m["path"], m["httpMethod"] = "/forward", tt.method
+			}))
+			if r.StatusCode != http.StatusCreated || r.Body != tt.body {
+				t.Errorf("response %+v", r)
+			}
+			if h := be.next(t); h.Method != tt.method {
+				t.Errorf("backend saw %s", h.Method)
+			}
+		})
+	}
 	for _, tt := range []struct{ name, method, path string }{
 		{"other path", "POST", "/other"},
 		{"DELETE is not a route method", "DELETE", "/forward"},
