@@ -276,8 +276,8 @@ func (e *Emulator) Log() string {
 
 // Invoke sends one event and waits for both the response and, when the RIE
 // answered 200, its REPORT line. The request id is chosen here and passed
-// as X-Amzn-RequestId, which
-// the RIE adopts, so the REPORT line can be matched without guessing.
+// as X-Amzn-RequestId, which the RIE adopts, so the REPORT line can be
+// matched without guessing.
 func (e *Emulator) Invoke(ctx context.Context, event []byte) (*Result, error) {
 	e.invokeMu.Lock()
 	defer e.invokeMu.Unlock()
