@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
 
 	awslambda "github.com/aws/aws-lambda-go/lambda"
 )
@@ -36,6 +37,8 @@ const (
 	// DefaultMaxResponse is Lambda's synchronous response payload limit
 	// (6 MB, counted by AWS as 6 MiB of serialized JSON).
 	DefaultMaxResponse = 6 << 20
+	// DefaultDeadlineMargin is kept back from the invocation's deadline.
+	DefaultDeadlineMargin = 100 * time.Millisecond
 )
 
 // Options configure an Adapter. The zero value is ready to use.
@@ -72,6 +75,15 @@ type Options struct {
 	// legitimate values never contain a comma (Stripe-Signature and
 	// Authorization do, so they are not in the default list).
 	SingleValueHeaders []string
+
+	// DeadlineMargin is how long before the invocation's deadline the
+	// request's context ends. A backend slower than the function's timeout
+	// then ends in the gateway's own 504 {"message":"Endpoint request timed
+	// out"}, answered while the function still runs, instead of Lambda
+	// killing the function and API Gateway answering 502 (the original
+	// forwarder's behaviour, mission-anchors §5). Zero means
+	// DefaultDeadlineMargin; negative leaves the deadline alone.
+	DeadlineMargin time.Duration
 
 	// OnSchedule runs for an EventBridge scheduled event (source aws.events),
 	// for instance to drain the async delivery queue. nil answers such events
@@ -120,6 +132,9 @@ func New(h http.Handler, opts Options) *Adapter {
 	if opts.MaxResponse <= 0 {
 		opts.MaxResponse = DefaultMaxResponse
 	}
+	if opts.DeadlineMargin == 0 {
+		opts.DeadlineMargin = DefaultDeadlineMargin
+	}
 	log := opts.Logger
 	if log == nil {
 		log = slog.Default()
@@ -167,6 +182,11 @@ func (a *Adapter) Invoke(ctx context.Context, payload []byte) ([]byte, error) {
 		return a.schedule(ctx)
 	}
 	src := ev.source()
+	if dl, ok := ctx.Deadline(); ok && a.opts.DeadlineMargin > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-a.opts.DeadlineMargin))
+		defer cancel()
+	}
 	ctx = context.WithValue(ctx, eventKey{}, payload)
 	ctx = context.WithValue(ctx, sourceKey{}, src)
 	req, rerr := a.request(ctx, ev)

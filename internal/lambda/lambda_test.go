@@ -19,6 +19,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambdacontext"
 )
@@ -849,6 +850,45 @@ func TestErrorRequestID(t *testing.T) {
 			}
 			if r.StatusCode != 400 || r.Headers["x-amzn-RequestId"] != tt.want {
 				t.Errorf("got %d %q, want 400 %q", r.StatusCode, r.Headers["x-amzn-RequestId"], tt.want)
+			}
+		})
+	}
+}
+
+// TestDeadlineMargin: the handler's context ends DeadlineMargin before the
+// invocation's deadline, so a slow backend is answered by the gateway (504)
+// while Lambda still waits for the function, rather than by a kill.
+func TestDeadlineMargin(t *testing.T) {
+	deadline := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	tests := []struct {
+		name   string
+		margin time.Duration
+		ctxDL  bool
+		want   time.Time // zero: no deadline
+	}{
+		{"default margin", 0, true, deadline.Add(-DefaultDeadlineMargin)},
+		{"own margin", time.Second, true, deadline.Add(-time.Second)},
+		{"negative leaves it", -1, true, deadline},
+		{"no deadline, none added", 0, false, time.Time{}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var got time.Time
+			var ok bool
+			h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got, ok = r.Context().Deadline() })
+			opts := quietOptions()
+			opts.DeadlineMargin = tt.margin
+			ctx := context.Background()
+			if tt.ctxDL {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+			}
+			if _, err := New(h, opts).Invoke(ctx, readEvent(t, "apigw-request.json")); err != nil {
+				t.Fatal(err)
+			}
+			if ok != !tt.want.IsZero() || !got.Equal(tt.want) {
+				t.Errorf("deadline %v (%v), want %v", got, ok, tt.want)
 			}
 		})
 	}

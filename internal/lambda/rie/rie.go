@@ -134,7 +134,7 @@ type Result struct {
 	Status  int    // HTTP status of the RIE's invoke endpoint (200 even for function errors)
 	Body    []byte // the function's raw response document
 	Elapsed time.Duration
-	Report  Report
+	Report  Report // zero unless Status is 200
 }
 
 // Emulator is a running RIE with its bootstrap.
@@ -274,9 +274,10 @@ func (e *Emulator) Log() string {
 	return e.log.String()
 }
 
-// Invoke sends one event and waits for both the response and its REPORT
-// line. The request id is chosen here and passed as X-Amzn-RequestId, which
-// the RIE adopts, so the REPORT line can be matched without guessing.
+// Invoke sends one event and waits for both the response and, when the RIE
+// answered 200, its REPORT line. The request id is chosen here and passed
+// as X-Amzn-RequestId, which the RIE adopts, so the REPORT line can be
+// matched without guessing.
 func (e *Emulator) Invoke(ctx context.Context, event []byte) (*Result, error) {
 	e.invokeMu.Lock()
 	defer e.invokeMu.Unlock()
@@ -298,6 +299,11 @@ func (e *Emulator) Invoke(ctx context.Context, event []byte) (*Result, error) {
 		return nil, fmt.Errorf("rie: read response: %w", err)
 	}
 	res := &Result{Status: resp.StatusCode, Body: body, Elapsed: elapsed}
+	if resp.StatusCode != http.StatusOK {
+		// The RIE prints no REPORT after a failed init (Sandbox.Failure),
+		// and the caller has what it needs: the failure itself.
+		return res, nil
+	}
 	rep, err := e.waitReport(ctx, id)
 	if err != nil {
 		return res, err
@@ -356,4 +362,27 @@ func (e *Emulator) Lines(substr string) []string {
 		}
 	}
 	return out
+}
+
+// WaitLine waits until a log line contains substr and returns it. The
+// function's output reaches the log through the RIE asynchronously, so it
+// may arrive after the invocation's response.
+func (e *Emulator) WaitLine(ctx context.Context, substr string) (string, error) {
+	for {
+		e.mu.Lock()
+		log, changed := e.log.String(), e.changed
+		e.mu.Unlock()
+		for _, l := range strings.Split(log, "\n") {
+			if strings.Contains(l, substr) {
+				return l, nil
+			}
+		}
+		select {
+		case <-changed:
+		case <-e.done:
+			return "", fmt.Errorf("rie: exited before logging %q", substr)
+		case <-ctx.Done():
+			return "", fmt.Errorf("rie: no log line with %q: %w", substr, ctx.Err())
+		}
+	}
 }

@@ -1,0 +1,173 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"strconv"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/gateway"
+	"github.com/drawbridge/drawbridge/internal/lambda"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+)
+
+// Environment variables of Lambda mode (docs/lambda.md).
+const (
+	// EnvRuntimeAPI is set by the Lambda runtime (and the RIE) to the
+	// Runtime API's address; its presence is what selects Lambda mode.
+	EnvRuntimeAPI = "AWS_LAMBDA_RUNTIME_API"
+	// EnvConfig is the path of drawbridge.yaml in the deployment package.
+	EnvConfig = "DRAWBRIDGE_CONFIG"
+	// EnvURL alone selects the drop-in mode of the original Python
+	// forwarder: one route /forward to this URL, answered as an envelope.
+	EnvURL = "URL"
+	// EnvALBPeer is the address ALB events are treated as coming from
+	// (lambda.Options.ALBPeer). List it in client_ip.trusted_proxies to
+	// take the client from X-Forwarded-For; unset, ALB clients are unknown.
+	EnvALBPeer = "DRAWBRIDGE_ALB_PEER"
+)
+
+// InLambda reports whether the process was started by the Lambda runtime
+// as a function's bootstrap: the runtime sets EnvRuntimeAPI and passes no
+// arguments. With arguments the ordinary commands run, so `drawbridge
+// check` still works inside a Lambda image.
+func InLambda(getenv func(string) string, args []string) bool {
+	return getenv(EnvRuntimeAPI) != "" && len(args) == 0
+}
+
+// RunLambda serves Lambda invocations until the process ends. It returns
+// only when init fails, with the exit code; the message is on stderr,
+// which Lambda reports as the init error (Runtime.ExitError) in the logs.
+func RunLambda(env config.LookupEnv, stderr io.Writer) int {
+	logger := slog.New(slog.NewJSONHandler(stderr, nil))
+	fn, err := newLambdaFunction(env, logger)
+	if err != nil {
+		fmt.Fprintln(stderr, "drawbridge: lambda init:", err)
+		return 1
+	}
+	lambda.Start(fn.gateway, fn.opts)
+	return 0 // not reached: lambda.Start exits the process
+}
+
+// lambdaFunction is drawbridge built for one Lambda execution environment:
+// the config is read and compiled once, at init, and serves every
+// invocation the environment receives. Init does no network I/O (the cold
+// start is billed and on the request path): a redis store connects on
+// first use.
+type lambdaFunction struct {
+	cfg     *config.Config
+	gateway *gateway.Gateway
+	opts    lambda.Options
+	log     *slog.Logger
+}
+
+func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFunction, error) {
+	cfg, err := lambdaConfig(env)
+	if err != nil {
+		return nil, err
+	}
+	for _, w := range cfg.Warnings {
+		logger.Warn(w.String())
+	}
+	// The deployment package is read-only and every execution environment
+	// has its own /tmp, so an embedded state file could only ever be
+	// per-instance; memory says so honestly. redis is shared and kept.
+	if cfg.State.Driver == "embedded" {
+		cfg.State.Driver = "memory"
+	}
+	fn := &lambdaFunction{cfg: cfg, log: logger}
+	g, err := gateway.Build(cfg, fn.deps())
+	if err != nil {
+		return nil, err
+	}
+	fn.gateway = g
+	fn.opts = lambda.Options{
+		MaxBody:    int64(cfg.Limits.MaxBodyBytes),
+		OnSchedule: fn.drain,
+		Logger:     logger,
+	}
+	if s, ok := env(EnvALBPeer); ok && s != "" {
+		ip, err := netip.ParseAddr(s)
+		if err != nil || ip.Zone() != "" {
+			return nil, fmt.Errorf("%s=%q: want an IP address", EnvALBPeer, s)
+		}
+		if !trusts(cfg, ip.Unmap()) {
+			logger.Warn(EnvALBPeer + " is not in client_ip.trusted_proxies: X-Forwarded-For of ALB events is ignored")
+		}
+		fn.opts.ALBPeer = ip.Unmap().String()
+	}
+	logger.Info("lambda: ready", "config", cfg.File, "routes", len(cfg.Routes), "state", cfg.State.Driver)
+	return fn, nil
+}
+
+// deps are the gateway's dependencies in Lambda mode.
+//
+// EGRESS HOOK: Control stays nil here for now. DESIGN §4a wants the egress
+// guard to deny loopback in Lambda (nothing on the function's own loopback
+// is a legitimate target); it is being wired by the egress work, which
+// should set Control here with loopback denied. The Lambda tests' backend
+// listens on loopback, so they will need a test-only allowance then.
+func (fn *lambdaFunction) deps() gateway.Deps {
+	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Control: nil}
+}
+
+// drain answers an EventBridge scheduled event. This build has no async
+// delivery queue in Lambda, so there is nothing to deliver; the delivery
+// work hooks its one pass over the queue in here.
+func (fn *lambdaFunction) drain(ctx context.Context) error {
+	fn.log.InfoContext(ctx, "lambda: scheduled event: no async delivery queue in this build, nothing to drain")
+	return nil
+}
+
+// lambdaConfig reads DRAWBRIDGE_CONFIG, or builds the drop-in config from
+// URL when it is the only one set.
+func lambdaConfig(env config.LookupEnv) (*config.Config, error) {
+	if path, ok := env(EnvConfig); ok && path != "" {
+		return config.Load(path)
+	}
+	if u, ok := env(EnvURL); ok && u != "" {
+		return urlConfig(u, env)
+	}
+	return nil, errors.New("set " + EnvConfig + " to the config file's path, or " + EnvURL + " to the backend URL (drop-in mode)")
+}
+
+// urlConfig is the original Python forwarder as a drawbridge config: one
+// route /forward for GET, HEAD, POST and PUT to the URL, answered
+// {"result": "<backend body>"} with the backend's status. It goes through
+// the ordinary loader, so the URL is checked as any target; its own bugs
+// are not kept (the query is forwarded, a slow backend is 504, binary
+// request bodies arrive intact). The guards of the original deployment
+// (key, usage plan, resource policy) stay where they were: in API Gateway.
+func urlConfig(target string, env config.LookupEnv) (*config.Config, error) {
+	doc := "admin: \"off\"\nstate: {driver: memory}\nroutes:\n" +
+		"  - path: /forward\n" +
+		"    methods: [GET, HEAD, POST, PUT]\n" +
+		"    target: " + strconv.Quote(target) + "\n" +
+		"    response: envelope\n"
+	cfg, err := config.Parse(EnvURL, []byte(doc), env)
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		// Lines of a generated document mean nothing to the user.
+		for i := range ce.Problems {
+			ce.Problems[i].Line = 0
+		}
+	}
+	if err != nil {
+		return nil, err
+	}
+	cfg.Warnings = nil // "open to anyone": API Gateway guards this route
+	return cfg, nil
+}
+
+func trusts(cfg *config.Config, ip netip.Addr) bool {
+	for _, s := range cfg.ClientIP.TrustedProxies {
+		if p, err := config.ParsePrefix(s); err == nil && p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
