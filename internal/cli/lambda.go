@@ -13,6 +13,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/lambda"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 // Environment variables of Lambda mode (docs/lambda.md).
@@ -60,6 +61,7 @@ func RunLambda(env config.LookupEnv, stderr io.Writer) int {
 // first use.
 type lambdaFunction struct {
 	cfg     *config.Config
+	store   store.Store // throttle buckets, quota counters, leases
 	gateway *gateway.Gateway
 	opts    lambda.Options
 	log     *slog.Logger
@@ -79,9 +81,14 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	if cfg.State.Driver == "embedded" {
 		cfg.State.Driver = "memory"
 	}
-	fn := &lambdaFunction{cfg: cfg, log: logger}
+	st, err := openStore(cfg)
+	if err != nil {
+		return nil, err
+	}
+	fn := &lambdaFunction{cfg: cfg, store: st, log: logger}
 	g, err := gateway.Build(cfg, fn.deps())
 	if err != nil {
+		st.Close()
 		return nil, err
 	}
 	fn.gateway = g
@@ -112,7 +119,7 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 // should set Control here with loopback denied. The Lambda tests' backend
 // listens on loopback, so they will need a test-only allowance then.
 func (fn *lambdaFunction) deps() gateway.Deps {
-	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Control: nil}
+	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Store: fn.store, Control: nil}
 }
 
 // drain answers an EventBridge scheduled event. This build has no async

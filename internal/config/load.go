@@ -425,6 +425,13 @@ func (v *validator) keys() {
 				v.errorf(path+".value_env", "api_keys %q: environment variable %s is not set", k.Name, k.ValueEnv)
 				continue
 			}
+			if !keyFormat.MatchString(val) {
+				// A key outside API Gateway's format is refused at the
+				// edge as unknown, so it could never be used; the value
+				// itself stays out of the message.
+				v.errorf(path+".value_env", "api_keys %q: the value of %s is not an API key: use 20-128 letters and digits", k.Name, k.ValueEnv)
+				continue
+			}
 			k.Digest = sha256.Sum256([]byte(val))
 		default:
 			v.errorf(path, "api_keys %q: set value_env or sha256", k.Name)
@@ -433,6 +440,10 @@ func (v *validator) keys() {
 }
 
 var methodToken = regexp.MustCompile(`^[A-Z]{1,20}$`)
+
+// keyFormat is API Gateway's API key format (apikey.Valid checks the same
+// at the edge).
+var keyFormat = regexp.MustCompile(`^[A-Za-z0-9]{20,128}$`)
 
 // AllMethods is what a route without methods accepts.
 var AllMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}

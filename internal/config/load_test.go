@@ -198,3 +198,21 @@ func FuzzParse(f *testing.F) {
 		}
 	})
 }
+
+// TestKeyFormat: a value_env key outside API Gateway's format could never
+// be used (the edge treats it as unknown), so it is a config error, and
+// the message names the variable, never the value.
+func TestKeyFormat(t *testing.T) {
+	yaml := "usage_plans: {p: {}}\napi_keys:\n  - name: k\n    plan: p\n    value_env: K\n" + minimal
+	for _, val := range []string{"short1234", "has-dash-0123456789abcdef", strings.Repeat("a", 129)} {
+		_, err := Parse("c.yaml", []byte(yaml), env(map[string]string{"K": val}))
+		if err == nil || !strings.Contains(err.Error(), `c.yaml:5: api_keys "k": the value of K is not an API key`) {
+			t.Errorf("key %q: error %v", val, err)
+		} else if strings.Contains(err.Error(), val) {
+			t.Errorf("error echoes the key: %v", err)
+		}
+	}
+	if _, err := Parse("c.yaml", []byte(yaml), env(map[string]string{"K": "abcdefghij0123456789"})); err != nil {
+		t.Errorf("valid 20-character key: %v", err)
+	}
+}
