@@ -281,11 +281,14 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
+// maxAgeDays keeps days·24h inside a time.Duration (≈ 292 years).
+const maxAgeDays = 100 * 365
+
 // parseAge reads a Go duration or whole days ("7d").
 func parseAge(s string) (time.Duration, error) {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		days, err := strconv.Atoi(n)
-		if err != nil || days < 0 {
+		if err != nil || days < 0 || days > maxAgeDays {
 			return 0, fmt.Errorf("bad age %q: want a Go duration (90m, 24h) or days (7d)", s)
 		}
 		return time.Duration(days) * 24 * time.Hour, nil

@@ -181,3 +181,27 @@ func TestDeliveriesThroughServe(t *testing.T) {
 		t.Errorf("list --json through admin:\n%s", out)
 	}
 }
+
+func TestParseAge(t *testing.T) {
+	for in, want := range map[string]time.Duration{"7d": 7 * 24 * time.Hour, "0d": 0, "90m": 90 * time.Minute, "1h30m": 90 * time.Minute, "0s": 0} {
+		if got, err := parseAge(in); err != nil || got != want {
+			t.Errorf("parseAge(%q) = %v, %v; want %v", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "d", "-1d", "1.5d", "-1h", "7 d", "week"} {
+		if _, err := parseAge(bad); err == nil {
+			t.Errorf("parseAge(%q) accepted", bad)
+		}
+	}
+}
+
+func FuzzParseAge(f *testing.F) {
+	for _, s := range []string{"7d", "24h", "90m", "0s", "-1d", "d", "9999999999d", "1h30m"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if d, err := parseAge(s); err == nil && d < 0 {
+			t.Fatalf("parseAge(%q) = %v: negative age accepted", s, d)
+		}
+	})
+}

@@ -160,6 +160,12 @@ func TestListPurge(t *testing.T) {
 	if len(page) != 2 || page[0].ID != ids[2] || page[1].ID != ids[1] {
 		t.Errorf("page before %s: %v", ids[3], page)
 	}
+	if page, _ := q.List(Filter{Before: "7ZZZZZZZZZZZZZZZZZZZZZZZZZ"}); len(page) != 6 {
+		t.Errorf("before an id above all: %d, want 6", len(page))
+	}
+	if page, _ := q.List(Filter{Before: ids[0]}); len(page) != 0 {
+		t.Errorf("before the oldest: %d, want 0", len(page))
+	}
 	since, _ := q.List(Filter{Since: all[2].AcceptedAt})
 	if len(since) != 3 {
 		t.Errorf("since: %d, want 3", len(since))

@@ -151,11 +151,12 @@ func (a *asyncRoute) key(h http.Header, body []byte) string {
 	case a.provider != "":
 		k = webhook.EventID(a.provider, h, body)
 	}
-	for _, name := range defaultIDHeaders {
-		if k != "" || a.idHeader != "" {
-			break
+	if k == "" && a.idHeader == "" {
+		for _, name := range defaultIDHeaders {
+			if k = firstValue(h, name); k != "" {
+				break
+			}
 		}
-		k = firstValue(h, name)
 	}
 	if len(k) > delivery.MaxKeyBytes {
 		sum := sha256.Sum256([]byte(k))
