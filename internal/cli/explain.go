@@ -72,7 +72,7 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	st, note, err := openStateForReading(cfg)
+	st, note, err := openStateForReading(cfg, false)
 	if err != nil {
 		return err
 	}
@@ -98,17 +98,18 @@ func printExplanation(w io.Writer, e *gateway.Explanation) {
 }
 
 // openStateForReading opens the configured store for a command that only
-// reads it (explain, keys usage). A running serve holds the embedded
-// file's lock, and a missing file has nothing to read: both fall back to
-// an empty memory store, with a note saying so.
-func openStateForReading(cfg *config.Config) (store.Store, string, error) {
+// reads it (explain, keys usage). A missing file has nothing to read: an
+// empty memory store stands in, with a note saying so. A running serve
+// holds the embedded file's lock: unless exact (keys usage, whose numbers
+// must not be guessed), explain also falls back, with a note.
+func openStateForReading(cfg *config.Config, exact bool) (store.Store, string, error) {
 	if cfg.State.Driver == "embedded" {
 		p := statePath(cfg)
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			return memory.New(), "no state file " + p + " yet: limits shown as fresh", nil
 		}
 		st, err := bolt.Open(p, bolt.Options{Timeout: 200 * time.Millisecond})
-		if errors.Is(err, bolt.ErrLocked) {
+		if errors.Is(err, bolt.ErrLocked) && !exact {
 			return memory.New(), "state file " + p + " is held by a running drawbridge: limits shown as fresh (quota counts are in the server)", nil
 		}
 		if err != nil {

@@ -72,7 +72,7 @@ func keysUsage(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	st, note, err := openStateForReading(cfg)
+	st, note, err := openStateForReading(cfg, true)
 	if err != nil {
 		return err
 	}

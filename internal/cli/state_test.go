@@ -110,6 +110,11 @@ func TestQuotaSurvivesCleanRestart(t *testing.T) {
 	} else if d := time.Since(t0); d > 3*time.Second {
 		t.Fatalf("second open took %v", d)
 	}
+	// keys usage will not guess while the server holds the file.
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"keys", "usage", "-c", path}, io.Discard, &errb); code != 1 || !strings.Contains(errb.String(), "in use by another process") {
+		t.Fatalf("keys usage while serving: exit %d: %s", code, errb.String())
+	}
 	if err := s.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
