@@ -108,10 +108,6 @@ type guards struct {
 	denied [numMethods][2]*reply
 }
 
-func limitText(t config.Throttle) string {
-	return "rate " + strconv.FormatFloat(float64(t.Rate), 'f', -1, 64) + "/s, burst " + strconv.FormatInt(int64(t.Burst), 10)
-}
-
 func bucketText(b store.Bucket) string {
 	return b.Key + " (rate " + strconv.FormatFloat(b.Rate, 'f', -1, 64) + "/s, burst " + strconv.FormatInt(b.Burst, 10) + ")"
 }
@@ -173,11 +169,14 @@ func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) 
 			}
 			gd.routeMax = int64(rt.MaxConcurrent)
 		}
+		// A route is its path and methods: two route entries sharing a path
+		// are two routes, with a bucket and a cap each.
+		id := rc.Path + " " + strings.Join(rc.Methods, ",")
 		if cfg.Throttle != nil || rc.Throttle != nil && (rc.Throttle.Rate != 0 || rc.Throttle.Burst != 0) {
-			gd.bucket = store.Bucket{Key: routeKeyPfx + rc.Path, Rate: float64(t.Rate), Burst: int64(t.Burst)}
+			gd.bucket = store.Bucket{Key: routeKeyPfx + id, Rate: float64(t.Rate), Burst: int64(t.Burst)}
 			gd.hasBucket = true
 		}
-		gd.concKey = routeConcPfx + rc.Path
+		gd.concKey = routeConcPfx + id
 		gd.leaseTTL = time.Duration(rc.Timeout) + leaseOverhang
 		if v := rc.Verify; v != nil {
 			ver, err := webhook.New(webhook.Spec{

@@ -365,7 +365,7 @@ routes:
 	wantEq(t, "first /slow", <-first, 200)
 	// Every lease came back, including after a 502 and a rejection.
 	wantEq(t, "/dead", send(g, "GET", "/dead", "10.1.1.1", nil, "").Code, 502)
-	for _, k := range []string{stageConcKey, routeConcPfx + "/slow", routeConcPfx + "/dead"} {
+	for _, k := range []string{stageConcKey, routeConcPfx + "/slow GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS", routeConcPfx + "/dead GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS"} {
 		n, err := st.InUse(t.Context(), k, time.Now())
 		if err != nil || n != 0 {
 			t.Errorf("%s: %d leases held after every request ended (%v)", k, n, err)
