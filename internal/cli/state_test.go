@@ -264,3 +264,32 @@ func startedAddr(t *testing.T, path string) string {
 	t.Cleanup(func() { s.Shutdown() })
 	return s.Addr()
 }
+
+// TestReadyzReportsStore: /readyz turns 503 when the state store cannot
+// serve guards, and requests then get 503 Service Unavailable.
+func TestReadyzReportsStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, path, "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nstate: {driver: memory}\nroutes: [{path: /a, target: \""+okBackend(t)+"/a\"}]\n")
+	s := startPath(t, path)
+	defer s.Shutdown()
+	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	s.store.Close()
+	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 503 || !strings.Contains(body, "state store: store closed") {
+		t.Fatalf("readyz with the store closed = %d %s", code, body)
+	}
+	if code, body := get(t, "http://"+s.Addr()+"/a"); code != 503 || body != `{"message":"Service Unavailable"}` {
+		t.Fatalf("request with the store closed = %d %s", code, body)
+	}
+}
+
+// TestBlogExampleChecks: the example is valid config with every route
+// guarded (no open-route warning).
+func TestBlogExampleChecks(t *testing.T) {
+	t.Setenv("DRAWBRIDGE_KEY_SECRET", blogKey)
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"check", "-c", "../../examples/blog/drawbridge.yaml"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("check exit %d: %s%s", code, out.String(), errb.String())
+	}
+}
