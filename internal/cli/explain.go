@@ -68,23 +68,11 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	r.ContentLength = int64(len(*data))
 
-	cfg, err := config.Load(*path)
+	g, done, err := readingGateway(*path, false, stderr)
 	if err != nil {
 		return err
 	}
-	st, note, err := openStateForReading(cfg, false)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if note != "" {
-		fmt.Fprintln(stderr, "note:", note)
-	}
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(*path, discardLog())})
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer done()
 	e := g.Explain(r, []byte(*data))
 	printExplanation(stdout, &e)
 	return nil
@@ -95,6 +83,29 @@ func printExplanation(w io.Writer, e *gateway.Explanation) {
 		fmt.Fprintln(w, l)
 	}
 	fmt.Fprintln(w, e.Result())
+}
+
+// readingGateway builds the gateway of the config at path over its state
+// opened for reading (openStateForReading), for commands that inspect
+// rather than serve. done closes both.
+func readingGateway(path string, exact bool, stderr io.Writer) (g *gateway.Gateway, done func(), err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, note, err := openStateForReading(cfg, exact)
+	if err != nil {
+		return nil, nil, err
+	}
+	if note != "" {
+		fmt.Fprintln(stderr, "note:", note)
+	}
+	g, err = gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(path, discardLog())})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return g, func() { g.Close(); st.Close() }, nil
 }
 
 // openStateForReading opens the configured store for a command that only
