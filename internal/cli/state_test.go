@@ -293,3 +293,35 @@ func TestBlogExampleChecks(t *testing.T) {
 		t.Fatalf("check exit %d: %s%s", code, out.String(), errb.String())
 	}
 }
+
+// TestLimitsSurviveReload: the store outlives SIGHUP, so a reload hands
+// no client a fresh burst.
+func TestLimitsSurviveReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	text := "listen: 127.0.0.1:0\nadmin: \"off\"\nstate: {driver: memory}\nthrottle: {rate: 0.001, burst: 2}\nroutes: [{path: /a, target: \"" + okBackend(t) + "/a\"}]\n"
+	writeConfig(t, path, text)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{}
+	clock.Set("2026-12-01T12:00:00Z")
+	s, err := start(cfg, slog.New(slog.DiscardHandler), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	url := "http://" + s.Addr() + "/a"
+	for i, want := range []int{200, 200, 429} {
+		if code, _ := get(t, url); code != want {
+			t.Fatalf("request %d: %d, want %d", i, code, want)
+		}
+	}
+	writeConfig(t, path, text+"# reloaded\n")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, url); code != 429 {
+		t.Fatalf("after reload: %d, want 429 (the bucket is still empty)", code)
+	}
+}
