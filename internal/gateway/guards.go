@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -629,11 +630,16 @@ func (g *Gateway) concurrency(c *call, now time.Time) verdict {
 }
 
 // release gives back the request's concurrency leases. Releasing the zero
-// Lease is a no-op.
+// Lease is a no-op. The request's context may be cancelled by now (the
+// client went away): the release must happen all the same, so it runs
+// under a context of its own.
 func (g *Gateway) release(c *call) {
 	for _, l := range c.leases {
 		if l.ID != 0 {
-			g.store.Release(c.r.Context(), l)
+			if err := g.store.Release(context.Background(), l); err != nil {
+				g.storeErrors.Inc()
+				g.log.Warn("concurrency lease not released; it expires with its ttl", "key", l.Key, "error", err.Error())
+			}
 		}
 	}
 }
