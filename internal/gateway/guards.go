@@ -300,8 +300,15 @@ func (g *Gateway) needsStore() bool {
 func (g *Gateway) storeFailed(c *call, err error, throttleOnly bool) verdict {
 	g.storeErrors.Inc()
 	c.cause = err
+	c.rule = "state store"
 	if throttleOnly && g.failOpen {
+		if c.dry {
+			c.notef("state store failed (%v); state.on_error: open lets it pass", err)
+		}
 		return allowed
+	}
+	if c.dry {
+		c.notef("state store failed: %v", err)
 	}
 	return deny(unavailable)
 }

@@ -386,6 +386,12 @@ func TestStoreFailureIs503(t *testing.T) {
 	wantEq(t, "unavailable", testutil.ToFloat64(m.Requests.WithLabelValues("/forward", "GET", "unavailable")), 1.0)
 	wantEq(t, "store errors", testutil.ToFloat64(m.StoreErrors), 1.0)
 	wantEq(t, "backend requests", len(b.requests()), 1)
+	r := httptest.NewRequest("GET", "/forward", nil)
+	e := g.Explain(r, nil)
+	wantEq(t, "explain", e.Result(), `result: 503 {"message":"Service Unavailable"}`)
+	if l := e.Lines[len(e.Lines)-1]; l != "throttle: deny — state store failed: read tokens: store closed" {
+		t.Errorf("explain's last step: %q", l)
+	}
 
 	// state.on_error: open lets throttles pass.
 	st2 := memory.New()
