@@ -466,10 +466,10 @@ api_keys: [{name: k, plan: p, sha256: ` + digest(keyA) + `}, {name: k2, plan: p,
 routes:
   - {path: /policy, methods: [POST], target: "{T}/x", allow_ips: [10.0.0.0/8]}
   - {path: /key, methods: [POST], target: "{T}/x", api_key_required: true}
-  - {path: /throttle, methods: [POST], target: "{T}/x", throttle: {rate: 0, burst: 0, max_concurrent: 0}}
+  - {path: /throttle, methods: [POST], target: "{T}/x", throttle: {rate: 0.001, burst: 0}}
   - {path: /quota, methods: [POST], target: "{T}/x", api_key_required: true}
 `
-	g, m := buildFor(t, strings.Replace(yaml, "{rate: 0, burst: 0, max_concurrent: 0}", "{rate: 0.001, burst: 0}", 1), b.URL, Deps{Now: newClock("2026-12-01T12:00:00Z").Now}, nil)
+	g, m := buildFor(t, yaml, b.URL, Deps{Now: newClock("2026-12-01T12:00:00Z").Now}, nil)
 	srv := httptest.NewServer(g)
 	defer srv.Close()
 	// Spend key B's quota of 1 first.
