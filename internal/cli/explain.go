@@ -68,23 +68,11 @@ func runExplain(args []string, stdout, stderr io.Writer) error {
 	}
 	r.ContentLength = int64(len(*data))
 
-	cfg, err := config.Load(*path)
+	g, done, err := readingGateway(*path, false, stderr)
 	if err != nil {
 		return err
 	}
-	st, note, err := openStateForReading(cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if note != "" {
-		fmt.Fprintln(stderr, "note:", note)
-	}
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(*path, discardLog())})
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer done()
 	e := g.Explain(r, []byte(*data))
 	printExplanation(stdout, &e)
 	return nil
@@ -97,18 +85,42 @@ func printExplanation(w io.Writer, e *gateway.Explanation) {
 	fmt.Fprintln(w, e.Result())
 }
 
+// readingGateway builds the gateway of the config at path over its state
+// opened for reading (openStateForReading), for commands that inspect
+// rather than serve. done closes both.
+func readingGateway(path string, exact bool, stderr io.Writer) (g *gateway.Gateway, done func(), err error) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	st, note, err := openStateForReading(cfg, exact)
+	if err != nil {
+		return nil, nil, err
+	}
+	if note != "" {
+		fmt.Fprintln(stderr, "note:", note)
+	}
+	g, err = gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(path, discardLog())})
+	if err != nil {
+		st.Close()
+		return nil, nil, err
+	}
+	return g, func() { g.Close(); st.Close() }, nil
+}
+
 // openStateForReading opens the configured store for a command that only
-// reads it (explain, keys usage). A running serve holds the embedded
-// file's lock, and a missing file has nothing to read: both fall back to
-// an empty memory store, with a note saying so.
-func openStateForReading(cfg *config.Config) (store.Store, string, error) {
+// reads it (explain, keys usage). A missing file has nothing to read: an
+// empty memory store stands in, with a note saying so. A running serve
+// holds the embedded file's lock: unless exact (keys usage, whose numbers
+// must not be guessed), explain also falls back, with a note.
+func openStateForReading(cfg *config.Config, exact bool) (store.Store, string, error) {
 	if cfg.State.Driver == "embedded" {
 		p := statePath(cfg)
 		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
 			return memory.New(), "no state file " + p + " yet: limits shown as fresh", nil
 		}
 		st, err := bolt.Open(p, bolt.Options{Timeout: 200 * time.Millisecond})
-		if errors.Is(err, bolt.ErrLocked) {
+		if errors.Is(err, bolt.ErrLocked) && !exact {
 			return memory.New(), "state file " + p + " is held by a running drawbridge: limits shown as fresh (quota counts are in the server)", nil
 		}
 		if err != nil {

@@ -102,6 +102,13 @@ func readIPSetFile(file string) ([]string, error) {
 	if err != nil {
 		return nil, err
 	}
+	return parseIPSetFile(file, data)
+}
+
+// parseIPSetFile reads one CIDR or address a line; blank lines and lines
+// starting with # are skipped. Any other line must parse, and at least one
+// range must be there: a truncated copy must not empty an allow list.
+func parseIPSetFile(file string, data []byte) ([]string, error) {
 	var entries []string
 	sc := bufio.NewScanner(bytes.NewReader(data))
 	for n := 1; sc.Scan(); n++ {

@@ -11,9 +11,6 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/apikey"
-	"github.com/drawbridge/drawbridge/internal/config"
-	"github.com/drawbridge/drawbridge/internal/gateway"
-	"github.com/drawbridge/drawbridge/internal/metrics"
 )
 
 // runKeys is `drawbridge keys create|usage`.
@@ -68,23 +65,11 @@ func keysUsage(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	g, done, err := readingGateway(*path, true, stderr)
 	if err != nil {
 		return err
 	}
-	st, note, err := openStateForReading(cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	if note != "" {
-		fmt.Fprintln(stderr, "note:", note)
-	}
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st})
-	if err != nil {
-		return err
-	}
-	defer g.Close()
+	defer done()
 	us, err := g.Usage(ctx, time.Now())
 	if err != nil {
 		return err

@@ -110,6 +110,11 @@ func TestQuotaSurvivesCleanRestart(t *testing.T) {
 	} else if d := time.Since(t0); d > 3*time.Second {
 		t.Fatalf("second open took %v", d)
 	}
+	// keys usage will not guess while the server holds the file.
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"keys", "usage", "-c", path}, io.Discard, &errb); code != 1 || !strings.Contains(errb.String(), "in use by another process") {
+		t.Fatalf("keys usage while serving: exit %d: %s", code, errb.String())
+	}
 	if err := s.Shutdown(); err != nil {
 		t.Fatal(err)
 	}
@@ -258,4 +263,65 @@ func startedAddr(t *testing.T, path string) string {
 	s := startPath(t, path)
 	t.Cleanup(func() { s.Shutdown() })
 	return s.Addr()
+}
+
+// TestReadyzReportsStore: /readyz turns 503 when the state store cannot
+// serve guards, and requests then get 503 Service Unavailable.
+func TestReadyzReportsStore(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, path, "listen: 127.0.0.1:0\nadmin: 127.0.0.1:0\nstate: {driver: memory}\nroutes: [{path: /a, target: \""+okBackend(t)+"/a\"}]\n")
+	s := startPath(t, path)
+	defer s.Shutdown()
+	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
+		t.Fatalf("readyz = %d %s", code, body)
+	}
+	s.store.Close()
+	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 503 || !strings.Contains(body, "state store: store closed") {
+		t.Fatalf("readyz with the store closed = %d %s", code, body)
+	}
+	if code, body := get(t, "http://"+s.Addr()+"/a"); code != 503 || body != `{"message":"Service Unavailable"}` {
+		t.Fatalf("request with the store closed = %d %s", code, body)
+	}
+}
+
+// TestBlogExampleChecks: the example is valid config with every route
+// guarded (no open-route warning).
+func TestBlogExampleChecks(t *testing.T) {
+	t.Setenv("DRAWBRIDGE_KEY_SECRET", blogKey)
+	var out, errb bytes.Buffer
+	if code := Main(context.Background(), []string{"check", "-c", "../../examples/blog/drawbridge.yaml"}, &out, &errb); code != 0 || errb.Len() != 0 {
+		t.Fatalf("check exit %d: %s%s", code, out.String(), errb.String())
+	}
+}
+
+// TestLimitsSurviveReload: the store outlives SIGHUP, so a reload hands
+// no client a fresh burst.
+func TestLimitsSurviveReload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	text := "listen: 127.0.0.1:0\nadmin: \"off\"\nstate: {driver: memory}\nthrottle: {rate: 0.001, burst: 2}\nroutes: [{path: /a, target: \"" + okBackend(t) + "/a\"}]\n"
+	writeConfig(t, path, text)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{}
+	clock.Set("2026-12-01T12:00:00Z")
+	s, err := start(cfg, slog.New(slog.DiscardHandler), clock.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	url := "http://" + s.Addr() + "/a"
+	for i, want := range []int{200, 200, 429} {
+		if code, _ := get(t, url); code != want {
+			t.Fatalf("request %d: %d, want %d", i, code, want)
+		}
+	}
+	writeConfig(t, path, text+"# reloaded\n")
+	if err := s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if code, _ := get(t, url); code != 429 {
+		t.Fatalf("after reload: %d, want 429 (the bucket is still empty)", code)
+	}
 }

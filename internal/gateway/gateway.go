@@ -2,11 +2,13 @@
 // normalises, routes, runs the guards cheapest-first and dispatches, the
 // same whether net/http or the Lambda adapter calls it (DESIGN §1).
 //
-// Build compiles a config once (route table, error bodies as ready bytes,
-// metric children); ServeHTTP then reads the clock once, fills one call
-// and walks it through the steps. The first rejection goes to render, the
-// only place that writes an error; one deferred finish records metrics and
-// the access line.
+// Build compiles a config once (route table, policy matcher, keys and
+// buckets, error bodies as ready bytes, metric children); ServeHTTP then
+// reads the clock once, fills one call and walks it through the flat step
+// list of guards.go, the one place the guard order is written. The first
+// rejection goes to render, the only place that writes an error; one
+// deferred finish records metrics and the access line. Explain
+// (explain.go) runs the same steps in a dry call.
 package gateway
 
 import (

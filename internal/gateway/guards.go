@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strconv"
@@ -108,27 +109,25 @@ type guards struct {
 	denied [numMethods][2]*reply
 }
 
-func limitText(t config.Throttle) string {
-	return "rate " + strconv.FormatFloat(float64(t.Rate), 'f', -1, 64) + "/s, burst " + strconv.FormatInt(int64(t.Burst), 10)
-}
-
 func bucketText(b store.Bucket) string {
 	return b.Key + " (rate " + strconv.FormatFloat(b.Rate, 'f', -1, 64) + "/s, burst " + strconv.FormatInt(b.Burst, 10) + ")"
 }
 
-// compileGuards builds the policy, plans, keys and every route's guards.
-// Errors are config problems Load cannot see (a policy the matcher
-// refuses, a method override naming no route).
+// configError is a config problem Load cannot see (a policy the matcher
+// refuses, a method override naming no route), as FILE:LINE: message.
+func configError(cfg *config.Config, line int, format string, args ...any) error {
+	p := config.Problem{File: cfg.File, Line: line, Msg: fmt.Sprintf(format, args...)}
+	return errors.New(p.String())
+}
+
+// compileGuards builds the policy, every route's guards, the plans and
+// the keys.
 func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) error {
-	fail := func(line int, format string, args ...any) error {
-		p := config.Problem{File: cfg.File, Line: line, Msg: fmt.Sprintf(format, args...)}
-		return errors.New(p.String())
-	}
 	g.id = policy.Identity{Region: cfg.AWS.Region, Account: cfg.AWS.AccountID, APIID: cfg.AWS.APIID}
 	if cfg.ResourcePolicy != "" {
 		p, err := policy.CompileFor([]byte(cfg.ResourcePolicy), g.id)
 		if err != nil {
-			return fail(0, "resource_policy: %v", err)
+			return configError(cfg, 0, "resource_policy: %v", err)
 		}
 		g.policy = p
 	}
@@ -144,74 +143,93 @@ func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) 
 		named[k] = v
 	}
 
+	for _, r := range g.routes {
+		if err := g.compileRoute(cfg, r, named); err != nil {
+			return err
+		}
+	}
+	if err := g.compilePlans(cfg); err != nil {
+		return err
+	}
+	return g.compileKeys(cfg)
+}
+
+// compileRoute fills r.guards.
+func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]string) error {
+	rc := r.cfg
+	gd := &r.guards
+	if len(rc.AllowIPs) > 0 {
+		set, err := ipset.Compile(rc.AllowIPs, named)
+		if err != nil {
+			return configError(cfg, rc.Line, "route %s: allow_ips: %v", rc.Path, err)
+		}
+		gd.allow, gd.allowText = set, strings.Join(rc.AllowIPs, ", ")
+	}
+	gd.keyRequired = rc.APIKeyRequired
+	// The route's own throttle replaces the stage default field by
+	// field, as an API Gateway method setting overrides the stage's;
+	// zero fields inherit (docs/guards.md).
+	var t config.Throttle
+	if cfg.Throttle != nil {
+		t = *cfg.Throttle
+		gd.stageMax = int64(cfg.Throttle.MaxConcurrent)
+	}
+	if rt := rc.Throttle; rt != nil {
+		if rt.Rate != 0 || rt.Burst != 0 {
+			t.Rate, t.Burst = rt.Rate, rt.Burst
+		}
+		gd.routeMax = int64(rt.MaxConcurrent)
+	}
+	// A route is its path and methods: two route entries sharing a path
+	// are two routes, with a bucket and a cap each.
+	id := rc.Path + " " + strings.Join(rc.Methods, ",")
+	if cfg.Throttle != nil || rc.Throttle != nil && (rc.Throttle.Rate != 0 || rc.Throttle.Burst != 0) {
+		gd.bucket = store.Bucket{Key: routeKeyPfx + id, Rate: float64(t.Rate), Burst: int64(t.Burst)}
+		gd.hasBucket = true
+	}
+	gd.concKey = routeConcPfx + id
+	gd.leaseTTL = time.Duration(rc.Timeout) + leaseOverhang
+	if v := rc.Verify; v != nil {
+		ver, err := webhook.New(webhook.Spec{
+			Provider: v.Provider, Secrets: v.Secrets, Header: v.Header, Algorithm: v.Algorithm,
+			Encoding: v.Encoding, Prefix: v.Prefix, Tolerance: time.Duration(v.Tolerance),
+		})
+		if err != nil {
+			return configError(cfg, rc.Line, "route %s: verify: %v", rc.Path, err)
+		}
+		gd.verifier, gd.provider = ver, strings.ToLower(v.Provider)
+	}
+	if !r.prefix && (g.policy != nil || gd.allow != nil) {
+		for mi := range numMethods - 1 {
+			if r.methods&(1<<mi) == 0 {
+				continue
+			}
+			arn := policy.ARN(g.id.Region, g.id.Account, g.id.APIID, cfg.Stage, methodNames[mi], rc.Path)
+			for ex := range 2 {
+				rp := g.replies[policyDenied]
+				rp.body = policy.DenyBody(arn, ex == 1)
+				rp.length = []string{strconv.Itoa(len(rp.body))}
+				gd.denied[mi][ex] = &rp
+			}
+		}
+	}
+	return nil
+}
+
+// compilePlans builds the usage plans, resolving "/path/METHOD" overrides
+// to routes.
+func (g *Gateway) compilePlans(cfg *config.Config) error {
 	byPath := map[string][]*route{}
 	for _, r := range g.routes {
 		byPath[r.cfg.Path] = append(byPath[r.cfg.Path], r)
 	}
-	for _, r := range g.routes {
-		rc := r.cfg
-		gd := &r.guards
-		if len(rc.AllowIPs) > 0 {
-			set, err := ipset.Compile(rc.AllowIPs, named)
-			if err != nil {
-				return fail(rc.Line, "route %s: allow_ips: %v", rc.Path, err)
-			}
-			gd.allow, gd.allowText = set, strings.Join(rc.AllowIPs, ", ")
-		}
-		gd.keyRequired = rc.APIKeyRequired
-		// The route's own throttle replaces the stage default field by
-		// field, as an API Gateway method setting overrides the stage's;
-		// zero fields inherit (docs/guards.md).
-		var t config.Throttle
-		if cfg.Throttle != nil {
-			t = *cfg.Throttle
-			gd.stageMax = int64(cfg.Throttle.MaxConcurrent)
-		}
-		if rt := rc.Throttle; rt != nil {
-			if rt.Rate != 0 || rt.Burst != 0 {
-				t.Rate, t.Burst = rt.Rate, rt.Burst
-			}
-			gd.routeMax = int64(rt.MaxConcurrent)
-		}
-		if cfg.Throttle != nil || rc.Throttle != nil && (rc.Throttle.Rate != 0 || rc.Throttle.Burst != 0) {
-			gd.bucket = store.Bucket{Key: routeKeyPfx + rc.Path, Rate: float64(t.Rate), Burst: int64(t.Burst)}
-			gd.hasBucket = true
-		}
-		gd.concKey = routeConcPfx + rc.Path
-		gd.leaseTTL = time.Duration(rc.Timeout) + leaseOverhang
-		if v := rc.Verify; v != nil {
-			ver, err := webhook.New(webhook.Spec{
-				Provider: v.Provider, Secrets: v.Secrets, Header: v.Header, Algorithm: v.Algorithm,
-				Encoding: v.Encoding, Prefix: v.Prefix, Tolerance: time.Duration(v.Tolerance),
-			})
-			if err != nil {
-				return fail(rc.Line, "route %s: verify: %v", rc.Path, err)
-			}
-			gd.verifier, gd.provider = ver, strings.ToLower(v.Provider)
-		}
-		if !r.prefix && (g.policy != nil || gd.allow != nil) {
-			for mi := range numMethods - 1 {
-				if r.methods&(1<<mi) == 0 {
-					continue
-				}
-				arn := policy.ARN(g.id.Region, g.id.Account, g.id.APIID, cfg.Stage, methodNames[mi], rc.Path)
-				for ex := range 2 {
-					rp := g.replies[policyDenied]
-					rp.body = policy.DenyBody(arn, ex == 1)
-					rp.length = []string{strconv.Itoa(len(rp.body))}
-					gd.denied[mi][ex] = &rp
-				}
-			}
-		}
-	}
-
 	g.plans = map[string]*plan{}
 	for name, pc := range cfg.UsagePlans {
 		p := &plan{name: name}
 		if q := pc.Quota; q != nil {
 			aq := apikey.Quota{Limit: int64(q.Limit), Offset: int64(q.Offset), Unit: apikey.Unit(q.Period)}
 			if err := aq.Validate(); err != nil {
-				return fail(0, "usage_plans.%s.quota: %v", name, err)
+				return configError(cfg, 0, "usage_plans.%s.quota: %v", name, err)
 			}
 			p.quota = &aq
 		}
@@ -229,13 +247,17 @@ func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) 
 				}
 			}
 			if hit == nil {
-				return fail(0, "usage_plans.%s.methods: %q names no configured route and method (want /path/METHOD of a route, e.g. %s/GET)", name, m, g.routes[0].cfg.Path)
+				return configError(cfg, 0, "usage_plans.%s.methods: %q names no configured route and method (want /path/METHOD of a route, e.g. %s/GET)", name, m, g.routes[0].cfg.Path)
 			}
 			p.methods[methodKey{hit, method}] = t
 		}
 		g.plans[name] = p
 	}
+	return nil
+}
 
+// compileKeys builds the keys, each with its buckets and quota counter.
+func (g *Gateway) compileKeys(cfg *config.Config) error {
 	g.keys = map[[32]byte]*key{}
 	for i := range cfg.APIKeys {
 		kc := &cfg.APIKeys[i]
@@ -253,7 +275,7 @@ func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) 
 			k.quotaKey = quotaKeyPfx + p.name + ":key:" + kc.Name
 		}
 		if _, dup := g.keys[kc.Digest]; dup {
-			return fail(kc.Line, "api_keys %q: the same key value as another key (values must be unique)", kc.Name)
+			return configError(cfg, kc.Line, "api_keys %q: the same key value as another key (values must be unique)", kc.Name)
 		}
 		g.keys[kc.Digest] = k
 	}
@@ -278,8 +300,15 @@ func (g *Gateway) needsStore() bool {
 func (g *Gateway) storeFailed(c *call, err error, throttleOnly bool) verdict {
 	g.storeErrors.Inc()
 	c.cause = err
+	c.rule = "state store"
 	if throttleOnly && g.failOpen {
+		if c.dry {
+			c.notef("state store failed (%v); state.on_error: open lets it pass", err)
+		}
 		return allowed
+	}
+	if c.dry {
+		c.notef("state store failed: %v", err)
 	}
 	return deny(unavailable)
 }
@@ -608,11 +637,16 @@ func (g *Gateway) concurrency(c *call, now time.Time) verdict {
 }
 
 // release gives back the request's concurrency leases. Releasing the zero
-// Lease is a no-op.
+// Lease is a no-op. The request's context may be cancelled by now (the
+// client went away): the release must happen all the same, so it runs
+// under a context of its own.
 func (g *Gateway) release(c *call) {
 	for _, l := range c.leases {
 		if l.ID != 0 {
-			g.store.Release(c.r.Context(), l)
+			if err := g.store.Release(context.Background(), l); err != nil {
+				g.storeErrors.Inc()
+				g.log.Warn("concurrency lease not released; it expires with its ttl", "key", l.Key, "error", err.Error())
+			}
 		}
 	}
 }

@@ -365,7 +365,7 @@ routes:
 	wantEq(t, "first /slow", <-first, 200)
 	// Every lease came back, including after a 502 and a rejection.
 	wantEq(t, "/dead", send(g, "GET", "/dead", "10.1.1.1", nil, "").Code, 502)
-	for _, k := range []string{stageConcKey, routeConcPfx + "/slow", routeConcPfx + "/dead"} {
+	for _, k := range []string{stageConcKey, routeConcPfx + "/slow GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS", routeConcPfx + "/dead GET,HEAD,POST,PUT,PATCH,DELETE,OPTIONS"} {
 		n, err := st.InUse(t.Context(), k, time.Now())
 		if err != nil || n != 0 {
 			t.Errorf("%s: %d leases held after every request ended (%v)", k, n, err)
@@ -386,6 +386,12 @@ func TestStoreFailureIs503(t *testing.T) {
 	wantEq(t, "unavailable", testutil.ToFloat64(m.Requests.WithLabelValues("/forward", "GET", "unavailable")), 1.0)
 	wantEq(t, "store errors", testutil.ToFloat64(m.StoreErrors), 1.0)
 	wantEq(t, "backend requests", len(b.requests()), 1)
+	r := httptest.NewRequest("GET", "/forward", nil)
+	e := g.Explain(r, nil)
+	wantEq(t, "explain", e.Result(), `result: 503 {"message":"Service Unavailable"}`)
+	if l := e.Lines[len(e.Lines)-1]; l != "throttle: deny — state store failed: read tokens: store closed" {
+		t.Errorf("explain's last step: %q", l)
+	}
 
 	// state.on_error: open lets throttles pass.
 	st2 := memory.New()
@@ -460,10 +466,10 @@ api_keys: [{name: k, plan: p, sha256: ` + digest(keyA) + `}, {name: k2, plan: p,
 routes:
   - {path: /policy, methods: [POST], target: "{T}/x", allow_ips: [10.0.0.0/8]}
   - {path: /key, methods: [POST], target: "{T}/x", api_key_required: true}
-  - {path: /throttle, methods: [POST], target: "{T}/x", throttle: {rate: 0, burst: 0, max_concurrent: 0}}
+  - {path: /throttle, methods: [POST], target: "{T}/x", throttle: {rate: 0.001, burst: 0}}
   - {path: /quota, methods: [POST], target: "{T}/x", api_key_required: true}
 `
-	g, m := buildFor(t, strings.Replace(yaml, "{rate: 0, burst: 0, max_concurrent: 0}", "{rate: 0.001, burst: 0}", 1), b.URL, Deps{Now: newClock("2026-12-01T12:00:00Z").Now}, nil)
+	g, m := buildFor(t, yaml, b.URL, Deps{Now: newClock("2026-12-01T12:00:00Z").Now}, nil)
 	srv := httptest.NewServer(g)
 	defer srv.Close()
 	// Spend key B's quota of 1 first.

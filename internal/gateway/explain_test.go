@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+)
+
+// explainYAML has one route per way a request can end.
+var explainYAML = `
+stage: prod
+throttle: {rate: 1000, burst: 1000, max_concurrent: 10}
+resource_policy:
+  Statement:
+    - {Effect: Allow, Principal: "*", Action: execute-api:Invoke, Resource: "execute-api:/*"}
+    - Effect: Deny
+      Principal: "*"
+      Action: execute-api:Invoke
+      Resource: "execute-api:/*/*/*"
+      Condition: {IpAddress: {"aws:SourceIp": 203.0.113.0/24}}
+usage_plans:
+  p: {quota: {limit: 2, period: DAY}, throttle: {rate: 1, burst: 5}}
+api_keys: [{name: alice, plan: p, sha256: ` + digest(keyA) + `}]
+routes:
+  - {path: /keyed, target: "{T}/k", api_key_required: true}
+  - {path: /ips/*, target: "{T}/i/", allow_ips: [10.0.0.0/8]}
+  - {path: /empty, target: "{T}/e", throttle: {rate: 1, burst: 1}}
+  - {path: /hook, methods: [POST], target: "{T}/h", verify: {provider: github, secret_env: GH}}
+`
+
+var explainLineRE = regexp.MustCompile(`^[a-z_]+: (allow|deny|skip) — \S`)
+
+// TestExplainIsServeHTTPDry: for every way a request ends, Explain's
+// result is ServeHTTP's answer, and explaining consumes no state.
+func TestExplainIsServeHTTPDry(t *testing.T) {
+	b := newBackend(t, nil)
+	clk := newClock("2026-12-01T12:00:00Z")
+	g, _ := buildFor(t, explainYAML, b.URL, Deps{Now: clk.Now}, map[string]string{"GH": "It's a Secret to Everybody"})
+	const sig = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+	cases := []struct {
+		name, method, path, ip string
+		hdr                    map[string]string
+		body                   string
+		decisive               string
+	}{
+		{"forwarded with the key", "GET", "/keyed?q=1", "8.8.8.8", withKey(keyA), "", `api_key: allow — key "alice"`},
+		{"no route", "GET", "/nope", "8.8.8.8", nil, "", "route: deny"},
+		{"bad path", "GET", "/ips/%2e%2e/x", "8.8.8.8", nil, "", "route: deny"},
+		{"policy explicit deny", "GET", "/keyed", "203.0.113.5", withKey(keyA), "", "resource_policy: deny — explicit deny by statement 1"},
+		{"allow_ips", "GET", "/ips/a/b", "8.8.8.8", nil, "", "allow_ips: deny — client 8.8.8.8 is not in allow_ips [10.0.0.0/8]"},
+		{"allow_ips passes, prefix target", "GET", "/ips/a/b", "10.2.3.4", nil, "", "allow_ips: allow"},
+		{"no key", "GET", "/keyed", "8.8.8.8", nil, "", "api_key: deny — no x-api-key header"},
+		{"signed webhook", "POST", "/hook", "8.8.8.8", map[string]string{"X-Hub-Signature-256": sig}, "Hello, World!", "signature: allow — github signature valid"},
+		{"bad signature", "POST", "/hook", "8.8.8.8", map[string]string{"X-Hub-Signature-256": sig}, "Hello, World?", "signature: deny — github signature rejected"},
+		{"header too large", "GET", "/keyed", "8.8.8.8", map[string]string{"X-Big": strings.Repeat("x", 70000)}, "", "limits: deny — headers are"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := httptest.NewRequest(c.method, c.path, nil)
+			r.RemoteAddr = c.ip + ":1"
+			for k, v := range c.hdr {
+				r.Header.Set(k, v)
+			}
+			r.ContentLength = int64(len(c.body))
+			before := len(b.requests())
+			e := g.Explain(r, []byte(c.body))
+			wantEq(t, "backend requests during explain", len(b.requests()), before)
+			checkExplanation(t, &e, c.decisive)
+
+			w := send(g, c.method, c.path, c.ip, c.hdr, c.body)
+			if e.Status == 0 {
+				got := b.last(t)
+				wantEq(t, "forward", e.Forward, got.Method+" "+b.URL+got.RequestURI)
+				wantEq(t, "status", w.Code, 200)
+				return
+			}
+			wantEq(t, "status", w.Code, e.Status)
+			wantEq(t, "body", w.Body.String(), e.Body)
+		})
+	}
+
+	// State: explain reads it and never consumes it.
+	explainKeyed := func() Explanation {
+		r := httptest.NewRequest("GET", "/keyed", nil)
+		r.RemoteAddr = "8.8.8.8:1"
+		r.Header.Set("x-api-key", keyA)
+		return g.Explain(r, nil)
+	}
+	for range 20 {
+		explainKeyed()
+	}
+	// The quota (2 a day) has one request left after the case above.
+	wantEq(t, "second keyed request", send(g, "GET", "/keyed", "8.8.8.8", withKey(keyA), "").Code, 200)
+	e := explainKeyed()
+	checkExplanation(t, &e, "quota: deny — plan \"p\" quota 2/DAY: 2 used, 0 remaining")
+	wantEq(t, "explain over quota", e.Result(), `result: 429 {"message":"Limit Exceeded"}`)
+	wantEq(t, "served over quota", send(g, "GET", "/keyed", "8.8.8.8", withKey(keyA), "").Code, 429)
+
+	// Throttle: one token; explaining leaves it, serving takes it.
+	e = explainEmpty(g)
+	wantEq(t, "explain with a token", e.Result(), "result: forward GET "+b.URL+"/e")
+	wantEq(t, "served", send(g, "GET", "/empty", "8.8.8.8", nil, "").Code, 200)
+	e = explainEmpty(g)
+	checkExplanation(t, &e, "throttle: deny — over route:/empty")
+	wantEq(t, "explain Retry-After", e.RetryAfter, "1")
+	wantEq(t, "served empty", send(g, "GET", "/empty", "8.8.8.8", nil, "").Code, 429)
+	clk.Add(time.Second)
+	e = explainEmpty(g)
+	wantEq(t, "refilled", e.Status, 0)
+}
+
+func explainEmpty(g *Gateway) Explanation {
+	r := httptest.NewRequest("GET", "/empty", nil)
+	r.RemoteAddr = "8.8.8.8:1"
+	return g.Explain(r, nil)
+}
+
+// checkExplanation: every line has DESIGN §2's form, one starts with
+// decisive, and the route line comes first.
+func checkExplanation(t *testing.T, e *Explanation, decisive string) {
+	t.Helper()
+	found := false
+	for i, l := range e.Lines {
+		if !explainLineRE.MatchString(l) {
+			t.Errorf("line %q is not STEP: allow|deny|skip — why", l)
+		}
+		if i == 0 && !strings.HasPrefix(l, "route: ") {
+			t.Errorf("first line %q is not the route", l)
+		}
+		if strings.HasPrefix(l, decisive) {
+			found = true
+		}
+	}
+	if !found {
+		t.Errorf("no line starts with %q:\n%s", decisive, strings.Join(e.Lines, "\n"))
+	}
+	if !strings.HasPrefix(e.Result(), "result: ") {
+		t.Errorf("result line %q", e.Result())
+	}
+}
