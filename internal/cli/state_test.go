@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -144,8 +145,11 @@ func TestQuotaAfterSIGKILL(t *testing.T) {
 	url := "http://" + p.addr + "/q"
 	client := &http.Client{Timeout: 5 * time.Second}
 	acked := 0
+	// A random kill point between 1.2 s and 2.2 s, so runs sample every
+	// phase of the 500 ms flush interval.
+	runFor := 1200*time.Millisecond + rand.N(time.Second)
 	start := time.Now()
-	for n := 0; time.Since(start) < 1500*time.Millisecond && n < 1_000_000; n++ {
+	for n := 0; time.Since(start) < runFor && n < 1_000_000; n++ {
 		req, _ := http.NewRequest("GET", url, nil)
 		req.Header.Set("x-api-key", stateKey)
 		resp, err := client.Do(req)

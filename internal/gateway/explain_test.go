@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"net/http"
 	"net/http/httptest"
 	"regexp"
 	"strings"
@@ -139,4 +140,69 @@ func checkExplanation(t *testing.T, e *Explanation, decisive string) {
 	if !strings.HasPrefix(e.Result(), "result: ") {
 		t.Errorf("result line %q", e.Result())
 	}
+}
+
+// FuzzExplainMatchesServe: for any request, explaining it and then
+// serving it give the same answer (explain reads the state serving is
+// about to consume), whatever the path, address, headers and body.
+func FuzzExplainMatchesServe(f *testing.F) {
+	for _, s := range [][5]string{
+		{"GET", "/keyed", "8.8.8.8", keyA, ""},
+		{"GET", "/keyed?x=%zz", "203.0.113.9", keyA, ""},
+		{"POST", "/hook", "10.0.0.1", "", "Hello, World!"},
+		{"GET", "/ips/a/../b", "::ffff:10.1.1.1", "", ""},
+		{"GET", "/ips/", "2001:db8::1", "short", ""},
+		{"PUT", "/empty", "not-an-ip", keyB, "x"},
+		{"DELETE", "//", "1.2.3.4", "", ""},
+	} {
+		f.Add(s[0], s[1], s[2], s[3], s[4])
+	}
+	g, _ := buildFor(f, explainYAML, "http://127.0.0.1:1", Deps{Now: newClock("2026-12-01T12:00:00Z").Now}, map[string]string{"GH": "It's a Secret to Everybody"})
+	f.Fuzz(func(t *testing.T, method, target, ip, key, body string) {
+		if !validMethod(method) || len(target) == 0 || target[0] != '/' || strings.ContainsAny(target, " \r\n#") {
+			return
+		}
+		mk := func() *http.Request {
+			r, err := http.NewRequest(method, "http://gw"+target, strings.NewReader(body))
+			if err != nil {
+				return nil
+			}
+			r.RequestURI = target
+			r.RemoteAddr = ip + ":1"
+			if key != "" {
+				r.Header["X-Api-Key"] = []string{key}
+			}
+			r.Header["X-Hub-Signature-256"] = []string{"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}
+			return r
+		}
+		r := mk()
+		if r == nil {
+			return
+		}
+		e := g.Explain(r, []byte(body))
+		w := &discard{h: http.Header{}}
+		var forwarded bool
+		g.serve(w, mk(), func(*Gateway, *call) { forwarded = true })
+		if e.Status == 0 {
+			if !forwarded || w.code != 0 {
+				t.Fatalf("explain forwards (%s), serve answered %d\n%s", e.Forward, w.code, strings.Join(e.Lines, "\n"))
+			}
+			return
+		}
+		if forwarded || w.code != e.Status {
+			t.Fatalf("explain answers %d, serve %d (forwarded %v)\n%s", e.Status, w.code, forwarded, strings.Join(e.Lines, "\n"))
+		}
+	})
+}
+
+func validMethod(m string) bool {
+	if m == "" || len(m) > 10 {
+		return false
+	}
+	for i := 0; i < len(m); i++ {
+		if m[i] < 'A' || m[i] > 'Z' {
+			return false
+		}
+	}
+	return true
 }
