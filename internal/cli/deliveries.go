@@ -57,6 +57,9 @@ func startDeliveries(cfg *config.Config, st store.Store, m *metrics.Metrics, log
 		Log:      log,
 		Control:  control,
 		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
+		OnAttempt: func(a delivery.AttemptReport) {
+			m.ObserveAttempt(a.Route, a.Duration, a.State != delivery.Pending, string(a.State), a.Tries, a.SinceAccepted)
+		},
 	})
 	w.SetPolicies(delivery.Policies(cfg))
 	ctx, cancel := context.WithCancel(context.Background())

@@ -170,6 +170,19 @@ func TestDeliveriesThroughServe(t *testing.T) {
 	for {
 		_, metrics := get(t, "http://"+p.admin+"/metrics")
 		if strings.Contains(metrics, `drawbridge_deliveries{state="delivered"} 1`) && strings.Contains(metrics, `drawbridge_deliveries{state="dead"} 0`) {
+			// The 400 dead-lettered after one attempt; the replay
+			// delivered after one more: two attempts, one finished
+			// each way, one delivery latency.
+			for _, want := range []string{
+				`drawbridge_delivery_attempt_duration_seconds_count{route="/hooks/*"} 2`,
+				`drawbridge_delivery_attempts_count{route="/hooks/*",state="dead"} 1`,
+				`drawbridge_delivery_attempts_count{route="/hooks/*",state="delivered"} 1`,
+				`drawbridge_delivery_latency_seconds_count{route="/hooks/*"} 1`,
+			} {
+				if !strings.Contains(metrics, want) {
+					t.Errorf("metrics lack %s", want)
+				}
+			}
 			break
 		}
 		if time.Now().After(deadline) {

@@ -29,6 +29,9 @@ type WorkerOptions struct {
 	// OnCounts is told the queue's counts after every scheduling pass
 	// (the drawbridge_deliveries gauge). Nil: nobody.
 	OnCounts func(Counts)
+	// OnAttempt is told of every recorded attempt (the attempt and
+	// latency histograms). Nil: nobody.
+	OnAttempt func(AttemptReport)
 	// Poll bounds how long Run sleeps between scans when nothing wakes it
 	// (a clock jump, a missed wake-up). Zero: 10s.
 	Poll time.Duration
@@ -222,6 +225,19 @@ func (w *Worker) report() {
 	w.opts.OnCounts(c)
 }
 
+// AttemptReport is one recorded attempt, for metrics.
+type AttemptReport struct {
+	Route    string
+	Duration time.Duration // of this attempt
+	// State is the delivery's state after the attempt: Delivered and Dead
+	// end it (Tries then counts every attempt of the retry budget, and
+	// SinceAccepted is the time from acceptance, or the last replay, to
+	// the end); Pending means it will be tried again.
+	State         State
+	Tries         int
+	SinceAccepted time.Duration
+}
+
 // attempt sends d once and records the outcome.
 func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	p := w.policy(d.Route)
@@ -237,6 +253,10 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	}
 	state, next := p.Decide(d, res, end, w.opts.Rand)
 	err := w.q.finish(d.ID, a, state, next)
+	if err == nil && w.opts.OnAttempt != nil {
+		w.opts.OnAttempt(AttemptReport{Route: d.Route, Duration: a.Duration, State: state,
+			Tries: d.tries() + 1, SinceAccepted: end.Sub(d.budgetStart())})
+	}
 	attrs := []any{"id", d.ID, "route", d.Route, "attempt", d.tries() + 1,
 		"status", res.Status, "duration_ms", float64(a.Duration.Microseconds()) / 1000, "state", string(state)}
 	if a.Error != "" {

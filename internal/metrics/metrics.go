@@ -9,6 +9,7 @@ package metrics
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"time"
 )
 
 // Outcome is how a request ended. The strings are part of the user-facing
@@ -53,6 +54,9 @@ type Metrics struct {
 	UpstreamDuration *prometheus.HistogramVec // route
 	Inflight         *prometheus.GaugeVec     // route
 	Deliveries       *prometheus.GaugeVec     // state
+	AttemptDuration  *prometheus.HistogramVec // route: each delivery attempt
+	DeliveryAttempts *prometheus.HistogramVec // route: attempts a finished delivery took
+	DeliveryLatency  *prometheus.HistogramVec // route: acceptance to delivered
 	StoreErrors      prometheus.Counter
 }
 
@@ -84,15 +88,43 @@ func New() *Metrics {
 			Name: "drawbridge_deliveries",
 			Help: "Async deliveries by state: pending, delivered, dead.",
 		}, []string{"state"}),
+		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drawbridge_delivery_attempt_duration_seconds",
+			Help:    "Duration of each async delivery attempt, by route.",
+			Buckets: buckets,
+		}, []string{"route"}),
+		DeliveryAttempts: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drawbridge_delivery_attempts",
+			Help:    "Attempts an async delivery took until it was delivered or dead-lettered, by route and final state.",
+			Buckets: []float64{1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 150},
+		}, []string{"route", "state"}),
+		DeliveryLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "drawbridge_delivery_latency_seconds",
+			Help:    "Time from acceptance (or the last replay) to delivery, by route.",
+			Buckets: []float64{.01, .05, .25, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600},
+		}, []string{"route"}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drawbridge_state_errors_total",
 			Help: "State store operations that failed (Redis unreachable, file errors).",
 		}),
 	}
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
-		m.Deliveries, m.StoreErrors,
+		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.StoreErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// ObserveAttempt records one delivery attempt; finished is true when it
+// ended the delivery (delivered or dead), with its state.
+func (m *Metrics) ObserveAttempt(route string, d time.Duration, finished bool, state string, tries int, sinceAccepted time.Duration) {
+	m.AttemptDuration.WithLabelValues(route).Observe(d.Seconds())
+	if !finished {
+		return
+	}
+	m.DeliveryAttempts.WithLabelValues(route, state).Observe(float64(tries))
+	if state == "delivered" {
+		m.DeliveryLatency.WithLabelValues(route).Observe(sinceAccepted.Seconds())
+	}
 }
 
 // SetDeliveries sets the drawbridge_deliveries gauge to the delivery
