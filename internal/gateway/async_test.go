@@ -261,7 +261,7 @@ func BenchmarkAsyncAccept(b *testing.B) {
 			}
 			defer db.Close()
 			q, _ := delivery.Open(db, delivery.Options{NoGroupCommit: mode.solo})
-			g, err := Build(cfg, Deps{Metrics: metrics.New(), Queue: q})
+			g, err := Build(cfg, Deps{Metrics: metrics.New(), Queue: q, Store: memory.New()})
 			if err != nil {
 				b.Fatal(err)
 			}
