@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
@@ -34,12 +35,21 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New()})
+	guard, err := egress.Compile(cfg, egress.Options{}, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	for _, w := range guard.Warnings() {
+		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
+	}
+	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Control: guard.Control})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
 	}
 	g.Close()
 	fmt.Fprintf(stdout, "%s: ok: %d routes, stage %s, api %s\n", *path, len(cfg.Routes), cfg.Stage, cfg.API)
+	fmt.Fprintf(stdout, "egress (first match decides; targets resolved now):\n%s", guard.Table())
 	return nil
 }

@@ -19,6 +19,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
@@ -75,7 +76,13 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		logger.Warn(w.String())
 	}
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2)}
-	g, err := gateway.Build(cfg, s.deps())
+	deps := s.deps()
+	guard, err := egressGuard(cfg, egress.Options{}, logger)
+	if err != nil {
+		return nil, err
+	}
+	deps.Control = guard.Control
+	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		return nil, err
 	}
@@ -148,7 +155,13 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
-	g, err := gateway.Build(cfg, s.deps())
+	deps := s.deps()
+	guard, err := egressGuard(cfg, egress.Options{}, s.log)
+	if err != nil {
+		return err
+	}
+	deps.Control = guard.Control
+	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		return err
 	}

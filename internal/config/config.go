@@ -116,6 +116,7 @@ type Throttle struct {
 // Egress lists what the forwarder may dial.
 type Egress struct {
 	Allow []string `yaml:"allow"` // "CIDR:port[,port]"; default: the targets' own addresses
+	Lines []int    `yaml:"-"`     // line of each Allow entry, for messages
 }
 
 // UsagePlan is an API Gateway usage plan: a quota and a per-key throttle.
@@ -168,6 +169,9 @@ type Route struct {
 	Verify         *Verify   `yaml:"verify"`
 	Delivery       *Delivery `yaml:"delivery"`
 	WebSocket      bool      `yaml:"websocket"` // allow Upgrade: websocket
+	// AllowMetadata lets this route reach the cloud metadata endpoint its
+	// target names by IP address; otherwise always denied (check warns).
+	AllowMetadata bool `yaml:"allow_metadata"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 }

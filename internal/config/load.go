@@ -263,6 +263,9 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
 	}
+	for i := range c.Egress.Allow {
+		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
+	}
 	for i, p := range c.ClientIP.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			v.errorf(fmt.Sprintf("$.client_ip.trusted_proxies[%d]", i), "client_ip.trusted_proxies: %v", err)

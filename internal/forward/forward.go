@@ -23,6 +23,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/egress"
 )
 
 // Kind is what went wrong with a forward.
@@ -49,10 +51,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrEgressDenied is returned by a Dialer's Control hook (see Options) to
-// mark a dial the egress guard refused.
-var ErrEgressDenied = errors.New("egress denied")
-
 // Response selects how the target's answer reaches the client.
 type Response int
 
@@ -68,8 +66,13 @@ const (
 type Options struct {
 	Response Response
 	// Control is called on every dial with the resolved address, before
-	// connecting; the egress guard lives here. Nil: no check.
+	// connecting; the egress guard lives here (egress.Guard.Control; an
+	// error wrapping egress.ErrDenied makes the forward a Denied). Nil: no
+	// check.
 	Control func(network, address string, c syscall.RawConn) error
+	// Resolver looks up target host names. Nil: net.DefaultResolver.
+	// Tests inject one whose answers change between dials (DNS rebinding).
+	Resolver *net.Resolver
 	// MaxIdlePerHost is the keep-alive pool size to the target. Zero: 256,
 	// far above Go's default of 2, which would make every burst open (and
 	// then throw away) new connections.
@@ -103,7 +106,7 @@ func New(target string, opts Options) (*Forwarder, error) {
 	if opts.MaxEnvelopeBytes == 0 {
 		opts.MaxEnvelopeBytes = 10 << 20
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
 	t := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: egress is decided here
 		DialContext:           dialer.DialContext,
@@ -180,7 +183,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	}
 	kind := Unreachable
 	switch {
-	case errors.Is(st.err, ErrEgressDenied):
+	case errors.Is(st.err, egress.ErrDenied):
 		kind = Denied
 	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 		kind = Timeout
