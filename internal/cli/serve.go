@@ -90,14 +90,14 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 	s.cfg.Store(cfg)
 
 	s.public = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           s.edgeHandler(cfg, http.HandlerFunc(s.serveHTTP)),
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
-	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+	if s.publicLn, err = s.listen(cfg, s.public); err != nil {
+		return nil, err
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
@@ -170,6 +170,7 @@ func (s *Server) Reload() error {
 	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
+	warnEdgeRestart(prev, cfg, s.log)
 	for _, w := range cfg.Warnings {
 		s.log.Warn(w.String())
 	}

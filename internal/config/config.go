@@ -28,6 +28,13 @@ const (
 	DefaultStatePrefix  = "drawbridge:"
 	DefaultAccountRate  = 10000
 	DefaultAccountBurst = 5000
+	// Edge bounds (docs/hardening.md): HAProxy's 101 headers, Envoy's
+	// 10,000 connections per listener.
+	DefaultMaxHeaders      = 100
+	DefaultMaxForwardedFor = 30
+	DefaultMaxInflight     = 10000
+	DefaultMaxConnections  = 10000
+	DefaultMaxConnsPerIP   = 256
 )
 
 // Config is one loaded configuration. Zero values of optional blocks mean
@@ -85,6 +92,21 @@ type ClientIP struct {
 type Limits struct {
 	MaxBodyBytes   Int `yaml:"max_body_bytes"`   // default 10 MiB
 	MaxHeaderBytes Int `yaml:"max_header_bytes"` // default 64 KiB
+	// MaxHeaders bounds the header lines of a request (default 100): Go
+	// itself accepts 20,000 small ones.
+	MaxHeaders Int `yaml:"max_headers"`
+	// MaxForwardedFor bounds the X-Forwarded-For entries, all lines
+	// together (default 30).
+	MaxForwardedFor Int `yaml:"max_forwarded_for"`
+	// MaxInflight caps requests being served at once (default 10000);
+	// beyond it, 503 with Connection: close.
+	MaxInflight Int `yaml:"max_inflight"`
+	// MaxConnections caps open client connections (default 10000) and
+	// MaxConnsPerIP those from one peer address (default 256; trusted
+	// proxies are exempt). Beyond them a new connection gets a 503 and is
+	// closed.
+	MaxConnections Int `yaml:"max_connections"`
+	MaxConnsPerIP  Int `yaml:"max_conns_per_ip"`
 }
 
 // Server holds the public listener's timeouts.

@@ -240,6 +240,11 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = DefaultMaxHeader
 	}
+	setInt(&c.Limits.MaxHeaders, DefaultMaxHeaders)
+	setInt(&c.Limits.MaxForwardedFor, DefaultMaxForwardedFor)
+	setInt(&c.Limits.MaxInflight, DefaultMaxInflight)
+	setInt(&c.Limits.MaxConnections, DefaultMaxConnections)
+	setInt(&c.Limits.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	setDuration(&c.Server.ReadHeaderTimeout, DefaultReadHeader)
 	setDuration(&c.Server.IdleTimeout, DefaultIdle)
 	setDuration(&c.Server.ShutdownTimeout, DefaultShutdown)
@@ -262,6 +267,12 @@ func (v *validator) run() {
 	}
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
+	}
+	for key, n := range map[string]Int{"max_headers": c.Limits.MaxHeaders, "max_forwarded_for": c.Limits.MaxForwardedFor,
+		"max_inflight": c.Limits.MaxInflight, "max_connections": c.Limits.MaxConnections, "max_conns_per_ip": c.Limits.MaxConnsPerIP} {
+		if n < 0 {
+			v.errorf("$.limits."+key, "limits.%s must be positive", key)
+		}
 	}
 	for i := range c.Egress.Allow {
 		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
@@ -289,6 +300,12 @@ func (v *validator) run() {
 func setDefault(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+func setInt(n *Int, def Int) {
+	if *n == 0 {
+		*n = def
 	}
 }
 
