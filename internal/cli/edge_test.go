@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -353,4 +354,61 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// TestWebSocket: a route with websocket: true passes the upgrade through
+// the egress-checked dialer; the route timeout bounds the handshake, not
+// the session; a plain route strips the Upgrade; a websocket route to a
+// port egress does not allow gets 502.
+func TestWebSocket(t *testing.T) {
+	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") != "websocket" {
+			io.WriteString(w, "no upgrade")
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		brw.Flush()
+		io.Copy(c, brw) // echo
+	}))
+	defer ws.Close()
+	deniedPort, hits := countingListener(t)
+	text := "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\negress:\n  allow: [\"" + ws.Listener.Addr().String() + "\"]\nroutes:\n" +
+		"  - path: /ws\n    target: " + ws.URL + "/\n    websocket: true\n    timeout: 300ms\n" +
+		"  - path: /plain\n    target: " + ws.URL + "/\n" +
+		"  - path: /ws-denied\n    target: http://127.0.0.1:" + strconv.Itoa(deniedPort) + "/\n    websocket: true\n"
+	s, _ := startInProcess(t, text)
+	upgrade := " HTTP/1.1\r\nHost: gw.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+
+	c, err := net.Dial("tcp", s.Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws"+upgrade)
+	br := bufio.NewReader(c)
+	res, err := http.ReadResponse(br, nil)
+	if err != nil || res.StatusCode != 101 {
+		t.Fatalf("upgrade: %v %v", res, err)
+	}
+	time.Sleep(500 * time.Millisecond) // past the route timeout
+	io.WriteString(c, "frame")
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "frame" {
+		t.Fatalf("echo after the route timeout: %q %v", buf, err)
+	}
+
+	ex := rawExchange(t, s.Addr(), []string{"GET /plain" + upgrade}, 0, 400*time.Millisecond)
+	if !equalInts(ex.statuses(), []int{200}) || ex.bodies[0] != "no upgrade" {
+		t.Errorf("plain route: %v %q", ex.statuses(), ex.bodies)
+	}
+	ex = rawExchange(t, s.Addr(), []string{"GET /ws-denied" + upgrade}, 0, 400*time.Millisecond)
+	if !equalInts(ex.statuses(), []int{502}) || hits.Load() != 0 {
+		t.Errorf("websocket to a denied port: %v, %d connections", ex.statuses(), hits.Load())
+	}
 }

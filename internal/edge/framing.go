@@ -20,7 +20,7 @@ var marker = []byte(FramingHeader + ": content-length with transfer-encoding\r\n
 // server parses it. It follows request framing the way net/http does:
 // after a block with a Content-Length it passes that many body bytes
 // through, after one without body headers the next block follows at once.
-// After a block with Transfer-Encoding, or any block it cannot follow
+// After a block with Transfer-Encoding or Upgrade, or any block it cannot follow
 // (a bad Content-Length, a block over the size limit), it stops scanning
 // and passes everything through: the gateway closes the connection after
 // a chunked request, and net/http itself closes it after a parse error, so
@@ -141,7 +141,9 @@ func (c *scanConn) block(h []byte) {
 		c.out = append(c.out, h...)
 	}
 	switch {
-	case f.te || f.bad:
+	case f.te || f.bad || f.upgrade:
+		// After an Upgrade the stream may stop being HTTP (a WebSocket):
+		// holding its bytes back as a "header block" would stall it.
 		c.pass = true
 	case f.cl:
 		c.body = f.length
@@ -149,8 +151,8 @@ func (c *scanConn) block(h []byte) {
 }
 
 type framing struct {
-	cl, te, bad, http10 bool
-	length              int64
+	cl, te, bad, http10, upgrade bool
+	length                       int64
 }
 
 // framingOf reads the body headers of one request header block. Header
@@ -200,6 +202,8 @@ func framingOf(h []byte) framing {
 			lens = append(lens, n)
 		case asciiFold(name, "transfer-encoding"):
 			f.te = true
+		case asciiFold(name, "upgrade"):
+			f.upgrade = true
 		}
 	}
 	for _, n := range lens {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"strings"
 	"testing"
+	"time"
 )
 
 // scanAll feeds input to a scanConn in chunks of size and returns what the
@@ -51,6 +52,7 @@ func TestScan(t *testing.T) {
 			"POST / HTTP/1.1\r\nTransfer-Encoding : chunked\r\nContent-Length: 0\r\n\r\n"},
 		{"folded te still te", "POST / HTTP/1.1\r\nContent-Length: 3\r\nTransfer-Encoding:\r\n chunked\r\n\r\n",
 			"POST / HTTP/1.1\r\n" + m + "Content-Length: 3\r\nTransfer-Encoding:\r\n chunked\r\n\r\n"},
+		{"after an upgrade, pass through", "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframe", "GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\nframe"},
 		{"truncated block passed on", "GET / HTTP/1.1\r\nHost: a\r\n", "GET / HTTP/1.1\r\nHost: a\r\n"},
 	}
 	for _, tt := range tests {
@@ -92,4 +94,25 @@ func FuzzScan(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestScanUpgradeNotHeld: after an Upgrade request the bytes that follow
+// (WebSocket frames) reach the server at once, not when a "header block"
+// ends.
+func TestScanUpgradeNotHeld(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	sc := &scanConn{Conn: server, limit: 1 << 16}
+	go client.Write([]byte("GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n"))
+	buf := make([]byte, 100)
+	n, _ := sc.Read(buf)
+	if !strings.HasSuffix(string(buf[:n]), "\r\n\r\n") {
+		t.Fatalf("first read %q", buf[:n])
+	}
+	go client.Write([]byte("frame"))
+	server.SetReadDeadline(time.Now().Add(2 * time.Second))
+	n, err := sc.Read(buf)
+	if err != nil || string(buf[:n]) != "frame" {
+		t.Fatalf("frame after upgrade: %q %v", buf[:n], err)
+	}
 }

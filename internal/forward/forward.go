@@ -21,6 +21,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -127,9 +128,7 @@ func New(target string, opts Options) (*Forwarder, error) {
 		ErrorHandler: recordError,
 		ErrorLog:     discardLog,
 	}
-	if opts.Response == Envelope {
-		f.proxy.ModifyResponse = f.envelope
-	}
+	f.proxy.ModifyResponse = f.modifyResponse
 	return f, nil
 }
 
@@ -161,14 +160,21 @@ type ctxKey struct{}
 type state struct {
 	req *Request
 	err error
+	// upgraded stops the route deadline once a WebSocket handshake has
+	// succeeded: the timeout bounds the handshake, not the session.
+	upgraded func() bool
 }
 
 // Forward sends r (whose body was already read into fr.Body) to the target
 // and writes the answer to w. A non-nil error means nothing was written.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request) error {
 	st := &state{req: fr}
-	ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), ctxKey{}, st), fr.Deadline)
+	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), ctxKey{}, st))
 	defer cancel()
+	var timedOut atomic.Bool
+	timer := time.AfterFunc(time.Until(fr.Deadline), func() { timedOut.Store(true); cancel() })
+	defer timer.Stop()
+	st.upgraded = timer.Stop
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {
 		in.Body = io.NopCloser(bytes.NewReader(fr.Body))
@@ -185,7 +191,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	switch {
 	case errors.Is(st.err, egress.ErrDenied):
 		kind = Denied
-	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(st.err, context.DeadlineExceeded) || timedOut.Load():
 		kind = Timeout
 	}
 	return &Error{Kind: kind, Err: st.err}
@@ -288,6 +294,28 @@ func foldEq(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// modifyResponse runs on the target's answer before anything reaches the
+// client (ReverseProxy has already dropped its hop-by-hop headers).
+func (f *Forwarder) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Only a websocket upgrade the request asked for (rewrite strips
+		// every other) may switch protocols. ReverseProxy refuses other
+		// 101s itself but leaves the target's connection open; an error
+		// here makes it close the connection (the 101's body).
+		if !strings.EqualFold(res.Request.Header.Get("Upgrade"), "websocket") {
+			return errors.New("target switched protocols unasked")
+		}
+		if st, ok := res.Request.Context().Value(ctxKey{}).(*state); ok && st.upgraded != nil {
+			st.upgraded()
+		}
+		return nil
+	}
+	if f.opts.Response == Envelope {
+		return f.envelope(res)
+	}
+	return nil
 }
 
 // envelope rewrites the target's answer as {"result": "<body as text>"}

@@ -1,6 +1,7 @@
 package forward
 
 import (
+	"bufio"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -141,5 +142,146 @@ func TestRebindingDenied(t *testing.T) {
 	}
 	if n := forbidden.Load(); n != 0 {
 		t.Errorf("forbidden address got %d connections", n)
+	}
+}
+
+// rawBackend answers every connection with the bytes of reply (after
+// reading the request head) and reports when the gateway closed it.
+func rawBackend(t *testing.T, reply string) (addr string, closed chan struct{}) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	closed = make(chan struct{}, 10)
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				c.Write([]byte(reply))
+				c.SetReadDeadline(time.Now().Add(3 * time.Second))
+				if _, err := br.ReadByte(); err != nil && !isTimeout(err) {
+					closed <- struct{}{} // EOF: the forwarder dropped the connection
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String(), closed
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
+// frontend serves f behind a real http.Server, as the gateway does, so
+// mid-body failures abort the client connection.
+func frontend(t *testing.T, f *Forwarder) *httptest.Server {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		err := f.Forward(w, r, &Request{RequestID: "id", Deadline: time.Now().Add(2 * time.Second)})
+		if err != nil {
+			w.WriteHeader(502)
+			io.WriteString(w, "forward error: "+err.Error())
+		}
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// TestResponseHygiene: reliability §2.3 HD10 and §2.11 T6/T7 against a
+// raw-socket backend.
+func TestResponseHygiene(t *testing.T) {
+	tests := []struct {
+		name, reply string
+		status      int
+		closed      bool // the upstream connection must be dropped
+		check       func(t *testing.T, res *http.Response, body string)
+	}{
+		{name: "hop-by-hop stripped, Set-Cookie intact", status: 200,
+			reply: "HTTP/1.1 200 OK\r\nConnection: X-Secret\r\nX-Secret: s\r\nKeep-Alive: timeout=5\r\nProxy-Authenticate: Basic\r\n" +
+				"Set-Cookie: a=1; Path=/; HttpOnly\r\nSet-Cookie: b=2, c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT\r\nContent-Length: 2\r\n\r\nok",
+			check: func(t *testing.T, res *http.Response, body string) {
+				for _, k := range []string{"X-Secret", "Keep-Alive", "Proxy-Authenticate"} {
+					if v := res.Header.Get(k); v != "" {
+						t.Errorf("client got %s: %q", k, v)
+					}
+				}
+				want := []string{"a=1; Path=/; HttpOnly", "b=2, c=3; Expires=Wed, 21 Oct 2026 07:28:00 GMT"}
+				if got := res.Header.Values("Set-Cookie"); len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+					t.Errorf("Set-Cookie = %q, want %q", got, want)
+				}
+				if body != "ok" {
+					t.Errorf("body %q", body)
+				}
+			}},
+		{name: "two different Content-Length", reply: "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nabc", status: 502, closed: true},
+		{name: "bad Content-Length", reply: "HTTP/1.1 200 OK\r\nContent-Length: -2\r\n\r\nab", status: 502, closed: true},
+		{name: "unsolicited 101", reply: "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n", status: 502, closed: true},
+		{name: "unknown transfer coding", reply: "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n", status: 502, closed: true},
+		// Both headers: RFC 9112 §6.3 lets an intermediary drop the
+		// Content-Length and forward by Transfer-Encoding, as net/http
+		// does; the client gets a clean re-framed body.
+		{name: "CL and TE: TE wins, CL dropped", reply: "HTTP/1.1 200 OK\r\nContent-Length: 50\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", status: 200,
+			check: func(t *testing.T, res *http.Response, body string) {
+				if body != "ok" || res.Header.Get("Content-Length") == "50" {
+					t.Errorf("body %q, Content-Length %q", body, res.Header.Get("Content-Length"))
+				}
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			addr, closed := rawBackend(t, tt.reply)
+			f, err := New("http://"+addr+"/", Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			res, err := http.Get(frontend(t, f).URL + "/x")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			if res.StatusCode != tt.status {
+				t.Fatalf("status %d, want %d: %s", res.StatusCode, tt.status, b)
+			}
+			if tt.check != nil {
+				tt.check(t, res, string(b))
+			}
+			if tt.closed {
+				select {
+				case <-closed:
+				case <-time.After(2 * time.Second):
+					t.Error("upstream connection kept after invalid framing")
+				}
+			}
+		})
+	}
+}
+
+// TestBadChunkMidBody: a target that breaks its chunked framing after the
+// headers went out aborts the client connection: the client never sees a
+// clean, complete answer (reliability §2.11 T4).
+func TestBadChunkMidBody(t *testing.T) {
+	addr, _ := rawBackend(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n")
+	f, _ := New("http://"+addr+"/", Options{})
+	defer f.Close()
+	res, err := http.Get(frontend(t, f).URL + "/x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(res.Body)
+	res.Body.Close()
+	if err == nil {
+		t.Fatal("client read a complete body from a broken upstream answer")
 	}
 }

@@ -147,8 +147,6 @@ func unsupported(cfg *config.Config) error {
 			at(r.Line, "route %s: verify is not supported by this build yet", r.Path)
 		case r.Delivery.Mode == "async":
 			at(r.Line, "route %s: async delivery is not supported by this build yet", r.Path)
-		case r.WebSocket:
-			at(r.Line, "route %s: websocket is not supported by this build yet", r.Path)
 		}
 	}
 	if len(msgs) > 0 {
