@@ -35,6 +35,9 @@ const (
 	DefaultMaxInflight     = 10000
 	DefaultMaxConnections  = 10000
 	DefaultMaxConnsPerIP   = 256
+	// DefaultMaxStreams is HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, as
+	// Envoy's edge guidance (Go's own default is 250).
+	DefaultMaxStreams = 100
 )
 
 // Config is one loaded configuration. Zero values of optional blocks mean
@@ -58,6 +61,7 @@ type Config struct {
 	Throttle        *Throttle           `yaml:"throttle"`         // stage default, per route
 	AccountThrottle *Throttle           `yaml:"account_throttle"` // one bucket for all routes
 	Egress          Egress              `yaml:"egress"`
+	TLS             *TLS                `yaml:"tls"` // nil: plain HTTP/1.1
 	IPSets          map[string][]string `yaml:"ip_sets"`
 
 	// ResourcePolicy is the IAM policy document, kept as JSON text. It is
@@ -107,6 +111,20 @@ type Limits struct {
 	// closed.
 	MaxConnections Int `yaml:"max_connections"`
 	MaxConnsPerIP  Int `yaml:"max_conns_per_ip"`
+}
+
+// TLS turns the public listener into HTTPS with HTTP/2 (h2c is never
+// offered).
+type TLS struct {
+	Cert string `yaml:"cert"` // PEM certificate chain file
+	Key  string `yaml:"key"`  // PEM private key file
+	// ClientCA, when set, requires a client certificate signed by one of
+	// these PEM CAs (API Gateway's mutual TLS).
+	ClientCA string `yaml:"client_ca"`
+	// MaxConcurrentStreams per HTTP/2 connection (default 100).
+	MaxConcurrentStreams Int `yaml:"max_concurrent_streams"`
+
+	Line int `yaml:"-"`
 }
 
 // Server holds the public listener's timeouts.

@@ -274,6 +274,7 @@ func (v *validator) run() {
 			v.errorf("$.limits."+key, "limits.%s must be positive", key)
 		}
 	}
+	v.tls()
 	for i := range c.Egress.Allow {
 		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
 	}
@@ -306,6 +307,28 @@ func setDefault(s *string, def string) {
 func setInt(n *Int, def Int) {
 	if *n == 0 {
 		*n = def
+	}
+}
+
+// tls checks the listener's TLS block; the files are read by serve, which
+// reports their errors at this line.
+func (v *validator) tls() {
+	t := v.cfg.TLS
+	if t == nil {
+		return
+	}
+	t.Line = v.line("$.tls")
+	if t.Cert == "" || t.Key == "" {
+		v.errorf("$.tls", "tls: cert and key are both required")
+	}
+	for _, f := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(v.file), *f) // as resource_policy_file
+		}
+	}
+	setInt(&t.MaxConcurrentStreams, DefaultMaxStreams)
+	if t.MaxConcurrentStreams < 0 || t.MaxConcurrentStreams > 1<<31-1 {
+		v.errorf("$.tls.max_concurrent_streams", "tls.max_concurrent_streams must be positive")
 	}
 }
 
