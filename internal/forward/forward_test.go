@@ -285,3 +285,35 @@ func TestBadChunkMidBody(t *testing.T) {
 		t.Fatal("client read a complete body from a broken upstream answer")
 	}
 }
+
+// FuzzProtected: Protected agrees with the plain definition (fold case,
+// read '_' as '-', compare with the protected names) for every name.
+func FuzzProtected(f *testing.F) {
+	for _, s := range []string{"X-Api-Key", "x_api_key", "X-Forwarded-For", "X_FORWARDED_PROTO", "x-forwarded-", "Forwarded",
+		"X-Real-Ip", "x-request-id", "HTTP2-Settings", "X-Api-Kez", "Content-Type", "x-forwarded-\xff", "Ｘ-Api-Key"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, name string) {
+		// Header names are ASCII tokens: fold ASCII letters only.
+		n := []byte(name)
+		for i, c := range n {
+			switch {
+			case c == '_':
+				n[i] = '-'
+			case 'A' <= c && c <= 'Z':
+				n[i] = c + 'a' - 'A'
+			}
+		}
+		ln := string(n)
+		want := ln == "x-api-key" || ln == "forwarded" || ln == "x-real-ip" || ln == "x-request-id" ||
+			ln == "http2-settings" || (strings.HasPrefix(ln, "x-forwarded-") && len(ln) > 12)
+		if got := Protected(name); got != want {
+			t.Fatalf("Protected(%q) = %v, want %v", name, got, want)
+		}
+		h := http.Header{name: {"v"}, "Keep": {"k"}}
+		stripProtected(h)
+		if _, kept := h[name]; kept == Protected(name) && name != "Keep" {
+			t.Fatalf("stripProtected kept=%v for %q", kept, name)
+		}
+	})
+}
