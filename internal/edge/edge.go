@@ -14,6 +14,7 @@ package edge
 
 import (
 	"errors"
+	"io"
 	"net"
 	"net/netip"
 	"sync"
@@ -199,4 +200,22 @@ func (c *conn) Close() error {
 	}
 	c.l.release(c.peer)
 	return c.Conn.Close()
+}
+
+// CloseWrite lets net/http half-close before closing after an error, so
+// its answer is not lost to a reset while the client is still sending.
+func (c *conn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// ReadFrom keeps the TCP connection's sendfile/splice path for response
+// bodies (writes are not wrapped).
+func (c *conn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(struct{ io.Writer }{c.Conn}, r)
 }
