@@ -50,6 +50,6 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	g.Close()
 	fmt.Fprintf(stdout, "%s: ok: %d routes, stage %s, api %s\n", *path, len(cfg.Routes), cfg.Stage, cfg.API)
-	fmt.Fprintf(stdout, "egress (first match decides; targets resolved now):\n%s", guard.Table())
+	fmt.Fprintf(stdout, "egress (deny rows win over any allow; target names resolved now):\n%s", guard.Table())
 	return nil
 }
