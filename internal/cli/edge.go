@@ -14,21 +14,24 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/edge"
 	"github.com/drawbridge/drawbridge/internal/egress"
+	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// egressGuard compiles cfg's egress table (resolving target names now, so
-// a reload follows DNS) and logs its warnings loudly.
-func egressGuard(cfg *config.Config, opts egress.Options, logger *slog.Logger) (*egress.Guard, error) {
-	g, err := egress.Compile(cfg, opts, nil)
+// withEgress puts cfg's egress guard into deps. The table is compiled
+// afresh (target names resolved now) at start and on every reload, so the
+// default allow list follows DNS; its warnings are logged loudly.
+func (s *Server) withEgress(cfg *config.Config, deps gateway.Deps) (gateway.Deps, error) {
+	g, err := egress.Compile(cfg, egress.Options{}, nil)
 	if err != nil {
-		return nil, err
+		return deps, err
 	}
 	for _, w := range g.Warnings() {
-		logger.Warn("WARNING: " + w)
+		s.log.Warn("WARNING: " + w)
 	}
-	return g, nil
+	deps.Control = g.Control
+	return deps, nil
 }
 
 // listen opens the public listener: the edge's connection caps (and, on

@@ -19,7 +19,6 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
-	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
@@ -76,12 +75,10 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 		logger.Warn(w.String())
 	}
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2)}
-	deps := s.deps()
-	guard, err := egressGuard(cfg, egress.Options{}, logger)
+	deps, err := s.withEgress(cfg, s.deps())
 	if err != nil {
 		return nil, err
 	}
-	deps.Control = guard.Control
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		return nil, err
@@ -155,12 +152,10 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
-	deps := s.deps()
-	guard, err := egressGuard(cfg, egress.Options{}, s.log)
+	deps, err := s.withEgress(cfg, s.deps())
 	if err != nil {
 		return err
 	}
-	deps.Control = guard.Control
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		return err

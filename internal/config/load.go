@@ -268,10 +268,13 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
 	}
-	for key, n := range map[string]Int{"max_headers": c.Limits.MaxHeaders, "max_forwarded_for": c.Limits.MaxForwardedFor,
-		"max_inflight": c.Limits.MaxInflight, "max_connections": c.Limits.MaxConnections, "max_conns_per_ip": c.Limits.MaxConnsPerIP} {
-		if n < 0 {
-			v.errorf("$.limits."+key, "limits.%s must be positive", key)
+	for _, l := range []struct {
+		key string
+		n   Int
+	}{{"max_headers", c.Limits.MaxHeaders}, {"max_forwarded_for", c.Limits.MaxForwardedFor}, {"max_inflight", c.Limits.MaxInflight},
+		{"max_connections", c.Limits.MaxConnections}, {"max_conns_per_ip", c.Limits.MaxConnsPerIP}} {
+		if l.n < 0 {
+			v.errorf("$.limits."+l.key, "limits.%s must be positive", l.key)
 		}
 	}
 	v.tls()

@@ -163,18 +163,27 @@ type state struct {
 	// upgraded stops the route deadline once a WebSocket handshake has
 	// succeeded: the timeout bounds the handshake, not the session.
 	upgraded func() bool
+	timedOut atomic.Bool // the handshake deadline fired
 }
 
 // Forward sends r (whose body was already read into fr.Body) to the target
 // and writes the answer to w. A non-nil error means nothing was written.
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request) error {
 	st := &state{req: fr}
-	ctx, cancel := context.WithCancel(context.WithValue(r.Context(), ctxKey{}, st))
+	base := context.WithValue(r.Context(), ctxKey{}, st)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if fr.WebSocket {
+		// The deadline bounds the handshake only: modifyResponse stops
+		// this timer when the target switches protocols.
+		ctx, cancel = context.WithCancel(base)
+		t := time.AfterFunc(time.Until(fr.Deadline), func() { st.timedOut.Store(true); cancel() })
+		defer t.Stop()
+		st.upgraded = t.Stop
+	} else {
+		ctx, cancel = context.WithDeadline(base, fr.Deadline)
+	}
 	defer cancel()
-	var timedOut atomic.Bool
-	timer := time.AfterFunc(time.Until(fr.Deadline), func() { timedOut.Store(true); cancel() })
-	defer timer.Stop()
-	st.upgraded = timer.Stop
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {
 		in.Body = io.NopCloser(bytes.NewReader(fr.Body))
@@ -191,7 +200,7 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	switch {
 	case errors.Is(st.err, egress.ErrDenied):
 		kind = Denied
-	case errors.Is(st.err, context.DeadlineExceeded) || timedOut.Load():
+	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded || st.timedOut.Load():
 		kind = Timeout
 	}
 	return &Error{Kind: kind, Err: st.err}
