@@ -19,3 +19,23 @@ go test -race -count=1 -timeout 15m ./... "$@"
 
 # Every benchmark, briefly, so none can rot (figures: see docs/performance.md).
 go test -run '^$' -bench . -benchtime 100x -count=1 ./... | grep -Ev '^(goos|goarch|pkg|cpu):' 
+
+# --- fuzz pass (egress/edge issue) -------------------------------------------
+# A short run of every `go test -fuzz` target in the repository, found by
+# name, each for FUZZ_SECONDS. The default keeps the whole pass near 90 s
+# of wall time: about 3 s per target goes to building the instrumented
+# test binary, the rest of the budget is shared out (at most 5 s each).
+# FUZZ_SECONDS=0 skips the pass; to fuzz one target longer:
+#   go test -run '^$' -fuzz '^FuzzScan$' -fuzztime 10m ./internal/edge
+if [ "${FUZZ_SECONDS:-}" != "0" ]; then
+  mapfile -t targets < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' internal |
+    sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz.*)$#./\1 \2#' | sort -u)
+  per=${FUZZ_SECONDS:-$(( (90 - 3 * ${#targets[@]}) / ${#targets[@]} ))}
+  [ "$per" -le 5 ] || [ -n "${FUZZ_SECONDS:-}" ] || per=5
+  [ "$per" -ge 1 ] || per=1
+  for t in "${targets[@]}"; do
+    pkg=${t% *} name=${t#* }
+    echo "fuzz ${pkg} ${name} (${per}s)"
+    out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "${per}s" "$pkg" 2>&1) || { echo "$out"; exit 1; }
+  done
+fi

@@ -72,7 +72,7 @@ func startBlog(t *testing.T, edit func(string) string) *blog {
 	}
 	text := string(data)
 	for _, r := range [][2]string{
-		{"http://myurl:80/", be.URL + "/"},
+		{"http://10.0.0.10:80/", be.URL + "/"},
 		{`listen: ":8080"`, "listen: 127.0.0.1:0\nadmin: \"off\"\nclient_ip: {trusted_proxies: [127.0.0.1/32]}"},
 		{"driver: embedded", "driver: memory"},
 	} {

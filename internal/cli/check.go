@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/store/memory"
@@ -36,15 +37,25 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
 	}
+	guard, err := egress.Compile(cfg, egress.Options{}, nil)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return exitError(1)
+	}
+	for _, w := range guard.Warnings() {
+		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
+	}
 	// A memory store: check must work while serve holds the state file.
 	st := memory.New()
 	defer st.Close()
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(*path, slog.New(slog.NewTextHandler(stderr, nil)))})
+	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, Control: guard.Control,
+		IPSets: localIPSets(*path, slog.New(slog.NewTextHandler(stderr, nil)))})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
 	}
 	g.Close()
 	fmt.Fprintf(stdout, "%s: ok: %d routes, stage %s, api %s\n", *path, len(cfg.Routes), cfg.Stage, cfg.API)
+	fmt.Fprintf(stdout, "egress (deny rows win over any allow; target names resolved now):\n%s", guard.Table())
 	return nil
 }

@@ -89,11 +89,19 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		return nil, err
 	}
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
-	if s.deliveries, err = startDeliveries(cfg, st, s.metrics, logger, s.deps().Control); err != nil {
+	deps, err := s.withEgress(cfg, s.deps())
+	if err != nil {
 		st.Close()
 		return nil, err
 	}
-	g, err := gateway.Build(cfg, s.deps())
+	// The delivery worker dials through the same egress guard as the
+	// sync path.
+	if s.deliveries, err = startDeliveries(cfg, st, s.metrics, logger, deps.Control); err != nil {
+		st.Close()
+		return nil, err
+	}
+	deps.Queue = s.deliveries.enqueuer()
+	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		s.deliveries.stop()
 		st.Close()
@@ -103,16 +111,16 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	s.cfg.Store(cfg)
 
 	s.public = &http.Server{
-		Handler:           http.HandlerFunc(s.serveHTTP),
+		Handler:           s.edgeHandler(cfg, http.HandlerFunc(s.serveHTTP)),
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
-	if s.publicLn, err = net.Listen("tcp", cfg.Listen); err != nil {
+	if s.publicLn, err = s.listen(cfg, s.public); err != nil {
 		s.deliveries.stop()
 		st.Close()
-		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
+		return nil, err
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
@@ -175,7 +183,11 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
-	g, err := gateway.Build(cfg, s.deps())
+	deps, err := s.withEgress(cfg, s.deps())
+	if err != nil {
+		return err
+	}
+	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		return err
 	}
@@ -188,6 +200,7 @@ func (s *Server) Reload() error {
 	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
+	warnEdgeRestart(prev, cfg, s.log)
 	for _, w := range cfg.Warnings {
 		s.log.Warn(w.String())
 	}

@@ -29,6 +29,16 @@ const (
 	DefaultStatePrefix  = "drawbridge:"
 	DefaultAccountRate  = 10000
 	DefaultAccountBurst = 5000
+	// Edge bounds (docs/hardening.md): HAProxy's 101 headers, Envoy's
+	// 10,000 connections per listener.
+	DefaultMaxHeaders      = 100
+	DefaultMaxForwardedFor = 30
+	DefaultMaxInflight     = 10000
+	DefaultMaxConnections  = 10000
+	DefaultMaxConnsPerIP   = 256
+	// DefaultMaxStreams is HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, as
+	// Envoy's edge guidance (Go's own default is 250).
+	DefaultMaxStreams = 100
 )
 
 // Config is one loaded configuration. Zero values of optional blocks mean
@@ -52,6 +62,7 @@ type Config struct {
 	Throttle        *Throttle           `yaml:"throttle"`         // stage default, per route
 	AccountThrottle *Throttle           `yaml:"account_throttle"` // one bucket for all routes
 	Egress          Egress              `yaml:"egress"`
+	TLS             *TLS                `yaml:"tls"` // nil: plain HTTP/1.1
 	IPSets          map[string][]string `yaml:"ip_sets"`
 
 	// ResourcePolicy is the IAM policy document, kept as JSON text. It is
@@ -86,6 +97,35 @@ type ClientIP struct {
 type Limits struct {
 	MaxBodyBytes   Int `yaml:"max_body_bytes"`   // default 10 MiB
 	MaxHeaderBytes Int `yaml:"max_header_bytes"` // default 64 KiB
+	// MaxHeaders bounds the header lines of a request (default 100): Go
+	// itself accepts 20,000 small ones.
+	MaxHeaders Int `yaml:"max_headers"`
+	// MaxForwardedFor bounds the X-Forwarded-For entries, all lines
+	// together (default 30).
+	MaxForwardedFor Int `yaml:"max_forwarded_for"`
+	// MaxInflight caps requests being served at once (default 10000);
+	// beyond it, 503 with Connection: close.
+	MaxInflight Int `yaml:"max_inflight"`
+	// MaxConnections caps open client connections (default 10000) and
+	// MaxConnsPerIP those from one peer address (default 256; trusted
+	// proxies are exempt). Beyond them a new connection gets a 503 and is
+	// closed.
+	MaxConnections Int `yaml:"max_connections"`
+	MaxConnsPerIP  Int `yaml:"max_conns_per_ip"`
+}
+
+// TLS turns the public listener into HTTPS with HTTP/2 (h2c is never
+// offered).
+type TLS struct {
+	Cert string `yaml:"cert"` // PEM certificate chain file
+	Key  string `yaml:"key"`  // PEM private key file
+	// ClientCA, when set, requires a client certificate signed by one of
+	// these PEM CAs (API Gateway's mutual TLS).
+	ClientCA string `yaml:"client_ca"`
+	// MaxConcurrentStreams per HTTP/2 connection (default 100).
+	MaxConcurrentStreams Int `yaml:"max_concurrent_streams"`
+
+	Line int `yaml:"-"`
 }
 
 // Server holds the public listener's timeouts.
@@ -121,6 +161,7 @@ type Throttle struct {
 // Egress lists what the forwarder may dial.
 type Egress struct {
 	Allow []string `yaml:"allow"` // "CIDR:port[,port]"; default: the targets' own addresses
+	Lines []int    `yaml:"-"`     // line of each Allow entry, for messages
 }
 
 // UsagePlan is an API Gateway usage plan: a quota and a per-key throttle.
@@ -173,6 +214,9 @@ type Route struct {
 	Verify         *Verify   `yaml:"verify"`
 	Delivery       *Delivery `yaml:"delivery"`
 	WebSocket      bool      `yaml:"websocket"` // allow Upgrade: websocket
+	// AllowMetadata lets this route reach the cloud metadata endpoint its
+	// target names by IP address; otherwise always denied (check warns).
+	AllowMetadata bool `yaml:"allow_metadata"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 }

@@ -240,6 +240,11 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = DefaultMaxHeader
 	}
+	setInt(&c.Limits.MaxHeaders, DefaultMaxHeaders)
+	setInt(&c.Limits.MaxForwardedFor, DefaultMaxForwardedFor)
+	setInt(&c.Limits.MaxInflight, DefaultMaxInflight)
+	setInt(&c.Limits.MaxConnections, DefaultMaxConnections)
+	setInt(&c.Limits.MaxConnsPerIP, DefaultMaxConnsPerIP)
 	setDuration(&c.Server.ReadHeaderTimeout, DefaultReadHeader)
 	setDuration(&c.Server.IdleTimeout, DefaultIdle)
 	setDuration(&c.Server.ShutdownTimeout, DefaultShutdown)
@@ -265,6 +270,19 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
 	}
+	for _, l := range []struct {
+		key string
+		n   Int
+	}{{"max_headers", c.Limits.MaxHeaders}, {"max_forwarded_for", c.Limits.MaxForwardedFor}, {"max_inflight", c.Limits.MaxInflight},
+		{"max_connections", c.Limits.MaxConnections}, {"max_conns_per_ip", c.Limits.MaxConnsPerIP}} {
+		if l.n < 0 {
+			v.errorf("$.limits."+l.key, "limits.%s must be positive", l.key)
+		}
+	}
+	v.tls()
+	for i := range c.Egress.Allow {
+		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
+	}
 	for i, p := range c.ClientIP.TrustedProxies {
 		if _, err := ParsePrefix(p); err != nil {
 			v.errorf(fmt.Sprintf("$.client_ip.trusted_proxies[%d]", i), "client_ip.trusted_proxies: %v", err)
@@ -288,6 +306,34 @@ func (v *validator) run() {
 func setDefault(s *string, def string) {
 	if *s == "" {
 		*s = def
+	}
+}
+
+func setInt(n *Int, def Int) {
+	if *n == 0 {
+		*n = def
+	}
+}
+
+// tls checks the listener's TLS block; the files are read by serve, which
+// reports their errors at this line.
+func (v *validator) tls() {
+	t := v.cfg.TLS
+	if t == nil {
+		return
+	}
+	t.Line = v.line("$.tls")
+	if t.Cert == "" || t.Key == "" {
+		v.errorf("$.tls", "tls: cert and key are both required")
+	}
+	for _, f := range []*string{&t.Cert, &t.Key, &t.ClientCA} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(v.file), *f) // as resource_policy_file
+		}
+	}
+	setInt(&t.MaxConcurrentStreams, DefaultMaxStreams)
+	if t.MaxConcurrentStreams < 0 || t.MaxConcurrentStreams > 1<<31-1 {
+		v.errorf("$.tls.max_concurrent_streams", "tls.max_concurrent_streams must be positive")
 	}
 }
 

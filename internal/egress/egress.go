@@ -16,8 +16,8 @@
 // rules say (see Guard.Check): cloud metadata and credential endpoints,
 // unspecified, multicast and broadcast addresses, and, in Lambda, loopback.
 //
-// This package imports nothing from drawbridge: denials wrap ErrDenied, which
-// the forwarder recognises with errors.Is.
+// Only Compile knows the config; the rest imports nothing from drawbridge.
+// Denials wrap ErrDenied, which the forwarder recognises with errors.Is.
 package egress
 
 import (
@@ -234,7 +234,7 @@ func Default(targets []string, resolve Resolver) ([]Rule, error) {
 			return net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
 		}
 	}
-	ports := map[netip.Addr][]uint16{}
+	var rules []Rule
 	for _, t := range targets {
 		u, err := url.Parse(t)
 		if err != nil {
@@ -249,16 +249,31 @@ func Default(targets []string, resolve Resolver) ([]Rule, error) {
 			return nil, fmt.Errorf("egress default: target %q: %w", t, err)
 		}
 		for _, a := range addrs {
-			ports[a] = append(ports[a], port)
+			rules = append(rules, Rule{Prefix: netip.PrefixFrom(a, a.BitLen()), Ports: []uint16{port}})
 		}
 	}
-	rules := make([]Rule, 0, len(ports))
-	for a, ps := range ports {
-		slices.Sort(ps)
-		rules = append(rules, Rule{Prefix: netip.PrefixFrom(a, a.BitLen()), Ports: slices.Compact(ps)})
+	return merge(rules), nil
+}
+
+// merge joins the ports of rules with the same prefix and sorts the rules
+// by address, IPv4 first, then by prefix length.
+func merge(rules []Rule) []Rule {
+	ports := map[netip.Prefix][]uint16{}
+	for _, r := range rules {
+		ports[r.Prefix] = append(ports[r.Prefix], r.Ports...)
 	}
-	slices.SortFunc(rules, func(x, y Rule) int { return x.Prefix.Addr().Compare(y.Prefix.Addr()) })
-	return rules, nil
+	out := make([]Rule, 0, len(ports))
+	for p, ps := range ports {
+		slices.Sort(ps)
+		out = append(out, Rule{Prefix: p, Ports: slices.Compact(ps)})
+	}
+	slices.SortFunc(out, func(x, y Rule) int {
+		if c := x.Prefix.Addr().Compare(y.Prefix.Addr()); c != 0 {
+			return c
+		}
+		return x.Prefix.Bits() - y.Prefix.Bits()
+	})
+	return out
 }
 
 func targetPort(u *url.URL) (uint16, error) {

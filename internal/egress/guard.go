@@ -242,7 +242,9 @@ func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 //   - NAT64 well-known prefix 64:ff9b::/96
 //   - NAT64 local-use prefix 64:ff9b:1::/48: the operator picks the prefix
 //     length, so every RFC 6052 position that fits (/48, /56, /64, /96) is
-//     decoded and each must pass
+//     decoded and each must pass. In practice this refuses local-use
+//     addresses altogether (their unused positions decode to 0.x.x.x, never
+//     a destination): fail closed, and target the IPv4 address instead.
 //   - 6to4 2002:a.b.c.d::/48
 //   - Teredo 2001:0::/32: the server and the (inverted) client address
 //   - ISATAP interface identifiers ::0:5efe:a.b.c.d and ::200:5efe:a.b.c.d
@@ -252,21 +254,47 @@ func (g *Guard) Check(ap netip.AddrPort) error {
 	}
 	a := ap.Addr().Unmap().WithZone("")
 	port := ap.Port()
-	if r := g.verdict(a, port); r != 0 {
+	if r := g.verdict(a, port, true); r != 0 {
 		return &DeniedError{Addr: ap, Reason: r}
 	}
 	var in [maxInner]inner
 	n := embedded(a, &in)
-	for _, e := range in[:n] {
-		if r := g.verdict(e.addr, port); r != 0 {
-			return &DeniedError{Addr: ap, Reason: r, Inner: e.addr, Via: e.via}
+	var worst *inner
+	var why Reason
+	for i := range in[:n] {
+		// The opt-in is for the exact address only: an embedding of an
+		// opted-in endpoint is still a metadata denial.
+		r := g.verdict(in[i].addr, port, false)
+		if r != 0 && (worst == nil || severity(r) > severity(why)) {
+			worst, why = &in[i], r
 		}
+	}
+	if worst != nil {
+		return &DeniedError{Addr: ap, Reason: why, Inner: worst.addr, Via: worst.via}
 	}
 	return nil
 }
 
+// severity ranks reasons for the log when several embedded addresses are
+// refused (the NAT64 local-use positions of one address decode to several
+// IPv4 addresses, most of them 0.x.x.x): the metadata endpoint is what an
+// operator needs to see, not the incidental "unspecified".
+func severity(r Reason) int {
+	switch r {
+	case Metadata:
+		return 3
+	case Loopback, LoopbackNotNamed:
+		return 2
+	case Unspecified:
+		return 0
+	}
+	return 1
+}
+
 // verdict is Check for one address without embeddings: 0 means allowed.
-func (g *Guard) verdict(a netip.Addr, port uint16) Reason {
+// optIn says whether Options.AllowMetadata applies (only to the address
+// dialed itself, never to one embedded in it).
+func (g *Guard) verdict(a netip.Addr, port uint16, optIn bool) Reason {
 	switch {
 	case !a.IsValid():
 		return Invalid
@@ -276,7 +304,7 @@ func (g *Guard) verdict(a netip.Addr, port uint16) Reason {
 		return Multicast
 	case a == broadcast:
 		return Broadcast
-	case isMetadata(a) && !slices.Contains(g.metadataOK, a):
+	case isMetadata(a) && !(optIn && slices.Contains(g.metadataOK, a)):
 		return Metadata
 	case g.lambda && a.IsLoopback():
 		return Loopback

@@ -21,8 +21,11 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/egress"
 )
 
 // Kind is what went wrong with a forward.
@@ -49,10 +52,6 @@ type Error struct {
 func (e *Error) Error() string { return e.Err.Error() }
 func (e *Error) Unwrap() error { return e.Err }
 
-// ErrEgressDenied is returned by a Dialer's Control hook (see Options) to
-// mark a dial the egress guard refused.
-var ErrEgressDenied = errors.New("egress denied")
-
 // Response selects how the target's answer reaches the client.
 type Response int
 
@@ -68,8 +67,13 @@ const (
 type Options struct {
 	Response Response
 	// Control is called on every dial with the resolved address, before
-	// connecting; the egress guard lives here. Nil: no check.
+	// connecting; the egress guard lives here (egress.Guard.Control; an
+	// error wrapping egress.ErrDenied makes the forward a Denied). Nil: no
+	// check.
 	Control func(network, address string, c syscall.RawConn) error
+	// Resolver looks up target host names. Nil: net.DefaultResolver.
+	// Tests inject one whose answers change between dials (DNS rebinding).
+	Resolver *net.Resolver
 	// MaxIdlePerHost is the keep-alive pool size to the target. Zero: 256,
 	// far above Go's default of 2, which would make every burst open (and
 	// then throw away) new connections.
@@ -108,7 +112,7 @@ func New(target string, opts Options) (*Forwarder, error) {
 	if opts.MaxEnvelopeBytes == 0 {
 		opts.MaxEnvelopeBytes = 10 << 20
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control}
+	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
 	t := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: egress is decided here
 		DialContext:           dialer.DialContext,
@@ -132,9 +136,7 @@ func New(target string, opts Options) (*Forwarder, error) {
 		ErrorHandler: recordError,
 		ErrorLog:     discardLog,
 	}
-	if opts.Response == Envelope {
-		f.proxy.ModifyResponse = f.envelope
-	}
+	f.proxy.ModifyResponse = f.modifyResponse
 	return f, nil
 }
 
@@ -171,6 +173,10 @@ type ctxKey struct{}
 type state struct {
 	req *Request
 	err error
+	// upgraded stops the route deadline once a WebSocket handshake has
+	// succeeded: the timeout bounds the handshake, not the session.
+	upgraded func() bool
+	timedOut atomic.Bool // the handshake deadline fired
 }
 
 // Forward sends r (whose body was already read into fr.Body) to the target
@@ -180,7 +186,19 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 		return f.forwardLean(w, r, fr)
 	}
 	st := &state{req: fr}
-	ctx, cancel := context.WithDeadline(context.WithValue(r.Context(), ctxKey{}, st), fr.Deadline)
+	base := context.WithValue(r.Context(), ctxKey{}, st)
+	var ctx context.Context
+	var cancel context.CancelFunc
+	if fr.WebSocket {
+		// The deadline bounds the handshake only: modifyResponse stops
+		// this timer when the target switches protocols.
+		ctx, cancel = context.WithCancel(base)
+		t := time.AfterFunc(time.Until(fr.Deadline), func() { st.timedOut.Store(true); cancel() })
+		defer t.Stop()
+		st.upgraded = t.Stop
+	} else {
+		ctx, cancel = context.WithDeadline(base, fr.Deadline)
+	}
 	defer cancel()
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {
@@ -196,9 +214,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	}
 	kind := Unreachable
 	switch {
-	case errors.Is(st.err, ErrEgressDenied):
+	case errors.Is(st.err, egress.ErrDenied):
 		kind = Denied
-	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded || st.timedOut.Load():
 		kind = Timeout
 	}
 	return &Error{Kind: kind, Err: st.err}
@@ -301,6 +319,28 @@ func foldEq(s, lower string) bool {
 		}
 	}
 	return true
+}
+
+// modifyResponse runs on the target's answer before anything reaches the
+// client (ReverseProxy has already dropped its hop-by-hop headers).
+func (f *Forwarder) modifyResponse(res *http.Response) error {
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// Only a websocket upgrade the request asked for (rewrite strips
+		// every other) may switch protocols. ReverseProxy refuses other
+		// 101s itself but leaves the target's connection open; an error
+		// here makes it close the connection (the 101's body).
+		if !strings.EqualFold(res.Request.Header.Get("Upgrade"), "websocket") {
+			return errors.New("target switched protocols unasked")
+		}
+		if st, ok := res.Request.Context().Value(ctxKey{}).(*state); ok && st.upgraded != nil {
+			st.upgraded()
+		}
+		return nil
+	}
+	if f.opts.Response == Envelope {
+		return f.envelope(res)
+	}
+	return nil
 }
 
 // envelope rewrites the target's answer as {"result": "<body as text>"}

@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/egress"
 )
 
 // The lean path (Options.Lean) sends a request without http.Transport:
@@ -171,12 +173,19 @@ func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Requ
 	if err != nil {
 		kind := Unreachable
 		switch {
-		case errors.Is(err, ErrEgressDenied):
+		case errors.Is(err, egress.ErrDenied):
 			kind = Denied
 		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
 			kind = Timeout
 		}
 		return &Error{Kind: kind, Err: err}
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		// WebSocket upgrades take the ReverseProxy path; on this one a
+		// target may not switch protocols, and its connection is not
+		// reusable (as the ReverseProxy path's modifyResponse).
+		pc.c.Close()
+		return &Error{Kind: Unreachable, Err: errors.New("target switched protocols unasked")}
 	}
 	// From here the answer is the target's; a failure while copying its
 	// body aborts the client's response (as ReverseProxy does), so a

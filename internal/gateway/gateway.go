@@ -93,9 +93,6 @@ type Gateway struct {
 // Build compiles cfg. Errors name the route; they are config problems the
 // loader cannot see (such as a feature this build does not have).
 func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
-	if err := unsupported(cfg); err != nil {
-		return nil, err
-	}
 	g := &Gateway{
 		cfg:       cfg,
 		api:       cfg.API,
@@ -161,22 +158,6 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g.noRouteDuration = deps.Metrics.RequestDuration.WithLabelValues(metrics.NoRouteLabel)
 	return g, nil
-}
-
-// unsupported refuses config this build cannot enforce yet: a feature
-// that is configured but silently skipped would be worse than no gateway.
-func unsupported(cfg *config.Config) error {
-	var msgs []string
-	for _, r := range cfg.Routes {
-		switch {
-		case r.WebSocket:
-			msgs = append(msgs, fmt.Sprintf("%s:%d: route %s: websocket is not supported by this build yet", cfg.File, r.Line, r.Path))
-		}
-	}
-	if len(msgs) > 0 {
-		return errors.New(strings.Join(msgs, "\n"))
-	}
-	return nil
 }
 
 // Close releases idle upstream connections; call it on the Gateway a

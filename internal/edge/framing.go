@@ -1,0 +1,247 @@
+package edge
+
+import (
+	"bytes"
+	"net"
+)
+
+// FramingHeader is the header the framing scanner adds to a request whose
+// header block carried both Content-Length and Transfer-Encoding. net/http
+// drops the Content-Length of such a request before any handler runs
+// (reliability §0.1), so only the raw bytes show it; Handler answers the
+// marked request 400 and closes the connection, as nginx and Envoy do. A
+// client that sends the header itself only gets its own request refused.
+const FramingHeader = "Drawbridge-Framing-Error"
+
+var marker = []byte(FramingHeader + ": content-length with transfer-encoding\r\n")
+
+// scanConn passes a client connection's bytes to net/http one whole
+// request header block at a time, so that it can mark a block before the
+// server parses it. It follows request framing the way net/http does:
+// after a block with a Content-Length it passes that many body bytes
+// through, after one without body headers the next block follows at once.
+// After a block with Transfer-Encoding or Upgrade, or any block it cannot follow
+// (a bad Content-Length, a block over the size limit), it stops scanning
+// and passes everything through: the gateway closes the connection after
+// a chunked request, and net/http itself closes it after a parse error, so
+// no later request on the connection is missed.
+type scanConn struct {
+	net.Conn
+	limit int // longest header block followed; longer: stop scanning
+
+	raw  [4096]byte
+	hdr  []byte // the header block read so far, held back
+	out  []byte // bytes ready for the server, from off on
+	off  int
+	rest []byte // scratch: bytes after a block, rescanned
+	body int64  // body bytes still to pass before the next block
+	pass bool   // stopped scanning: plain pass-through
+}
+
+func (c *scanConn) Read(p []byte) (int, error) {
+	for len(c.out) == 0 {
+		if c.pass && len(c.hdr) == 0 {
+			return c.Conn.Read(p)
+		}
+		n, err := c.Conn.Read(c.raw[:])
+		if n > 0 {
+			c.feed(c.raw[:n])
+		}
+		if len(c.out) > 0 {
+			break
+		}
+		if err != nil {
+			if len(c.hdr) > 0 {
+				// Let the server see (and refuse) a truncated block.
+				c.out, c.hdr = append(c.out, c.hdr...), nil
+				break
+			}
+			return 0, err
+		}
+	}
+	n := copy(p, c.out[c.off:])
+	c.off += n
+	if c.off == len(c.out) {
+		c.out, c.off = c.out[:0], 0
+	}
+	return n, nil
+}
+
+// feed runs the scanner over freshly read bytes.
+func (c *scanConn) feed(b []byte) {
+	for len(b) > 0 {
+		switch {
+		case c.pass:
+			c.out = append(c.out, b...)
+			return
+		case c.body > 0:
+			n := int64(len(b))
+			if n > c.body {
+				n = c.body
+			}
+			c.out = append(c.out, b[:n]...)
+			c.body -= n
+			b = b[n:]
+		default:
+			start := len(c.hdr)
+			c.hdr = append(c.hdr, b...)
+			end := blockEnd(c.hdr, start)
+			if end < 0 {
+				if len(c.hdr) > c.limit {
+					c.out, c.hdr, c.pass = append(c.out, c.hdr...), nil, true
+				}
+				return
+			}
+			c.rest = append(c.rest[:0], c.hdr[end:]...)
+			c.block(c.hdr[:end])
+			b = c.rest
+			c.hdr = c.hdr[:0]
+		}
+	}
+}
+
+// blockEnd returns the offset just past the empty line ending a header
+// block (CRLF or bare LF line ends, as net/http accepts both), or -1.
+// from is where the new bytes start; the search backs up to catch an end
+// split across reads.
+func blockEnd(b []byte, from int) int {
+	i := max(from-3, 0)
+	for {
+		j := bytes.IndexByte(b[i:], '\n')
+		if j < 0 {
+			return -1
+		}
+		j += i
+		// An empty line: "\n\n" or "\n\r\n" (the first line ending is
+		// the previous line's), or the block is just one empty line.
+		switch {
+		case j == 0, j == 1 && b[0] == '\r':
+			return j + 1
+		case j >= 1 && b[j-1] == '\n':
+			return j + 1
+		case j >= 2 && b[j-1] == '\r' && b[j-2] == '\n':
+			return j + 1
+		}
+		i = j + 1
+	}
+}
+
+// block decides what follows a complete header block and releases it.
+func (c *scanConn) block(h []byte) {
+	f := framingOf(h)
+	if f.te && (f.cl || f.http10) {
+		// Both headers, or chunked on HTTP/1.0, where net/http ignores
+		// Transfer-Encoding and would parse the chunks as the next request.
+		// Insert the marker after the request line.
+		nl := bytes.IndexByte(h, '\n') + 1
+		c.out = append(c.out, h[:nl]...)
+		c.out = append(c.out, marker...)
+		c.out = append(c.out, h[nl:]...)
+	} else {
+		c.out = append(c.out, h...)
+	}
+	switch {
+	case f.te || f.bad || f.upgrade:
+		// After an Upgrade the stream may stop being HTTP (a WebSocket):
+		// holding its bytes back as a "header block" would stall it.
+		c.pass = true
+	case f.cl:
+		c.body = f.length
+	}
+}
+
+type framing struct {
+	cl, te, bad, http10, upgrade bool
+	length                       int64
+}
+
+// framingOf reads the body headers of one request header block. Header
+// names are matched case-insensitively and must be followed directly by a
+// colon (net/http refuses "Name :" and so does this). Folded continuation
+// lines extend the previous header's value.
+func framingOf(h []byte) framing {
+	var f framing
+	var last string // header the previous line belonged to
+	var lens []int64
+	first := true
+	for len(h) > 0 {
+		nl := bytes.IndexByte(h, '\n')
+		if nl < 0 {
+			nl = len(h) - 1
+		}
+		line := bytes.TrimRight(h[:nl+1], "\r\n")
+		h = h[nl+1:]
+		if first {
+			first = false
+			f.http10 = bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+			continue // request line
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last == "cl" {
+				f.bad = true // a folded Content-Length: let net/http decide, and stop
+			}
+			continue
+		}
+		last = ""
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := line[:colon]
+		switch {
+		case asciiFold(name, "content-length"):
+			last = "cl"
+			f.cl = true
+			n, ok := parseLength(bytes.TrimSpace(line[colon+1:]))
+			if !ok {
+				f.bad = true
+			}
+			lens = append(lens, n)
+		case asciiFold(name, "transfer-encoding"):
+			f.te = true
+		case asciiFold(name, "upgrade"):
+			f.upgrade = true
+		}
+	}
+	for _, n := range lens {
+		if n != lens[0] {
+			f.bad = true // net/http answers 400 and closes
+		}
+	}
+	if len(lens) > 0 {
+		f.length = lens[0]
+	}
+	return f
+}
+
+func parseLength(v []byte) (int64, bool) {
+	if len(v) == 0 || len(v) > 18 {
+		return 0, false
+	}
+	var n int64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + int64(c-'0')
+	}
+	return n, true
+}
+
+func asciiFold(b []byte, lower string) bool {
+	if len(b) != len(lower) {
+		return false
+	}
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != lower[i] {
+			return false
+		}
+	}
+	return true
+}

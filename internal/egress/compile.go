@@ -1,0 +1,110 @@
+package egress
+
+import (
+	"fmt"
+	"net/netip"
+	"net/url"
+	"slices"
+	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+)
+
+// Compile builds the Guard a config asks for: its egress.allow rules, or,
+// without any, Default over the routes' targets (resolved now, through
+// resolve; nil: DNS). Routes with allow_metadata opt their target's
+// metadata address in (see Options.AllowMetadata); opts adds to that.
+//
+// Serve calls it at start and on every reload, so the default list follows
+// DNS changes. The Lambda adapter passes Options{Lambda: true}.
+//
+// Errors are FILE:LINE: message, one per line.
+func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error) {
+	var problems []string
+	at := func(line int, format string, args ...any) {
+		problems = append(problems, fmt.Sprintf("%s:%d: ", cfg.File, line)+fmt.Sprintf(format, args...))
+	}
+	opts.AllowMetadata = slices.Clone(opts.AllowMetadata)
+	for _, r := range cfg.Routes {
+		if u, err := url.Parse(r.Target); err == nil && legacyIPv4(u.Hostname()) {
+			// Refused with explicit rules too: which address such a host
+			// means depends on the resolver (reliability §2.12 G7).
+			at(r.Line, "route %s: target host %q looks like an IPv4 address in a legacy notation; write it as dotted decimal (a.b.c.d)", r.Path, u.Hostname())
+		}
+		if !r.AllowMetadata {
+			continue
+		}
+		a, ok := metadataTarget(r.Target)
+		if !ok {
+			at(r.Line, "route %s: allow_metadata needs a target naming a metadata endpoint by IP address (%s), not %q",
+				r.Path, metadataList(), r.Target)
+			continue
+		}
+		opts.AllowMetadata = append(opts.AllowMetadata, a)
+	}
+	var rules []Rule
+	if len(cfg.Egress.Allow) > 0 {
+		for i, e := range cfg.Egress.Allow {
+			r, err := parseRule(e)
+			if err != nil {
+				line := 0
+				if i < len(cfg.Egress.Lines) {
+					line = cfg.Egress.Lines[i]
+				}
+				at(line, "egress.allow[%d] %q: %v", i, e, err)
+				continue
+			}
+			rules = append(rules, r)
+		}
+	} else {
+		for _, r := range cfg.Routes {
+			// One target at a time, so an error names its route.
+			rs, err := Default([]string{r.Target}, resolve)
+			if err != nil {
+				at(r.Line, "route %s: %v", r.Path, err)
+				continue
+			}
+			rules = append(rules, rs...)
+		}
+		rules = merge(rules)
+	}
+	if len(problems) > 0 {
+		return nil, fmt.Errorf("%s", strings.Join(problems, "\n"))
+	}
+	return New(rules, opts), nil
+}
+
+// metadataTarget returns the metadata address a target URL names as an IP
+// literal.
+func metadataTarget(target string) (netip.Addr, bool) {
+	u, err := url.Parse(target)
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a, err := netip.ParseAddr(u.Hostname())
+	if err != nil {
+		return netip.Addr{}, false
+	}
+	a = a.Unmap()
+	return a, isMetadata(a)
+}
+
+func metadataList() string {
+	s := make([]string, len(metadata))
+	for i, m := range metadata {
+		s[i] = m.String()
+	}
+	return strings.Join(s, ", ")
+}
+
+// legacyIPv4 reports whether host is not an IP literal netip accepts but
+// ends in a number, as 2130706433, 0x7f000001, 017700000001 and 127.1 do.
+func legacyIPv4(host string) bool {
+	if host == "" {
+		return false
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return false
+	}
+	return endsInNumber(host)
+}
