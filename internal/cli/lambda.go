@@ -10,6 +10,7 @@ import (
 	"strconv"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/lambda"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -61,7 +62,8 @@ func RunLambda(env config.LookupEnv, stderr io.Writer) int {
 // first use.
 type lambdaFunction struct {
 	cfg     *config.Config
-	store   store.Store // throttle buckets, quota counters, leases
+	store   store.Store   // throttle buckets, quota counters, leases
+	egress  *egress.Guard // loopback refused: the Runtime API lives there
 	gateway *gateway.Gateway
 	opts    lambda.Options
 	log     *slog.Logger
@@ -85,7 +87,18 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	if err != nil {
 		return nil, err
 	}
-	fn := &lambdaFunction{cfg: cfg, store: st, log: logger}
+	// DESIGN §4a: in Lambda the forwarder may never reach loopback, where
+	// the Runtime API (and any extension) listens. Target host names are
+	// resolved here, once, for the default allow list.
+	guard, err := egress.Compile(cfg, egress.Options{Lambda: !lambdaLoopbackAllowed}, nil)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	for _, w := range guard.Warnings() {
+		logger.Warn("WARNING: " + w)
+	}
+	fn := &lambdaFunction{cfg: cfg, store: st, egress: guard, log: logger}
 	g, err := gateway.Build(cfg, fn.deps())
 	if err != nil {
 		st.Close()
@@ -112,15 +125,15 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 }
 
 // deps are the gateway's dependencies in Lambda mode.
-//
-// EGRESS HOOK: Control stays nil here for now. DESIGN §4a wants the egress
-// guard to deny loopback in Lambda (nothing on the function's own loopback
-// is a legitimate target); it is being wired by the egress work, which
-// should set Control here with loopback denied. The Lambda tests' backend
-// listens on loopback, so they will need a test-only allowance then.
 func (fn *lambdaFunction) deps() gateway.Deps {
-	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Store: fn.store, Control: nil}
+	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Store: fn.store, Control: fn.egress.Control}
 }
+
+// lambdaLoopbackAllowed lifts the Lambda-mode loopback ban. Only a binary
+// built with the drawbridge_testloopback tag sets it (lambda_testloopback.go):
+// the tests under the RIE run their backends on loopback, which is where
+// nothing legitimate lives in a real execution environment.
+var lambdaLoopbackAllowed = false
 
 // drain answers an EventBridge scheduled event. This build has no async
 // delivery queue in Lambda, so there is nothing to deliver; the delivery

@@ -160,7 +160,7 @@ type function struct {
 
 func startFunction(t *testing.T, env ...string) *function {
 	t.Helper()
-	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge")
+	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge", testLoopbackTag)
 	return &function{emu: rie.Start(t, bootstrap, env...)}
 }
 
@@ -549,7 +549,7 @@ func TestLambdaInitError(t *testing.T) {
 func TestLambdaColdStart(t *testing.T) {
 	be := newBackend(t)
 	cfg := tempConfig(t, "routes:\n  - path: /app/*\n    target: "+be.URL+"\n")
-	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge")
+	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge", testLoopbackTag)
 	event := sample(t, "apigw-v2-request-no-authorizer.json", setPath("/app/x"))
 	const starts, warmInvokes = 5, 5
 	var inits, colds, warms []time.Duration
@@ -572,5 +572,32 @@ func TestLambdaColdStart(t *testing.T) {
 		starts, median(inits), slices.Min(inits), slices.Max(inits), median(colds), len(warms), median(warms), slices.Max(warms))
 	if m := median(inits); m <= 0 || m > 250*time.Millisecond {
 		t.Errorf("median init %v: want (0, 250ms]; init must stay free of network and heavy work", m)
+	}
+}
+
+// testLoopbackTag builds bootstraps whose Lambda-mode egress guard lets
+// them reach these tests' loopback backends (lambda_testloopback.go).
+const testLoopbackTag = "drawbridge_testloopback"
+
+// TestLambdaEgressDeniesLoopback: a bootstrap built as releases are (no
+// test tag) refuses a loopback target in Lambda mode, where the Runtime
+// API listens (DESIGN §4a): 502 Bad Gateway and the backend sees nothing,
+// and the function keeps serving.
+func TestLambdaEgressDeniesLoopback(t *testing.T) {
+	be := newBackend(t)
+	cfg := tempConfig(t, "routes:\n  - path: /app/*\n    target: "+be.URL+"\n")
+	bootstrap := rie.BuildBootstrap(t, "../../cmd/drawbridge")
+	fn := &function{emu: rie.Start(t, bootstrap, EnvConfig+"="+cfg)}
+	event := sample(t, "apigw-v2-request-no-authorizer.json", setPath("/app/x"))
+	for range 2 {
+		r := fn.invoke(t, event)
+		if r.StatusCode != http.StatusBadGateway || r.Body != `{"message":"Bad Gateway"}` {
+			t.Fatalf("loopback target in Lambda: %d %s, want 502 Bad Gateway", r.StatusCode, r.Body)
+		}
+	}
+	be.none(t)
+	fn.oneEnvironment(t)
+	if len(fn.emu.Lines("egress_denied")) == 0 {
+		t.Errorf("no egress_denied outcome in the log")
 	}
 }

@@ -118,6 +118,7 @@ func TestLambdaInProcess(t *testing.T) {
 		io.WriteString(w, `plain "text"`)
 	}))
 	defer backend.Close()
+	allowLoopback(t)
 	var logs bytes.Buffer
 	fn, err := newLambdaFunction(envMap(map[string]string{EnvURL: backend.URL + "/hook"}), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
@@ -168,4 +169,13 @@ func v1Event(t testing.TB, method, path string, query map[string][]string, body 
 		t.Fatal(err)
 	}
 	return b
+}
+
+// allowLoopback lets an in-process Lambda function reach this test's
+// loopback backend, as the drawbridge_testloopback tag does for the
+// bootstraps under the RIE.
+func allowLoopback(t *testing.T) {
+	prev := lambdaLoopbackAllowed
+	lambdaLoopbackAllowed = true
+	t.Cleanup(func() { lambdaLoopbackAllowed = prev })
 }

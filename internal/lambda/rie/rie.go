@@ -105,11 +105,11 @@ func Binary(t testing.TB) string {
 
 // BuildBootstrap builds pkg (a main package, as a go build argument) the way
 // a provided.al2023 deployment does and returns the path of "bootstrap" in a
-// fresh temporary directory.
-func BuildBootstrap(t testing.TB, pkg string) string {
+// fresh temporary directory. tags are added to lambda.norpc.
+func BuildBootstrap(t testing.TB, pkg string, tags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command(goTool(t), "build", "-tags", "lambda.norpc", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd := exec.Command(goTool(t), "build", "-tags", strings.Join(append([]string{"lambda.norpc"}, tags...), ","), "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rie: build %s: %v\n%s", pkg, err, b)
