@@ -133,9 +133,32 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 	}
 	sortProblems(s.warnings)
 	s.cfg.Warnings = s.warnings
-	cfg, err := validate(&validator{cfg: s.cfg, file: file, env: env, lineOf: s.lineOf})
+	venv := env
+	if opts.WithoutSecrets {
+		venv = func(name string) (string, bool) {
+			if v, ok := env(name); ok {
+				return v, ok
+			}
+			for _, k := range s.cfg.APIKeys {
+				if k.ValueEnv == name {
+					return "not-set", true
+				}
+			}
+			return "", false
+		}
+	}
+	cfg, err := validate(&validator{cfg: s.cfg, file: file, env: venv, lineOf: s.lineOf})
 	if err != nil {
 		return nil, err
+	}
+	if opts.WithoutSecrets {
+		for i := range cfg.APIKeys {
+			if k := &cfg.APIKeys[i]; k.ValueEnv != "" {
+				if _, ok := env(k.ValueEnv); !ok {
+					k.Digest = [32]byte{}
+				}
+			}
+		}
 	}
 	return &Imported{Config: cfg, Origins: s.origins}, nil
 }
@@ -544,6 +567,9 @@ func (s *slsImport) policy(p *snode) {
 	}
 	if n == nil {
 		return
+	}
+	if key == "provider.resourcePolicy" {
+		s.warnf(line, "provider.resourcePolicy: Serverless v3 reads provider.apiGateway.resourcePolicy and packages this one as an empty policy; drawbridge applies it")
 	}
 	v, err := s.r.plain(n)
 	if err != nil {

@@ -502,3 +502,69 @@ func FuzzServerless(f *testing.F) {
 		}
 	})
 }
+
+// TestNativeRoundTrip: `drawbridge import`'s drawbridge.yaml loads into
+// the same Config as the serverless.yml it came from.
+func TestNativeRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("testdata/serverless/*.yml")
+	extra := []string{
+		slsHead + "plugins: [serverless-api-gateway-throttling]\ncustom:\n  apiGatewayThrottling: {maxRequestsPerSecond: 2.5}\n" +
+			slsFn("      - http: {path: 'files/{proxy+}', method: any, throttling: {maxConcurrentRequests: 3}}\n"),
+		slsHead + "  apiGateway:\n    apiKeys:\n      - free: [f1]\n      - paid: [{name: p1, value: literal-key-value-0123456789, enabled: false}]\n" +
+			"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY, offset: 3}}\n      - paid: {}\n" +
+			slsFn("      - http: {path: forward, method: post, private: true}\n"),
+		slsHead + slsFn("      - httpApi: '*'\n"),
+	}
+	var srcs [][]byte
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		srcs = append(srcs, data)
+	}
+	for _, e := range extra {
+		srcs = append(srcs, []byte(e))
+	}
+	for i, src := range srcs {
+		im, err := ImportServerless("s.yml", src, keyEnv(nil), ServerlessOptions{})
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		native := im.Native("s.yml")
+		back, err := Parse("native.yaml", native, keyEnv(nil))
+		if err != nil {
+			t.Fatalf("%d: native config does not load: %v\n%s", i, err, native)
+		}
+		a, b := *im.Config, *back
+		a.File, b.File, a.Warnings, b.Warnings = "", "", nil, nil
+		a.APIKeys, b.APIKeys = guardsOf(&a).Keys, guardsOf(&b).Keys
+		a.Routes, b.Routes = guardsOf(&a).Routes, guardsOf(&b).Routes
+		if !reflect.DeepEqual(a, b) {
+			aj, _ := json.MarshalIndent(a, "", " ")
+			bj, _ := json.MarshalIndent(b, "", " ")
+			t.Errorf("%d: native config differs:\n%s\nimported:\n%s\nnative:\n%s", i, native, aj, bj)
+		}
+	}
+}
+
+// TestNativeWithoutSecrets: import works before the keys are in the
+// environment and writes only the variables' names.
+func TestNativeWithoutSecrets(t *testing.T) {
+	data, _ := os.ReadFile("testdata/serverless/blog.yml")
+	im, err := ImportServerless("blog.yml", data, nil, ServerlessOptions{WithoutSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Config.APIKeys[0].Digest != ([32]byte{}) {
+		t.Error("digest of a placeholder kept")
+	}
+	out := string(im.Native("blog.yml"))
+	for _, want := range []string{
+		`value_env: "DRAWBRIDGE_KEY_SECRET"  # AWS generated this key: put its value in this variable`,
+		`throttle: {rate: 100, burst: 50}  # custom.apiGatewayThrottling (blog.yml:18)`,
+		`timeout: 1s  # functions.serverless-proxy.timeout (blog.yml:86)`,
+		`#   functions.serverless-proxy.vpc: ignored: not needed outside AWS (blog.yml:89)`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("native config lacks %q:\n%s", want, out)
+		}
+	}
+}

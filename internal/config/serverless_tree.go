@@ -242,6 +242,10 @@ type ServerlessOptions struct {
 	Stage  string
 	Region string
 	Opts   map[string]string
+	// WithoutSecrets checks the file without the API keys' values: a
+	// value_env that is not set is accepted and its Digest left zero.
+	// For `drawbridge import`, which writes only the variables' names.
+	WithoutSecrets bool
 }
 
 func (o ServerlessOptions) lookup(name string) (string, bool) {
