@@ -7,6 +7,7 @@ import (
 	"io"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/export"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
@@ -33,6 +34,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
+	}
+	for _, n := range export.Notes(cfg) {
+		fmt.Fprintln(stderr, "note: if deployed with drawbridge export, AWS cannot enforce:", n)
 	}
 	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New()})
 	if err != nil {

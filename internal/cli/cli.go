@@ -35,6 +35,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runCheck(rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
+	case "import":
+		err = runImport(rest, stdout, stderr)
+	case "export":
+		err = runExport(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
