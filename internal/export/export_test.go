@@ -249,13 +249,7 @@ func run(t *testing.T, timeout time.Duration, dir string, env []string, name str
 // sam2cfn.py (aws-sam-translator) expands it into plain CloudFormation.
 func TestSAMLint(t *testing.T) {
 	lint := tool(t, "cfn-lint", "/root/.pyenv/shims/cfn-lint")
-	python := tool(t, "python3")
-	if out, err := run(t, 30*time.Second, "", nil, python, "-c", "import samtranslator"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatalf("python3 lacks aws-sam-translator: %s", out)
-		}
-		t.Skipf("python3 lacks aws-sam-translator: %s", out)
-	}
+	python := samPython(t, lint)
 	script, _ := filepath.Abs("testdata/sam2cfn.py")
 	cases := map[string]*config.Config{"blog": loadBlog(t), "rich": loadRich(t, "rest"), "rich-http": loadRich(t, "http")}
 	dir := t.TempDir()
@@ -303,6 +297,29 @@ func TestSAMLint(t *testing.T) {
 		errors.As(err, &ee)
 		t.Errorf("cfn-lint: %v\n%s", err, out)
 	}
+}
+
+// samPython finds a python3 with aws-sam-translator: the one beside
+// cfn-lint (which needs it too) first, then the one on PATH.
+func samPython(t *testing.T, lint string) string {
+	t.Helper()
+	var tried []string
+	for _, p := range []string{filepath.Join(filepath.Dir(lint), "python3"), "python3"} {
+		path, err := exec.LookPath(p)
+		if err != nil {
+			continue
+		}
+		out, err := run(t, 30*time.Second, "", nil, path, "-c", "import samtranslator")
+		if err == nil {
+			return path
+		}
+		tried = append(tried, path+": "+strings.TrimSpace(string(out)))
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatalf("no python3 with aws-sam-translator: %v", tried)
+	}
+	t.Skipf("no python3 with aws-sam-translator: %v", tried)
+	return ""
 }
 
 type guardView struct {
