@@ -61,6 +61,12 @@ func (n *snode) get(key string) (*snode, int) {
 	return nil, 0
 }
 
+// at is get without the line.
+func (n *snode) at(key string) *snode {
+	v, _ := n.get(key)
+	return v
+}
+
 // maxNodes bounds the tree (anchors and aliases can make a small file
 // describe a huge one) and the work of resolving variables.
 const maxNodes = 200000
