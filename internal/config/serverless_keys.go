@@ -79,48 +79,52 @@ var planRules = map[string]rule{
 func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
 	var up UsagePlan
 	if q, line := m.get("quota"); q != nil {
-		if qm := s.keys(q, what+".quota", true, map[string]rule{"limit": use, "period": use, "offset": use}); qm != nil {
+		w := what + ".quota"
+		if qm := s.keys(q, w, true, map[string]rule{"limit": use, "period": use, "offset": use}); qm != nil {
 			up.Quota = &Quota{}
-			s.from(path+".quota", line, what+".quota")
-			if n, l := qm.get("limit"); n != nil {
-				if v, ok := s.integer(n, what+".quota.limit"); ok {
-					up.Quota.Limit = Int(v)
-					s.from(path+".quota.limit", l, what+".quota.limit")
-				}
-			}
-			if n, l := qm.get("period"); n != nil {
-				if v, ok := s.text(n, what+".quota.period"); ok {
-					up.Quota.Period = strings.ToUpper(v)
-					s.from(path+".quota.period", l, what+".quota.period")
-				}
-			}
-			if n, l := qm.get("offset"); n != nil {
-				if v, ok := s.integer(n, what+".quota.offset"); ok {
-					up.Quota.Offset = Int(v)
-					s.from(path+".quota.offset", l, what+".quota.offset")
-				}
-			}
+			s.from(path+".quota", line, w)
+			s.field(qm, "limit", w, path+".quota.limit", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Quota.Limit = Int(v)
+				return ok
+			})
+			s.field(qm, "period", w, path+".quota.period", func(n *snode, w string) bool {
+				v, ok := s.text(n, w)
+				up.Quota.Period = strings.ToUpper(v)
+				return ok
+			})
+			s.field(qm, "offset", w, path+".quota.offset", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Quota.Offset = Int(v)
+				return ok
+			})
 		}
 	}
 	if t, line := m.get("throttle"); t != nil {
-		if tm := s.keys(t, what+".throttle", true, map[string]rule{"burstLimit": use, "rateLimit": use}); tm != nil {
+		w := what + ".throttle"
+		if tm := s.keys(t, w, true, map[string]rule{"burstLimit": use, "rateLimit": use}); tm != nil {
 			up.Throttle = &Throttle{}
-			s.from(path+".throttle", line, what+".throttle")
-			if n, l := tm.get("rateLimit"); n != nil {
-				if v, ok := s.number(n, what+".throttle.rateLimit"); ok {
-					up.Throttle.Rate = Number(v)
-					s.from(path+".throttle.rate", l, what+".throttle.rateLimit")
-				}
-			}
-			if n, l := tm.get("burstLimit"); n != nil {
-				if v, ok := s.integer(n, what+".throttle.burstLimit"); ok {
-					up.Throttle.Burst = Int(v)
-					s.from(path+".throttle.burst", l, what+".throttle.burstLimit")
-				}
-			}
+			s.from(path+".throttle", line, w)
+			s.field(tm, "rateLimit", w, path+".throttle.rate", func(n *snode, w string) bool {
+				v, ok := s.number(n, w)
+				up.Throttle.Rate = Number(v)
+				return ok
+			})
+			s.field(tm, "burstLimit", w, path+".throttle.burst", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Throttle.Burst = Int(v)
+				return ok
+			})
 		}
 	}
 	return up
+}
+
+// field reads m's key with read and records that path came from it.
+func (s *slsImport) field(m *snode, key, what, path string, read func(n *snode, what string) bool) {
+	if n, line := m.get(key); n != nil && read(n, what+"."+key) {
+		s.from(path, line, what+"."+key)
+	}
 }
 
 // addPlan adds a named plan; the same name twice must mean the same plan.

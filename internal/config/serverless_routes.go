@@ -263,11 +263,7 @@ func flavourName(api string) string {
 }
 
 func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
-	if !s.flavour("rest", line, what) {
-		return nil
-	}
-	r := &eventRoute{line: line, pathLine: line, methodLine: line}
-	v := s.val(n)
+	r, v := s.event("rest", n, what, line)
 	if v == nil {
 		return nil
 	}
@@ -280,12 +276,8 @@ func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
 		}
 		return s.finishEvent(r, method, strings.TrimSpace(path), what, v.line)
 	}
-	m := s.keys(v, what, true, httpEventRules)
+	m := s.eventKeys(v, what, httpEventRules)
 	if m == nil {
-		return nil
-	}
-	if a, l := m.get("authorizer"); a != nil {
-		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects", what)
 		return nil
 	}
 	if p, l := m.get("private"); p != nil {
@@ -298,11 +290,7 @@ func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
 }
 
 func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
-	if !s.flavour("http", line, what) {
-		return nil
-	}
-	r := &eventRoute{line: line, pathLine: line, methodLine: line}
-	v := s.val(n)
+	r, v := s.event("http", n, what, line)
 	if v == nil {
 		return nil
 	}
@@ -318,12 +306,8 @@ func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
 		}
 		return s.finishEvent(r, method, strings.TrimSpace(path), what, v.line)
 	}
-	m := s.keys(v, what, true, httpAPIEventRules)
+	m := s.eventKeys(v, what, httpAPIEventRules)
 	if m == nil {
-		return nil
-	}
-	if a, l := m.get("authorizer"); a != nil {
-		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects", what)
 		return nil
 	}
 	if _, l := m.get("private"); l != 0 {
@@ -332,6 +316,28 @@ func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
 	}
 	s.endpointThrottle(m, r, what)
 	return s.fields(m, r, what)
+}
+
+// event starts reading an event of API flavour api; v is nil when it
+// cannot be read.
+func (s *slsImport) event(api string, n *snode, what string, line int) (*eventRoute, *snode) {
+	if !s.flavour(api, line, what) {
+		return nil, nil
+	}
+	return &eventRoute{line: line, pathLine: line, methodLine: line}, s.val(n)
+}
+
+// eventKeys checks an event mapping's keys and refuses authorizers.
+func (s *slsImport) eventKeys(v *snode, what string, rules map[string]rule) *snode {
+	m := s.keys(v, what, true, rules)
+	if m == nil {
+		return nil
+	}
+	if a, l := m.get("authorizer"); a != nil {
+		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects", what)
+		return nil
+	}
+	return m
 }
 
 func (s *slsImport) fields(m *snode, r *eventRoute, what string) *eventRoute {

@@ -7,6 +7,7 @@
 package export
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 	"net/netip"
@@ -228,21 +229,32 @@ func seconds(d config.Duration) int {
 	return int(math.Ceil(time.Duration(d).Seconds()))
 }
 
-// timeoutGroups groups routes by their timeout: one function each, since
-// a Lambda function has one timeout.
-func timeoutGroups(cfg *config.Config) [][]int {
-	var order []int
-	groups := map[int][]int{}
+// groupRoutes groups the routes' indexes by key, in the order the keys
+// first appear.
+func groupRoutes[K comparable](cfg *config.Config, key func(config.Route) K) [][]int {
+	var order []K
+	groups := map[K][]int{}
 	for i, r := range cfg.Routes {
-		s := seconds(r.Timeout)
-		if _, ok := groups[s]; !ok {
-			order = append(order, s)
+		k := key(r)
+		if _, ok := groups[k]; !ok {
+			order = append(order, k)
 		}
-		groups[s] = append(groups[s], i)
+		groups[k] = append(groups[k], i)
 	}
 	out := make([][]int, len(order))
-	for i, s := range order {
-		out[i] = groups[s]
+	for i, k := range order {
+		out[i] = groups[k]
 	}
 	return out
+}
+
+// writeNotes writes the notes as a comment block.
+func writeNotes(b *bytes.Buffer, notes []string) {
+	if len(notes) == 0 {
+		return
+	}
+	b.WriteString("# Not enforced by AWS (the drawbridge function does it):\n")
+	for _, n := range notes {
+		b.WriteString("#   - " + n + "\n")
+	}
 }

@@ -84,7 +84,7 @@ func SAM(cfg *config.Config) ([]byte, error) {
 
 	rest := cfg.API != "http"
 	routeSettings := map[string]any{}
-	for g, idx := range timeoutGroups(cfg) {
+	for g, idx := range groupRoutes(cfg, func(r config.Route) int { return seconds(r.Timeout) }) {
 		fn := &serverless.Function{
 			CodeUri:       &serverless.Function_CodeUri{String: ptr("dist/")},
 			Handler:       ptr(handler),
@@ -306,12 +306,7 @@ func render(doc map[string]any, notes []string) ([]byte, error) {
 	var b bytes.Buffer
 	b.WriteString("# SAM template written by `drawbridge export sam`.\n")
 	b.WriteString("# Deploy: GOOS=linux GOARCH=arm64 go build -o dist/bootstrap ./cmd/drawbridge; cp drawbridge.yaml dist/; sam deploy --guided\n")
-	if len(notes) > 0 {
-		b.WriteString("# Not enforced by AWS (the drawbridge function does it):\n")
-		for _, n := range notes {
-			b.WriteString("#   - " + n + "\n")
-		}
-	}
+	writeNotes(&b, notes)
 	order := []string{"AWSTemplateFormatVersion", "Transform", "Description", "Metadata", "Parameters", "Resources", "Outputs"}
 	var ms yaml.MapSlice
 	for _, k := range order {

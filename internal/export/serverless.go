@@ -105,7 +105,7 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 	}
 
 	functions := yaml.MapSlice{}
-	for gi, idx := range functionGroups(cfg) {
+	for gi, idx := range groupRoutes(cfg, func(r config.Route) [2]string { return [2]string{r.Target, fmt.Sprint(seconds(r.Timeout))} }) {
 		first := cfg.Routes[idx[0]]
 		var events []yaml.MapSlice
 		for _, i := range idx {
@@ -181,12 +181,7 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 	b.WriteString("# serverless.yml written by `drawbridge export serverless` (Serverless Framework v3).\n")
 	b.WriteString("# Package: GOOS=linux GOARCH=arm64 go build -o bootstrap ./cmd/drawbridge, put drawbridge.yaml\n")
 	b.WriteString("# beside it, replace custom.vpcId and custom.subnetIds, export the variables named by ${env:...}.\n")
-	if len(notes) > 0 {
-		b.WriteString("# Not enforced by AWS (the drawbridge function does it):\n")
-		for _, n := range notes {
-			b.WriteString("#   - " + n + "\n")
-		}
-	}
+	writeNotes(&b, notes)
 	b.Write(out)
 	return b.Bytes(), nil
 }
@@ -232,29 +227,6 @@ func pluginPlan(name string, p config.UsagePlan) yaml.MapSlice {
 		}})
 	}
 	return plan
-}
-
-// functionGroups groups routes by target and timeout: a function has one
-// environment.URL and one timeout.
-func functionGroups(cfg *config.Config) [][]int {
-	type key struct {
-		target  string
-		timeout int
-	}
-	var order []key
-	groups := map[key][]int{}
-	for i, r := range cfg.Routes {
-		k := key{r.Target, seconds(r.Timeout)}
-		if _, ok := groups[k]; !ok {
-			order = append(order, k)
-		}
-		groups[k] = append(groups[k], i)
-	}
-	out := make([][]int, len(order))
-	for i, k := range order {
-		out[i] = groups[k]
-	}
-	return out
 }
 
 // number writes whole rates as integers.
