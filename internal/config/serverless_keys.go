@@ -120,6 +120,16 @@ func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
 	return up
 }
 
+// name reads the required text key "name" of m.
+func (s *slsImport) name(m *snode, what string) (string, bool) {
+	n := m.at("name")
+	if n == nil {
+		s.errorf(m.line, "%s: name is required", what)
+		return "", false
+	}
+	return s.text(n, what+".name")
+}
+
 // field reads m's key with read and records that path came from it.
 func (s *slsImport) field(m *snode, key, what, path string, read func(n *snode, what string) bool) {
 	if n, line := m.get(key); n != nil && read(n, what+"."+key) {
@@ -207,17 +217,11 @@ func (s *slsImport) pluginKeys(top, p *snode) {
 		if m == nil {
 			continue
 		}
-		k := APIKey{}
-		nn := m.at("name")
-		if nn == nil {
-			s.errorf(m.line, "%s: name is required", w)
-			continue
-		}
-		name, ok := s.text(nn, w+".name")
+		name, ok := s.name(m, w)
 		if !ok {
 			continue
 		}
-		k.Name = name
+		k := APIKey{Name: name}
 		val, vline := m.get("value")
 		s.keyValue(&k, val, vline, w+".value")
 		path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
@@ -231,12 +235,7 @@ func (s *slsImport) pluginKeys(top, p *snode) {
 			if pm == nil {
 				continue
 			}
-			pn := pm.at("name")
-			if pn == nil {
-				s.errorf(pm.line, "%s: name is required", planWhat)
-				continue
-			}
-			pname, ok := s.text(pn, planWhat+".name")
+			pname, ok := s.name(pm, planWhat)
 			if !ok {
 				continue
 			}
@@ -367,12 +366,7 @@ func (s *slsImport) nativeKey(n *snode, what, plan string) {
 	if m == nil {
 		return
 	}
-	nn := m.at("name")
-	if nn == nil {
-		s.errorf(m.line, "%s: name is required", what)
-		return
-	}
-	name, ok := s.text(nn, what+".name")
+	name, ok := s.name(m, what)
 	if !ok {
 		return
 	}
