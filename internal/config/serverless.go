@@ -106,8 +106,7 @@ type slsImport struct {
 	warnings []Problem
 	service  string
 	plugins  map[string]bool
-	global   *Throttle // custom.apiGatewayThrottling, as the plugin fills it
-	api      string    // rest or http, from the first event
+	api      string // rest or http, from the first event
 	apiLine  int
 }
 
@@ -201,14 +200,13 @@ func (s *slsImport) warnf(line int, format string, args ...any) {
 	s.warnings = append(s.warnings, Problem{File: s.file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
 }
 
-// fail records err (a lineError from the resolver) and reports false.
-func (s *slsImport) fail(err error) bool {
+// fail records err (a lineError from the resolver).
+func (s *slsImport) fail(err error) {
 	if le, ok := err.(*lineError); ok {
 		s.errorf(le.line, "%s", le.msg)
 	} else {
 		s.errorf(0, "%v", err)
 	}
-	return false
 }
 
 // val resolves the variables of n; nil on error (recorded).
@@ -522,7 +520,6 @@ func (s *slsImport) throttling(top *snode) {
 	s.from("$.throttle.rate", rl, "custom.apiGatewayThrottling.maxRequestsPerSecond")
 	s.from("$.throttle.burst", bl, "custom.apiGatewayThrottling.maxConcurrentRequests")
 	s.cfg.Throttle = t
-	s.global = t
 	s.from("$.throttle", line, "custom.apiGatewayThrottling")
 }
 

@@ -231,7 +231,10 @@ func (s *slsImport) pluginKeys(top, p *snode) {
 			planNode, pl, planWhat = defPlan, defPlan.line, "provider.usagePlan"
 		}
 		if planNode != nil {
-			pm := s.keys(planNode, planWhat, true, planRules)
+			pm := planNode
+			if planNode != defPlan { // provider.usagePlan is checked once
+				pm = s.keys(planNode, planWhat, true, planRules)
+			}
 			if pm == nil {
 				continue
 			}

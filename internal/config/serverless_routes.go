@@ -424,8 +424,8 @@ func (s *slsImport) endpointThrottle(m *snode, r *eventRoute, what string) {
 		}
 	}
 	t := &Throttle{Rate: pluginRate, Burst: pluginBurst}
-	if s.global != nil {
-		t.Rate, t.Burst = s.global.Rate, s.global.Burst
+	if g := s.cfg.Throttle; g != nil { // custom.apiGatewayThrottling
+		t.Rate, t.Burst = g.Rate, g.Burst
 	}
 	r.rateLine, r.burstLine = s.throttleFields(tm, w, t)
 	r.rateKey, r.burstKey = w+".maxRequestsPerSecond", w+".maxConcurrentRequests"

@@ -186,6 +186,7 @@ func TestServerlessVariableErrors(t *testing.T) {
 		{"no source", "  url: ${nope}\n", "s.yml:5: variable ${nope}: want source:address"},
 		{"list in text", "  l: [a]\n  url: http://${self:custom.l}/\n", "s.yml:6: variable ${self:custom.l} is used inside text but is not text itself"},
 		{"sls other", "  url: ${sls:instanceId}\n", "only sls:stage is known"},
+		{"aws source", "  url: ${ssm:/backend/url}\n", "cannot resolve ${ssm:/backend/url}: ssm:/backend/url (answered by AWS or the framework, not here) not set"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

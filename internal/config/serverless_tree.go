@@ -364,10 +364,15 @@ func (r *resolver) variable(inner string, line int) (*snode, error) {
 		if ok {
 			return v, nil
 		}
+		if src, _, _ := strings.Cut(p, ":"); !knownSources[src] {
+			p += " (answered by AWS or the framework, not here)"
+		}
 		why = append(why, p)
 	}
 	return nil, lineErrorf(line, "cannot resolve ${%s}: %s not set", inner, strings.Join(why, ", "))
 }
+
+var knownSources = map[string]bool{"self": true, "opt": true, "env": true, "sls": true}
 
 // splitFallbacks splits at commas outside quotes and nested ${}.
 func splitFallbacks(s string) []string {
