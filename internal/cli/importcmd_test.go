@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -156,5 +160,55 @@ func TestCheckServerless(t *testing.T) {
 	}
 	if !strings.Contains(out, "ok: 1 routes, stage dev") {
 		t.Errorf("stdout %q", out)
+	}
+}
+
+// TestServeServerless: serve runs a serverless.yml as it is, with
+// drawbridge's own settings under custom.drawbridge.
+func TestServeServerless(t *testing.T) {
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "backend saw "+r.Method+" "+r.URL.Path)
+	}))
+	defer backend.Close()
+	file := filepath.Join(t.TempDir(), "serverless.yml")
+	os.WriteFile(file, []byte(`service: s
+provider:
+  name: aws
+  stage: ${opt:stage, 'test'}
+custom:
+  backend: `+backend.URL+`
+  drawbridge:
+    listen: 127.0.0.1:0
+    admin: 127.0.0.1:0
+    state: {driver: memory}
+functions:
+  proxy:
+    timeout: 2
+    environment:
+      URL: ${self:custom.backend}/in
+    events:
+      - http: {path: forward, method: post}
+`), 0o644)
+	s, err := Start(file, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	resp, err := http.Post("http://"+s.Addr()+"/forward", "text/plain", strings.NewReader("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "backend saw POST /in" {
+		t.Errorf("POST /forward: %d %q", resp.StatusCode, body)
+	}
+	resp, err = http.Get("http://" + s.Addr() + "/forward")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("GET /forward (no such method): %d, want 403", resp.StatusCode)
 	}
 }

@@ -2,6 +2,7 @@ package config
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -9,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 )
 
@@ -123,6 +125,7 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 		plugins: map[string]bool{},
 	}
 	s.run(root)
+	s.drawbridgeKeys(body)
 	if len(s.problems) > 0 {
 		sortProblems(s.problems)
 		return nil, &Error{Problems: s.problems}
@@ -587,4 +590,88 @@ func (s *slsImport) policy(p *snode) {
 	}
 	s.cfg.ResourcePolicy = Policy(b)
 	s.from("$.resource_policy", line, key)
+}
+
+// Native holds the drawbridge.yaml keys a serverless.yml may set under
+// custom.drawbridge: what drawbridge needs outside AWS that AWS never
+// had (the listener, the state store, the egress allow list, ...). They
+// are written as in drawbridge.yaml and checked as strictly.
+type Native struct {
+	Listen          string              `yaml:"listen"`
+	Admin           string              `yaml:"admin"`
+	ClientIP        ClientIP            `yaml:"client_ip"`
+	Limits          Limits              `yaml:"limits"`
+	Server          Server              `yaml:"server"`
+	State           State               `yaml:"state"`
+	AccountThrottle *Throttle           `yaml:"account_throttle"`
+	Egress          Egress              `yaml:"egress"`
+	IPSets          map[string][]string `yaml:"ip_sets"`
+}
+
+// drawbridgeKeys reads custom.drawbridge from the AST (so its errors carry
+// lines as drawbridge.yaml's do) into the config.
+func (s *slsImport) drawbridgeKeys(body ast.Node) {
+	custom, _ := astChild(body, "custom")
+	n, _ := astChild(custom, "drawbridge")
+	if n == nil {
+		return
+	}
+	var nat Native
+	if err := decodeNative(n, &nat); err != nil {
+		var ne *nodeError
+		if errors.As(err, &ne) {
+			s.errorf(ne.line, "custom.drawbridge: %s", ne.msg)
+		} else {
+			s.errorf(yamlLine(err), "custom.drawbridge: %s", yamlMessage(err))
+		}
+		return
+	}
+	c := s.cfg
+	c.Listen, c.Admin, c.ClientIP, c.Limits, c.Server = nat.Listen, nat.Admin, nat.ClientIP, nat.Limits, nat.Server
+	c.State, c.AccountThrottle, c.Egress, c.IPSets = nat.State, nat.AccountThrottle, nat.Egress, nat.IPSets
+	if m, ok := unwrap(n).(*ast.MappingNode); ok {
+		for _, mv := range m.Values {
+			k := mv.Key.GetToken().Value
+			s.from("$."+k, nodeLine(mv.Key), "custom.drawbridge."+k)
+		}
+	}
+}
+
+func decodeNative(n ast.Node, nat *Native) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = &nodeError{line: nodeLine(n), msg: "malformed YAML that the parser cannot decode"}
+		}
+	}()
+	return yaml.NodeToValue(n, nat, yaml.Strict())
+}
+
+func unwrap(n ast.Node) ast.Node {
+	for {
+		switch v := n.(type) {
+		case *ast.AnchorNode:
+			n = v.Value
+		case *ast.TagNode:
+			n = v.Value
+		default:
+			return n
+		}
+	}
+}
+
+// astChild finds key in mapping n.
+func astChild(n ast.Node, key string) (ast.Node, int) {
+	var values []*ast.MappingValueNode
+	switch m := unwrap(n).(type) {
+	case *ast.MappingNode:
+		values = m.Values
+	case *ast.MappingValueNode:
+		values = []*ast.MappingValueNode{m}
+	}
+	for _, mv := range values {
+		if mv.Key != nil && mv.Key.GetToken() != nil && mv.Key.GetToken().Value == key {
+			return mv.Value, nodeLine(mv.Key)
+		}
+	}
+	return nil, 0
 }

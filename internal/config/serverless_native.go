@@ -30,6 +30,7 @@ func (im *Imported) Native(source string) []byte {
 		w.line(0, "aws:", "")
 		w.line(1, "region: "+quote(c.AWS.Region), w.note("$.aws.region", ""))
 	}
+	w.drawbridgeKeys(c)
 	if c.Throttle != nil {
 		w.line(0, "throttle: "+throttleFlow(c.Throttle), w.note("$.throttle", ""))
 	}
@@ -116,6 +117,56 @@ func (im *Imported) Native(source string) []byte {
 		}
 	}
 	return w.buf.Bytes()
+}
+
+// drawbridgeKeys writes what custom.drawbridge set.
+func (w *nativeWriter) drawbridgeKeys(c *Config) {
+	set := func(k string) bool { _, ok := w.origins["$."+k]; return ok }
+	list := func(l []string) string {
+		q := make([]string, len(l))
+		for i, s := range l {
+			q[i] = quote(s)
+		}
+		return "[" + strings.Join(q, ", ") + "]"
+	}
+	dur := func(d Duration) string { return time.Duration(d).String() }
+	if set("listen") {
+		w.line(0, "listen: "+quote(c.Listen), w.note("$.listen", ""))
+	}
+	if set("admin") {
+		w.line(0, "admin: "+quote(c.Admin), w.note("$.admin", ""))
+	}
+	if set("client_ip") {
+		w.line(0, "client_ip: {trusted_proxies: "+list(c.ClientIP.TrustedProxies)+"}", w.note("$.client_ip", ""))
+	}
+	if set("limits") {
+		w.line(0, fmt.Sprintf("limits: {max_body_bytes: %d, max_header_bytes: %d}", c.Limits.MaxBodyBytes, c.Limits.MaxHeaderBytes), w.note("$.limits", ""))
+	}
+	if set("server") {
+		sv := c.Server
+		w.line(0, "server: {read_header_timeout: "+dur(sv.ReadHeaderTimeout)+", idle_timeout: "+dur(sv.IdleTimeout)+", shutdown_timeout: "+dur(sv.ShutdownTimeout)+"}", w.note("$.server", ""))
+	}
+	if set("state") {
+		st := c.State
+		w.line(0, "state: {driver: "+quote(st.Driver)+", path: "+quote(st.Path)+", url: "+quote(st.URL)+", prefix: "+quote(st.Prefix)+", on_error: "+quote(st.OnError)+"}", w.note("$.state", ""))
+	}
+	if set("account_throttle") {
+		w.line(0, "account_throttle: "+throttleFlow(c.AccountThrottle), w.note("$.account_throttle", ""))
+	}
+	if set("egress") {
+		w.line(0, "egress: {allow: "+list(c.Egress.Allow)+"}", w.note("$.egress", ""))
+	}
+	if set("ip_sets") {
+		w.line(0, "ip_sets:", w.note("$.ip_sets", ""))
+		names := make([]string, 0, len(c.IPSets))
+		for n := range c.IPSets {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, n := range names {
+			w.line(1, quote(n)+": "+list(c.IPSets[n]), "")
+		}
+	}
 }
 
 type nativeWriter struct {

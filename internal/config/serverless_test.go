@@ -515,6 +515,10 @@ func TestNativeRoundTrip(t *testing.T) {
 			"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY, offset: 3}}\n      - paid: {}\n" +
 			slsFn("      - http: {path: forward, method: post, private: true}\n"),
 		slsHead + slsFn("      - httpApi: '*'\n"),
+		slsHead + "custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    admin: \"off\"\n    client_ip: {trusted_proxies: [10.0.0.0/8]}\n" +
+			"    limits: {max_body_bytes: 1000}\n    server: {idle_timeout: 5s}\n    state: {driver: memory}\n" +
+			"    account_throttle: {rate: 9, burst: 8}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n    ip_sets: {office: [203.0.113.0/24]}\n" +
+			slsFn("      - http: POST forward\n"),
 	}
 	var srcs [][]byte
 	for _, f := range files {
@@ -542,6 +546,26 @@ func TestNativeRoundTrip(t *testing.T) {
 			aj, _ := json.MarshalIndent(a, "", " ")
 			bj, _ := json.MarshalIndent(b, "", " ")
 			t.Errorf("%d: native config differs:\n%s\nimported:\n%s\nnative:\n%s", i, native, aj, bj)
+		}
+	}
+}
+
+// TestServerlessDrawbridgeKeys: custom.drawbridge carries drawbridge's own
+// keys, checked as strictly as in drawbridge.yaml.
+func TestServerlessDrawbridgeKeys(t *testing.T) {
+	cfg := importString(t, slsHead+"custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    state: {driver: memory}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n"+
+		slsFn("      - http: POST forward\n"), nil, ServerlessOptions{})
+	if cfg.Listen != "127.0.0.1:0" || cfg.State.Driver != "memory" || cfg.Egress.Allow[0] != "10.0.0.5/32:8080" || cfg.Admin != DefaultAdmin {
+		t.Errorf("listen %q, state %q, egress %v, admin %q", cfg.Listen, cfg.State.Driver, cfg.Egress.Allow, cfg.Admin)
+	}
+	for _, c := range []struct{ custom, want string }{
+		{"    lisen: x\n", `s.yml:6: custom.drawbridge: unknown field "lisen"`},
+		{"    state: {driver: disk}\n", `s.yml:6: state.driver: "disk" is not one of memory, embedded, redis`},
+		{"    routes: []\n", `s.yml:6: custom.drawbridge: unknown field "routes"`},
+	} {
+		_, err := ImportServerless("s.yml", []byte(slsHead+"custom:\n  drawbridge:\n"+c.custom+slsFn("      - http: POST forward\n")), nil, ServerlessOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.custom, err, c.want)
 		}
 	}
 }

@@ -327,12 +327,13 @@ type guardView struct {
 	Throttle           *config.Throttle
 	Policy             any
 	Plans              map[string]config.UsagePlan
+	Egress             []string
 	Keys               []string
 	Routes             []string
 }
 
 func guardsOf(c *config.Config) guardView {
-	g := guardView{Stage: c.Stage, API: c.API, Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans}
+	g := guardView{Stage: c.Stage, API: c.API, Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
 	json.Unmarshal([]byte(c.ResourcePolicy), &g.Policy)
 	for _, k := range c.APIKeys {
 		g.Keys = append(g.Keys, k.Name+" plan="+k.Plan+" env="+k.ValueEnv+" sha="+k.SHA256)
@@ -350,6 +351,7 @@ func TestServerlessRoundTrip(t *testing.T) {
 	// a native config the two plugins can express in full
 	native, err := config.Parse("n.yaml", []byte(`stage: prod
 aws: {region: eu-central-1}
+egress: {allow: ["10.0.0.0/24:80,81"]}
 throttle: {rate: 20.5, burst: 40}
 usage_plans:
   basic: {quota: {limit: 10, period: MONTH, offset: 1}}

@@ -59,6 +59,12 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 	for _, h := range hostTargets(cfg) {
 		custom = append(custom, yaml.MapItem{Key: lowerFirst(h.param), Value: "192.0.2.1/32"})
 	}
+	if len(cfg.Egress.Allow) > 0 {
+		// drawbridge's own keys; `drawbridge import` reads them back
+		custom = append(custom, yaml.MapItem{Key: "drawbridge", Value: yaml.MapSlice{
+			{Key: "egress", Value: yaml.MapSlice{{Key: "allow", Value: cfg.Egress.Allow}}},
+		}})
+	}
 	if t := cfg.Throttle; t != nil {
 		custom = append(custom, yaml.MapItem{Key: "apiGatewayThrottling", Value: yaml.MapSlice{
 			{Key: "maxRequestsPerSecond", Value: number(float64(t.Rate))},
@@ -204,9 +210,6 @@ func serverlessNotes(cfg *config.Config) []string {
 		if k.Plan == "" {
 			n = append(n, fmt.Sprintf("api key %s: has no plan; serverless-add-api-key gives it one without limits (%s-usage-plan)", k.Name, k.Name))
 		}
-	}
-	if len(cfg.Egress.Allow) > 0 {
-		n = append(n, "egress.allow is written to the security group only; drawbridge.yaml keeps it for the function")
 	}
 	return n
 }
