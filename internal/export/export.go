@@ -8,6 +8,7 @@ package export
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"math"
 	"net/netip"
@@ -246,6 +247,20 @@ func groupRoutes[K comparable](cfg *config.Config, key func(config.Route) K) [][
 		out[i] = groups[k]
 	}
 	return out
+}
+
+// statements are the resource policy's statements as a list (IAM allows
+// a single statement without the list).
+func statements(cfg *config.Config) []any {
+	var policy map[string]any
+	json.Unmarshal([]byte(cfg.ResourcePolicy), &policy)
+	switch st := policy["Statement"].(type) {
+	case []any:
+		return st
+	case map[string]any:
+		return []any{st}
+	}
+	return nil
 }
 
 // writeNotes writes the notes as a comment block.

@@ -41,9 +41,57 @@ func SAM(cfg *config.Config) ([]byte, error) {
 	t.Parameters["VpcId"] = cloudformation.Parameter{Type: "AWS::EC2::VPC::Id", Description: ptr("VPC of the private backends")}
 	t.Parameters["SubnetIds"] = cloudformation.Parameter{Type: "List<AWS::EC2::Subnet::Id>", Description: ptr("private subnets the function runs in")}
 
+	if err := securityGroup(t, cfg); err != nil {
+		return nil, err
+	}
+
+	env := map[string]string{"DRAWBRIDGE_CONFIG": "/var/task/" + configFile}
+	for _, name := range secretEnvs(cfg) {
+		p := paramName(name)
+		t.Parameters[p] = cloudformation.Parameter{Type: "String", NoEcho: ptr(true), MinLength: ptr(1),
+			Description: ptr("value of " + name + " for the drawbridge function")}
+		env[name] = cloudformation.Ref(p)
+	}
+
+	routeSettings := functions(t, cfg, env)
+	if cfg.API != "http" {
+		t.Resources["Api"] = &serverless.Api{
+			StageName:             cfg.Stage,
+			Name:                  ptr("drawbridge"),
+			EndpointConfiguration: &serverless.Api_EndpointConfiguration{Type: ptr("REGIONAL")},
+			MethodSettings:        methodSettings(cfg),
+		}
+		keysAndPlans(t, cfg)
+	} else {
+		api := &serverless.HttpApi{StageName: ptr(cfg.Stage)}
+		if s := cfg.Throttle; s != nil {
+			api.DefaultRouteSettings = &serverless.HttpApi_RouteSettings{ThrottlingRateLimit: ptr(float64(s.Rate)), ThrottlingBurstLimit: ptr(int(s.Burst))}
+		}
+		t.Resources["Api"] = api
+	}
+	t.Outputs["ApiUrl"] = cloudformation.Output{Value: cloudformation.Sub("https://${Api}.execute-api.${AWS::Region}.amazonaws.com/" + cfg.Stage + "/")}
+
+	raw, err := t.JSON()
+	if err != nil {
+		return nil, fmt.Errorf("sam: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var doc map[string]any
+	if err := dec.Decode(&doc); err != nil {
+		return nil, fmt.Errorf("sam: %w", err)
+	}
+	integers(doc)
+	patch(doc, cfg, routeSettings)
+	return render(doc, notes)
+}
+
+// securityGroup adds the function's security group: egress exactly as
+// egressRules says, host-name targets' CIDRs as parameters.
+func securityGroup(t *cloudformation.Template, cfg *config.Config) error {
 	rules, err := egressRules(cfg)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	sg := &ec2.SecurityGroup{
 		GroupDescription: "drawbridge: egress only to the backends",
@@ -73,15 +121,13 @@ func SAM(cfg *config.Config) ([]byte, error) {
 		sg.SecurityGroupEgress = []ec2.SecurityGroup_Egress{{IpProtocol: "icmp", FromPort: ptr(-1), ToPort: ptr(-1), CidrIp: ptr("127.0.0.1/32"), Description: ptr("no egress")}}
 	}
 	t.Resources["SecurityGroup"] = sg
+	return nil
+}
 
-	env := map[string]string{"DRAWBRIDGE_CONFIG": "/var/task/" + configFile}
-	for _, name := range secretEnvs(cfg) {
-		p := paramName(name)
-		t.Parameters[p] = cloudformation.Parameter{Type: "String", NoEcho: ptr(true), MinLength: ptr(1),
-			Description: ptr("value of " + name + " for the drawbridge function")}
-		env[name] = cloudformation.Ref(p)
-	}
-
+// functions adds one drawbridge function per distinct route timeout, with
+// an event per route and method. It returns the HTTP API's per-route
+// throttles, which go on the API.
+func functions(t *cloudformation.Template, cfg *config.Config, env map[string]string) map[string]any {
 	rest := cfg.API != "http"
 	routeSettings := map[string]any{}
 	for g, idx := range groupRoutes(cfg, func(r config.Route) int { return seconds(r.Timeout) }) {
@@ -121,37 +167,12 @@ func SAM(cfg *config.Config) ([]byte, error) {
 		}
 		t.Resources[functionName(g)] = fn
 	}
+	return routeSettings
+}
 
-	if rest {
-		api := &serverless.Api{
-			StageName:             cfg.Stage,
-			Name:                  ptr("drawbridge"),
-			EndpointConfiguration: &serverless.Api_EndpointConfiguration{Type: ptr("REGIONAL")},
-			MethodSettings:        methodSettings(cfg),
-		}
-		t.Resources["Api"] = api
-		keysAndPlans(t, cfg)
-		t.Outputs["ApiUrl"] = cloudformation.Output{Value: cloudformation.Sub("https://${Api}.execute-api.${AWS::Region}.amazonaws.com/" + cfg.Stage + "/")}
-	} else {
-		api := &serverless.HttpApi{StageName: ptr(cfg.Stage)}
-		if s := cfg.Throttle; s != nil {
-			api.DefaultRouteSettings = &serverless.HttpApi_RouteSettings{ThrottlingRateLimit: ptr(float64(s.Rate)), ThrottlingBurstLimit: ptr(int(s.Burst))}
-		}
-		t.Resources["Api"] = api
-		t.Outputs["ApiUrl"] = cloudformation.Output{Value: cloudformation.Sub("https://${Api}.execute-api.${AWS::Region}.amazonaws.com/" + cfg.Stage + "/")}
-	}
-
-	raw, err := t.JSON()
-	if err != nil {
-		return nil, fmt.Errorf("sam: %w", err)
-	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var doc map[string]any
-	if err := dec.Decode(&doc); err != nil {
-		return nil, fmt.Errorf("sam: %w", err)
-	}
-	integers(doc)
+// patch sets on goformation's JSON what its schema cannot say.
+func patch(doc map[string]any, cfg *config.Config, routeSettings map[string]any) {
+	rest := cfg.API != "http"
 	res := doc["Resources"].(map[string]any)
 	for _, r := range res {
 		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" {
@@ -161,18 +182,11 @@ func SAM(cfg *config.Config) ([]byte, error) {
 	}
 	apiProps := res["Api"].(map[string]any)["Properties"].(map[string]any)
 	if rest && cfg.ResourcePolicy != "" {
-		var policy map[string]any
-		json.Unmarshal([]byte(cfg.ResourcePolicy), &policy)
-		stmts, _ := policy["Statement"].([]any)
-		if m, ok := policy["Statement"].(map[string]any); ok {
-			stmts = []any{m}
-		}
-		apiProps["Auth"] = map[string]any{"ResourcePolicy": map[string]any{"CustomStatements": stmts}}
+		apiProps["Auth"] = map[string]any{"ResourcePolicy": map[string]any{"CustomStatements": statements(cfg)}}
 	}
 	if !rest && len(routeSettings) > 0 {
 		apiProps["RouteSettings"] = routeSettings
 	}
-	return render(doc, notes)
 }
 
 // integers turns JSON numbers back into int64 or float64, so YAML

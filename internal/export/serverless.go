@@ -2,7 +2,6 @@ package export
 
 import (
 	"bytes"
-	"encoding/json"
 	"fmt"
 	"strings"
 
@@ -39,14 +38,7 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 		{Key: "environment", Value: env},
 	}
 	if rest && cfg.ResourcePolicy != "" {
-		var policy map[string]any
-		if err := json.Unmarshal([]byte(cfg.ResourcePolicy), &policy); err != nil {
-			return nil, fmt.Errorf("serverless: resource_policy: %w", err)
-		}
-		stmts := policy["Statement"]
-		if m, ok := stmts.(map[string]any); ok {
-			stmts = []any{m}
-		}
+		stmts := statements(cfg)
 		// v3 reads provider.apiGateway.resourcePolicy; the blog's older
 		// provider.resourcePolicy packages an empty Policy
 		provider = append(provider, yaml.MapItem{Key: "apiGateway", Value: yaml.MapSlice{{Key: "resourcePolicy", Value: stmts}}})
