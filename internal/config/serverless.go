@@ -617,7 +617,22 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 		return
 	}
 	var nat Native
-	if err := decodeNative(n, &nat); err != nil {
+	if sn := s.r.root.at("custom").at("drawbridge"); hasVariable(sn) {
+		// resolve, then decode the result; errors point to custom.drawbridge
+		v, err := s.r.plain(sn)
+		if err != nil {
+			s.fail(err)
+			return
+		}
+		b, err := yaml.Marshal(v)
+		if err == nil {
+			err = yaml.UnmarshalWithOptions(b, &nat, yaml.Strict())
+		}
+		if err != nil {
+			s.errorf(sn.line, "custom.drawbridge: %s", yamlMessage(err))
+			return
+		}
+	} else if err := decodeNative(n, &nat); err != nil {
 		var ne *nodeError
 		if errors.As(err, &ne) {
 			s.errorf(ne.line, "custom.drawbridge: %s", ne.msg)
@@ -635,6 +650,22 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 			s.from("$."+k, nodeLine(mv.Key), "custom.drawbridge."+k)
 		}
 	}
+}
+
+// hasVariable reports whether a ${...} appears in n or under it.
+func hasVariable(n *snode) bool {
+	if n == nil {
+		return false
+	}
+	if n.kind == snScalar {
+		return strings.Contains(n.str, "${")
+	}
+	for _, c := range append(n.vals, n.items...) {
+		if hasVariable(c) {
+			return true
+		}
+	}
+	return false
 }
 
 func decodeNative(n ast.Node, nat *Native) (err error) {

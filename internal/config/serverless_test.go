@@ -558,7 +558,13 @@ func TestServerlessDrawbridgeKeys(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:0" || cfg.State.Driver != "memory" || cfg.Egress.Allow[0] != "10.0.0.5/32:8080" || cfg.Admin != DefaultAdmin {
 		t.Errorf("listen %q, state %q, egress %v, admin %q", cfg.Listen, cfg.State.Driver, cfg.Egress.Allow, cfg.Admin)
 	}
+	cfg = importString(t, slsHead+"custom:\n  port: 9191\n  drawbridge:\n    listen: 127.0.0.1:${self:custom.port}\n    limits:\n      max_body_bytes: ${env:DB_TEST_MAX, 2048}\n"+
+		slsFn("      - http: POST forward\n"), nil, ServerlessOptions{})
+	if cfg.Listen != "127.0.0.1:9191" || cfg.Limits.MaxBodyBytes != 2048 {
+		t.Errorf("with variables: listen %q, max body %d", cfg.Listen, cfg.Limits.MaxBodyBytes)
+	}
 	for _, c := range []struct{ custom, want string }{
+		{"    lisen: ${opt:stage, 'x'}\n", `s.yml:6: custom.drawbridge: unknown field "lisen"`},
 		{"    lisen: x\n", `s.yml:6: custom.drawbridge: unknown field "lisen"`},
 		{"    state: {driver: disk}\n", `s.yml:6: state.driver: "disk" is not one of memory, embedded, redis`},
 		{"    routes: []\n", `s.yml:6: custom.drawbridge: unknown field "routes"`},
