@@ -9,6 +9,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/egress"
+	"github.com/drawbridge/drawbridge/internal/export"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/store/memory"
@@ -36,6 +37,9 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	for _, w := range cfg.Warnings {
 		fmt.Fprintln(stderr, w)
+	}
+	for _, n := range export.Notes(cfg) {
+		fmt.Fprintln(stderr, "note: if deployed with drawbridge export, AWS cannot enforce:", n)
 	}
 	guard, err := egress.Compile(cfg, egress.Options{}, nil)
 	if err != nil {

@@ -43,6 +43,10 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runIPSets(rest, stdout, stderr)
 	case "deliveries":
 		err = runDeliveries(rest, stdout, stderr)
+	case "import":
+		err = runImport(rest, stdout, stderr)
+	case "export":
+		err = runExport(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
@@ -106,6 +110,10 @@ Usage:
                                 refresh the local copy of GitHub's hook ranges from a saved /meta JSON
   drawbridge deliveries [-c FILE] list|show ID|replay ID|purge
                                 inspect and replay the durable webhook queue
+  drawbridge import serverless FILE [--stage S] [--region R]
+                                write a serverless.yml as a commented drawbridge.yaml (stdout)
+  drawbridge export sam|serverless [-c FILE] [-o OUT]
+                                write a template that makes API Gateway enforce the same limits
   drawbridge version            print version, commit and Go version
 `)
 }

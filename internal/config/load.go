@@ -63,35 +63,69 @@ func Parse(file string, data []byte, env LookupEnv) (*Config, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
-	fail := func(line int, msg string) error {
-		return &Error{Problems: []Problem{{File: file, Line: line, Msg: msg}}}
-	}
-	f, err := parser.ParseBytes(data, 0)
+	f, err := parseDoc(file, data)
 	if err != nil {
-		return nil, fail(yamlLine(err), yamlMessage(err))
+		return nil, err
 	}
-	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		return nil, fail(0, "config is empty")
-	}
-	if len(f.Docs) > 1 {
-		return nil, fail(docLine(f.Docs[1]), "more than one YAML document")
+	body := f.Docs[0].Body
+	// A Serverless Framework file is accepted as it is (DESIGN §3).
+	if isServerless(body) {
+		im, err := importServerless(file, body, env, ServerlessOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return im.Config, nil
 	}
 	cfg := &Config{}
-	if err := decode(f.Docs[0].Body, cfg); err != nil {
+	if err := decode(body, cfg); err != nil {
 		var ne *nodeError
 		if errors.As(err, &ne) {
-			return nil, fail(ne.line, ne.msg)
+			return nil, problem(file, ne.line, ne.msg)
 		}
-		return nil, fail(yamlLine(err), yamlMessage(err))
+		return nil, problem(file, yamlLine(err), yamlMessage(err))
 	}
 	cfg.File = file
-	v := &validator{cfg: cfg, file: file, ast: f, env: env}
+	return validate(&validator{cfg: cfg, file: file, ast: f, env: env})
+}
+
+func problem(file string, line int, msg string) error {
+	return &Error{Problems: []Problem{{File: file, Line: line, Msg: msg}}}
+}
+
+// parseDoc reads data as exactly one YAML document with a body.
+func parseDoc(file string, data []byte) (*ast.File, error) {
+	f, err := parseBytes(data)
+	if err != nil {
+		return nil, problem(file, yamlLine(err), yamlMessage(err))
+	}
+	if len(f.Docs) == 0 || f.Docs[0].Body == nil {
+		return nil, problem(file, 0, "config is empty")
+	}
+	if len(f.Docs) > 1 {
+		return nil, problem(file, docLine(f.Docs[1]), "more than one YAML document")
+	}
+	return f, nil
+}
+
+// validate fills defaults and checks v.cfg, whatever format it was read
+// from: drawbridge.yaml and serverless.yml get the same checks.
+func validate(v *validator) (*Config, error) {
 	v.run()
 	if len(v.problems) > 0 {
 		return nil, &Error{Problems: v.problems}
 	}
-	cfg.Warnings = v.warnings
-	return cfg, nil
+	v.cfg.Warnings = append(v.cfg.Warnings, v.warnings...)
+	return v.cfg, nil
+}
+
+// parseBytes is parser.ParseBytes made panic-safe, as decode.
+func parseBytes(data []byte) (f *ast.File, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			f, err = nil, errors.New("malformed YAML that the parser cannot read")
+		}
+	}()
+	return parser.ParseBytes(data, 0)
 }
 
 // decode turns the AST into cfg. goccy/go-yaml can panic on odd input
@@ -185,10 +219,13 @@ func (p *Policy) UnmarshalYAML(node ast.Node) error {
 }
 
 type validator struct {
-	cfg      *Config
-	file     string
-	ast      *ast.File
-	env      LookupEnv
+	cfg  *Config
+	file string
+	ast  *ast.File
+	env  LookupEnv
+	// lineOf, when set, maps a drawbridge path such as "$.routes[0].timeout"
+	// to a line of another format's file (serverless.yml) instead of ast.
+	lineOf   func(path string) int
 	problems []Problem
 	warnings []Problem
 }
@@ -196,6 +233,9 @@ type validator struct {
 // line finds the line of a YAML path such as "$.routes[2].timeout",
 // falling back to its parents when the key is absent.
 func (v *validator) line(path string) int {
+	if v.lineOf != nil {
+		return v.lineOf(path)
+	}
 	for path != "" && path != "$" {
 		if p, err := yaml.PathString(path); err == nil {
 			if n, err := p.FilterFile(v.ast); err == nil && n != nil && n.GetToken() != nil {

@@ -1,0 +1,387 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// API keys and usage plans, in the plugin's and the framework's spellings.
+
+// keyEnvName is the variable a key without a value is read from: AWS
+// generates such keys, so their value must be given to drawbridge.
+func keyEnvName(name string) string {
+	var b strings.Builder
+	b.WriteString("DRAWBRIDGE_KEY_")
+	for _, c := range strings.ToUpper(name) {
+		if c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' {
+			b.WriteRune(c)
+		} else {
+			b.WriteByte('_')
+		}
+	}
+	return b.String()
+}
+
+// envOnly matches a value that is exactly ${env:NAME} (with an optional
+// fallback): the key stays in the environment, as value_env.
+var envOnly = regexp.MustCompile(`^\$\{\s*env:([A-Za-z_][A-Za-z0-9_]*)\s*(,[^{}]*)?\}$`)
+
+// keyValue fills k's value_env or sha256 from a serverless key value: none
+// (AWS would generate it) → value_env DRAWBRIDGE_KEY_<NAME>; ${env:X} →
+// value_env X; any other value → its SHA-256, with a warning that the
+// key is written in the file. The plain value is never kept.
+func (s *slsImport) keyValue(k *APIKey, n *snode, line int, what string) {
+	if n == nil {
+		k.ValueEnv = keyEnvName(k.Name)
+		return
+	}
+	if n.kind == snScalar && n.typ == tString {
+		if m := envOnly.FindStringSubmatch(n.str); m != nil {
+			if _, set := s.r.env(m[1]); set || m[2] == "" {
+				k.ValueEnv = m[1]
+				return
+			}
+		}
+	}
+	v := s.val(n)
+	if v == nil {
+		return
+	}
+	if v.kind == snMap {
+		if enc := v.at("encrypted"); enc != nil {
+			s.errorf(line, "%s: KMS-encrypted values cannot be decrypted outside AWS: put the key in an environment variable and write value: ${env:NAME}", what)
+			return
+		}
+	}
+	val, ok := s.text(v, what)
+	if !ok {
+		return
+	}
+	if !keyFormat.MatchString(val) {
+		s.errorf(line, "%s: API Gateway keys are 20 to 128 letters and digits, this one has %d characters", what, len(val))
+		return
+	}
+	sum := sha256.Sum256([]byte(val))
+	k.SHA256 = hex.EncodeToString(sum[:])
+	s.warnf(line, "%s: the key is written in the file, so whoever reads the file can call the API: use value: ${env:NAME}", what)
+}
+
+var planRules = map[string]rule{
+	"name": use, "quota": use, "throttle": use, "description": skip(awsOnly), "tags": skip(awsOnly),
+}
+
+// plan reads a usage plan body: quota {limit, period, offset}, throttle
+// {burstLimit, rateLimit}.
+func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
+	var up UsagePlan
+	if q, line := m.get("quota"); q != nil {
+		w := what + ".quota"
+		if qm := s.keys(q, w, true, map[string]rule{"limit": use, "period": use, "offset": use}); qm != nil {
+			up.Quota = &Quota{}
+			s.from(path+".quota", line, w)
+			s.field(qm, "limit", w, path+".quota.limit", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Quota.Limit = Int(v)
+				return ok
+			})
+			s.field(qm, "period", w, path+".quota.period", func(n *snode, w string) bool {
+				v, ok := s.text(n, w)
+				up.Quota.Period = strings.ToUpper(v)
+				return ok
+			})
+			s.field(qm, "offset", w, path+".quota.offset", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Quota.Offset = Int(v)
+				return ok
+			})
+		}
+	}
+	if t, line := m.get("throttle"); t != nil {
+		w := what + ".throttle"
+		if tm := s.keys(t, w, true, map[string]rule{"burstLimit": use, "rateLimit": use}); tm != nil {
+			up.Throttle = &Throttle{}
+			s.from(path+".throttle", line, w)
+			s.field(tm, "rateLimit", w, path+".throttle.rate", func(n *snode, w string) bool {
+				v, ok := s.number(n, w)
+				up.Throttle.Rate = Number(v)
+				return ok
+			})
+			s.field(tm, "burstLimit", w, path+".throttle.burst", func(n *snode, w string) bool {
+				v, ok := s.integer(n, w)
+				up.Throttle.Burst = Int(v)
+				return ok
+			})
+		}
+	}
+	return up
+}
+
+// name reads the required text key "name" of m.
+func (s *slsImport) name(m *snode, what string) (string, bool) {
+	n := m.at("name")
+	if n == nil {
+		s.errorf(m.line, "%s: name is required", what)
+		return "", false
+	}
+	return s.text(n, what+".name")
+}
+
+// field reads m's key with read and records that path came from it.
+func (s *slsImport) field(m *snode, key, what, path string, read func(n *snode, what string) bool) {
+	if n, line := m.get(key); n != nil && read(n, what+"."+key) {
+		s.from(path, line, what+"."+key)
+	}
+}
+
+// addPlan adds a named plan; the same name twice must mean the same plan.
+func (s *slsImport) addPlan(name string, up UsagePlan, line int, what string) {
+	if s.cfg.UsagePlans == nil {
+		s.cfg.UsagePlans = map[string]UsagePlan{}
+	}
+	if old, ok := s.cfg.UsagePlans[name]; ok {
+		if !samePlan(old, up) && (up.Quota != nil || up.Throttle != nil) {
+			s.errorf(line, "%s: usage plan %q is defined twice with different limits", what, name)
+		}
+		return
+	}
+	s.cfg.UsagePlans[name] = up
+	s.from("$.usage_plans."+name, line, what)
+}
+
+func samePlan(a, b UsagePlan) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return string(ja) == string(jb)
+}
+
+func (s *slsImport) addKey(k APIKey, line int, what string) {
+	for _, o := range s.cfg.APIKeys {
+		if o.Name == k.Name {
+			s.errorf(line, "%s: API key %q is defined twice", what, k.Name)
+			return
+		}
+	}
+	path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
+	s.cfg.APIKeys = append(s.cfg.APIKeys, k)
+	s.from(path, line, what)
+}
+
+func (s *slsImport) apiKeys(top, p *snode) {
+	if n, line := p.get("apiKeys"); n != nil {
+		s.errorf(line, "provider.apiKeys: Serverless v3 reads API keys from provider.apiGateway.apiKeys; move them there")
+	}
+	s.pluginKeys(top, p)
+	s.nativeKeys(p)
+}
+
+var pluginKeyRules = map[string]rule{
+	"name": use, "value": use, "usagePlan": use, "description": skip(awsOnly), "customerId": skip(awsOnly),
+}
+
+// pluginKeys reads custom.apiKeys of serverless-add-api-key: a list, or a
+// list per stage; each key's usagePlan, else provider.usagePlan, else a
+// plan of its own with no limits ("<name>-usage-plan", as the plugin).
+func (s *slsImport) pluginKeys(top, p *snode) {
+	custom := s.val(top.at("custom"))
+	if custom == nil || custom.kind != snMap {
+		return
+	}
+	n, line := custom.get("apiKeys")
+	if n == nil {
+		return
+	}
+	if !s.plugins[pluginAPIKey] {
+		s.warnf(line, "custom.apiKeys is applied although plugins does not list %s", pluginAPIKey)
+	}
+	what := "custom.apiKeys"
+	if v := s.val(n); v != nil && v.kind == snMap {
+		// stage-specific: custom.apiKeys.<stage>: [...]
+		n = v.at(s.cfg.Stage)
+		what += "." + s.cfg.Stage
+		if n == nil {
+			s.warnf(v.line, "custom.apiKeys has no keys for stage %s", s.cfg.Stage)
+			return
+		}
+	}
+	var defPlan *snode
+	if up := p.at("usagePlan"); up != nil {
+		defPlan = s.keys(up, "provider.usagePlan", true, planRules)
+	}
+	for i, item := range s.list(n, what) {
+		w := fmt.Sprintf("%s[%d]", what, i)
+		m := s.keys(item, w, true, pluginKeyRules)
+		if m == nil {
+			continue
+		}
+		name, ok := s.name(m, w)
+		if !ok {
+			continue
+		}
+		k := APIKey{Name: name}
+		val, vline := m.get("value")
+		s.keyValue(&k, val, vline, w+".value")
+		path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
+		planNode, pl := m.get("usagePlan")
+		planWhat := w + ".usagePlan"
+		if planNode == nil && defPlan != nil {
+			planNode, pl, planWhat = defPlan, defPlan.line, "provider.usagePlan"
+		}
+		if planNode != nil {
+			pm := planNode
+			if planNode != defPlan { // provider.usagePlan is checked once
+				pm = s.keys(planNode, planWhat, true, planRules)
+			}
+			if pm == nil {
+				continue
+			}
+			pname, ok := s.name(pm, planWhat)
+			if !ok {
+				continue
+			}
+			s.addPlan(pname, s.plan(pm, planWhat, "$.usage_plans."+pname), pl, planWhat)
+			k.Plan = pname
+		} else {
+			k.Plan = name + "-usage-plan"
+			s.addPlan(k.Plan, UsagePlan{}, m.line, w)
+		}
+		s.from(path+".plan", pl, planWhat)
+		s.from(path+".value_env", vline, w+".value")
+		s.from(path+".name", m.line, w+".name")
+		s.addKey(k, m.line, w)
+	}
+}
+
+var nativeKeyRules = map[string]rule{
+	"name": use, "value": use, "enabled": use, "description": skip(awsOnly), "customerId": skip(awsOnly),
+}
+
+var apiGatewayRules = map[string]rule{
+	"resourcePolicy": use, "apiKeys": use, "usagePlan": use, "apiKeySourceType": use,
+	"restApiId": skip(awsOnly), "restApiRootResourceId": skip(awsOnly), "restApiResources": skip(awsOnly),
+	"websocketApiId": skip(awsOnly), "minimumCompressionSize": skip(awsOnly), "binaryMediaTypes": skip(awsOnly),
+	"description": skip(awsOnly), "shouldStartNameWithService": skip(awsOnly), "metrics": skip(awsOnly),
+	"disableDefaultEndpoint": skip(awsOnly), "request": skip(awsOnly), "stage": skip(awsOnly),
+	"timeoutInMillis": skip(awsOnly),
+}
+
+// nativeKeys reads provider.apiGateway.apiKeys and usagePlan, the
+// framework's own form. One usagePlan (a mapping) is named
+// "<service>-<stage>" as the framework names it and holds every key; a
+// list of {PLAN: {...}} names plans that keys are grouped under
+// (apiKeys: [{PLAN: [key, ...]}]).
+func (s *slsImport) nativeKeys(p *snode) {
+	ag := s.keys(p.at("apiGateway"), "provider.apiGateway", false, apiGatewayRules)
+	if ag == nil {
+		return
+	}
+	if n, line := ag.get("apiKeySourceType"); n != nil {
+		if v, ok := s.text(n, "provider.apiGateway.apiKeySourceType"); ok && strings.ToUpper(v) != "HEADER" {
+			s.errorf(line, "provider.apiGateway.apiKeySourceType %s: drawbridge reads keys from the x-api-key header only", v)
+		}
+	}
+	single := ""
+	if n, line := ag.get("usagePlan"); n != nil {
+		v := s.val(n)
+		switch {
+		case v == nil:
+		case v.kind == snMap:
+			single = s.service + "-" + s.cfg.Stage
+			m := s.keys(v, "provider.apiGateway.usagePlan", true, planRules)
+			if m != nil {
+				s.addPlan(single, s.plan(m, "provider.apiGateway.usagePlan", "$.usage_plans."+single), line, "provider.apiGateway.usagePlan")
+			}
+		case v.kind == snSeq:
+			for i, item := range v.items {
+				w := fmt.Sprintf("provider.apiGateway.usagePlan[%d]", i)
+				im := s.val(item)
+				if im == nil || im.kind != snMap || len(im.keys) != 1 {
+					s.errorf(item.line, "%s: want {PLAN_NAME: {quota, throttle}}", w)
+					continue
+				}
+				name := im.keys[0]
+				m := s.keys(im.vals[0], w+"."+name, true, planRules)
+				up := UsagePlan{}
+				if m != nil {
+					up = s.plan(m, w+"."+name, "$.usage_plans."+name)
+				}
+				s.addPlan(name, up, im.kline[0], w)
+			}
+		default:
+			s.errorf(v.line, "provider.apiGateway.usagePlan: want a mapping or a list of plans, got %s", describe(v))
+		}
+	}
+	n := ag.at("apiKeys")
+	items := s.list(n, "provider.apiGateway.apiKeys")
+	if len(items) > 0 && single == "" && len(s.cfg.UsagePlans) == 0 {
+		// the framework makes a plan without limits for the keys
+		single = s.service + "-" + s.cfg.Stage
+		s.addPlan(single, UsagePlan{}, n.line, "provider.apiGateway.apiKeys")
+	}
+	for i, item := range items {
+		w := fmt.Sprintf("provider.apiGateway.apiKeys[%d]", i)
+		v := s.val(item)
+		if v == nil {
+			continue
+		}
+		if v.kind == snMap && len(v.keys) == 1 && v.keys[0] != "name" {
+			// {PLAN: [keys]}
+			plan := v.keys[0]
+			if _, ok := s.cfg.UsagePlans[plan]; !ok {
+				s.errorf(v.kline[0], "%s: usage plan %q is not in provider.apiGateway.usagePlan", w, plan)
+				continue
+			}
+			for j, ki := range s.list(v.vals[0], w+"."+plan) {
+				s.nativeKey(ki, fmt.Sprintf("%s.%s[%d]", w, plan, j), plan)
+			}
+			continue
+		}
+		if single == "" {
+			s.errorf(v.line, "%s: with several usage plans, group keys under a plan name", w)
+			continue
+		}
+		s.nativeKey(v, w, single)
+	}
+}
+
+// nativeKey reads one framework key: a name, or {name, value, enabled}.
+func (s *slsImport) nativeKey(n *snode, what, plan string) {
+	v := s.val(n)
+	if v == nil {
+		return
+	}
+	k := APIKey{Plan: plan}
+	path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
+	if v.kind == snScalar {
+		name, ok := s.text(v, what)
+		if !ok {
+			return
+		}
+		k.Name = name
+		s.keyValue(&k, nil, v.line, what)
+		s.addKey(k, v.line, what)
+		return
+	}
+	m := s.keys(v, what, true, nativeKeyRules)
+	if m == nil {
+		return
+	}
+	name, ok := s.name(m, what)
+	if !ok {
+		return
+	}
+	k.Name = name
+	val, vline := m.get("value")
+	s.keyValue(&k, val, vline, what+".value")
+	s.from(path+".value_env", vline, what+".value")
+	if en, l := m.get("enabled"); en != nil {
+		if b, ok := s.boolean(en, what+".enabled"); ok {
+			k.Enabled = &b
+			s.from(path+".enabled", l, what+".enabled")
+		}
+	}
+	s.addKey(k, m.line, what)
+}

@@ -1,0 +1,602 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+)
+
+var update = flag.Bool("update", false, "rewrite .golden files")
+
+const blogKey = "blogTestKey0123456789abcdef"
+
+// keyEnv gives every DRAWBRIDGE_KEY_* variable a key value, as a user
+// following the import's instructions would.
+func keyEnv(extra map[string]string) LookupEnv {
+	return func(k string) (string, bool) {
+		if v, ok := extra[k]; ok {
+			return v, true
+		}
+		if strings.HasPrefix(k, "DRAWBRIDGE_KEY_") {
+			return blogKey, true
+		}
+		return "", false
+	}
+}
+
+func loadBlog(t *testing.T) *Config {
+	t.Helper()
+	data, err := os.ReadFile("testdata/serverless/blog.yml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Parse("blog.yml", data, keyEnv(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func ptr[T any](v T) *T { return &v }
+
+// guards is the part of a Config that decides requests: what import and
+// export must keep.
+type guards struct {
+	Stage, API, Region string
+	Throttle           *Throttle
+	Policy             any
+	Plans              map[string]UsagePlan
+	Keys               []APIKey
+	Routes             []Route
+	Egress             []string
+}
+
+func guardsOf(c *Config) guards {
+	g := guards{Stage: c.Stage, API: c.API, Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
+	if c.ResourcePolicy != "" {
+		json.Unmarshal([]byte(c.ResourcePolicy), &g.Policy)
+	}
+	for _, k := range c.APIKeys {
+		k.Line = 0
+		g.Keys = append(g.Keys, k)
+	}
+	for _, r := range c.Routes {
+		r.Line = 0
+		g.Routes = append(g.Routes, r)
+	}
+	return g
+}
+
+// TestServerlessBlog: the blog's serverless.yml gives the guards that
+// DESIGN §3 writes natively (acceptance 1 at the Config level).
+func TestServerlessBlog(t *testing.T) {
+	cfg := loadBlog(t)
+	var policy any
+	json.Unmarshal([]byte(`{"Version":"2012-10-17","Statement":[
+	 {"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":["execute-api:/*/*/forward"],
+	  "Condition":{"NotIpAddress":{"aws:SourceIp":["192.30.252.0/22","185.199.108.0/22","140.82.112.0/20"]}}},
+	 {"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":["execute-api:/*/*/forward"],
+	  "Condition":{"IpAddress":{"aws:SourceIp":["192.30.252.0/22","185.199.108.0/22","140.82.112.0/20"]}}}]}`), &policy)
+	want := guards{
+		Stage: "dev", API: "rest", Region: "eu-west-1",
+		Throttle: &Throttle{Rate: 100, Burst: 50},
+		Policy:   policy,
+		Plans: map[string]UsagePlan{"global-plan": {
+			Quota:    &Quota{Limit: 1000, Period: "DAY"},
+			Throttle: &Throttle{Rate: 50, Burst: 100},
+		}},
+		Keys: []APIKey{{Name: "secret", Plan: "global-plan", ValueEnv: "DRAWBRIDGE_KEY_SECRET", Digest: sha256.Sum256([]byte(blogKey))}},
+		Routes: []Route{{
+			Path: "/forward", Methods: []string{"GET", "HEAD", "POST", "PUT"}, Target: "http://myurl:80",
+			Timeout: Duration(time.Second), APIKeyRequired: true, Response: "passthrough", Delivery: &Delivery{Mode: "sync"},
+		}},
+	}
+	if got := guardsOf(cfg); !reflect.DeepEqual(got, want) {
+		gj, _ := json.MarshalIndent(got, "", " ")
+		wj, _ := json.MarshalIndent(want, "", " ")
+		t.Errorf("blog guards:\n%s\nwant:\n%s", gj, wj)
+	}
+	if cfg.Routes[0].Line != 94 || cfg.APIKeys[0].Line != 22 {
+		t.Errorf("lines: route %d, key %d; want 94, 22", cfg.Routes[0].Line, cfg.APIKeys[0].Line)
+	}
+	// nothing the file asks AWS for is dropped silently
+	var warns []string
+	for _, w := range cfg.Warnings {
+		warns = append(warns, w.String())
+	}
+	all := strings.Join(warns, "\n")
+	for _, want := range []string{
+		"blog.yml:4: warning: plugins: serverless-python-requirements: ignored: not needed outside AWS",
+		"blog.yml:32: warning: resources: ignored: not needed outside AWS",
+		"blog.yml:54: warning: provider.runtime: ignored: not needed outside AWS",
+		"blog.yml:89: warning: functions.serverless-proxy.vpc: ignored: not needed outside AWS",
+	} {
+		if !strings.Contains(all, want) {
+			t.Errorf("warnings lack %q; got\n%s", want, all)
+		}
+	}
+}
+
+const slsHead = "service: svc\nprovider:\n  name: aws\n"
+
+func slsFn(events string) string {
+	return "functions:\n  proxy:\n    environment:\n      URL: http://10.0.0.5:8080/\n    events:\n" + events
+}
+
+func importString(t *testing.T, src string, env LookupEnv, opts ServerlessOptions) *Config {
+	t.Helper()
+	im, err := ImportServerless("s.yml", []byte(src), env, opts)
+	if err != nil {
+		t.Fatalf("import:\n%s\nerror: %v", src, err)
+	}
+	return im.Config
+}
+
+func TestServerlessVariables(t *testing.T) {
+	cases := []struct {
+		name   string
+		src    string
+		env    map[string]string
+		opts   ServerlessOptions
+		target string
+		stage  string
+	}{
+		{"self", "custom:\n  url: http://10.0.0.9:81/\n", nil, ServerlessOptions{}, "http://10.0.0.9:81/", "dev"},
+		{"self nested", "custom:\n  host: 10.0.0.9\n  port: 81\n  url: http://${self:custom.host}:${self:custom.port}/\n", nil, ServerlessOptions{}, "http://10.0.0.9:81/", "dev"},
+		{"opt stage default", "custom:\n  stage: ${opt:stage, 'staging'}\n  url: http://${self:custom.stage}.internal/\n", nil, ServerlessOptions{}, "http://staging.internal/", "dev"},
+		{"opt stage given", "custom:\n  url: http://${opt:stage, 'staging'}.internal/\n", nil, ServerlessOptions{Stage: "prod"}, "http://prod.internal/", "prod"},
+		{"env default", "custom:\n  url: ${env:DB_TEST_BACKEND, 'http://10.0.0.7/'}\n", nil, ServerlessOptions{}, "http://10.0.0.7/", "dev"},
+		{"env set", "custom:\n  url: ${env:DB_TEST_BACKEND, 'http://10.0.0.7/'}\n", map[string]string{"DB_TEST_BACKEND": "http://10.0.0.8/"}, ServerlessOptions{}, "http://10.0.0.8/", "dev"},
+		{"fallback chain", "custom:\n  url: ${env:DB_NOPE, ${opt:nope, self:custom.fallback}}\n  fallback: http://10.0.0.6/\n", nil, ServerlessOptions{}, "http://10.0.0.6/", "dev"},
+		{"unknown source falls back", "custom:\n  url: ${ssm:/backend/url, 'http://10.0.0.4/'}\n", nil, ServerlessOptions{}, "http://10.0.0.4/", "dev"},
+		{"variable in address", "custom:\n  urls:\n    dev: http://10.0.0.3/\n  url: ${self:custom.urls.${sls:stage}}\n", nil, ServerlessOptions{}, "http://10.0.0.3/", "dev"},
+		{"provider stage", "custom:\n  url: http://${self:provider.stage}.internal/\n", nil, ServerlessOptions{}, "http://dev.internal/", "dev"},
+		{"list index", "custom:\n  urls: [http://10.0.0.1/, http://10.0.0.2/]\n  url: ${self:custom.urls.1}\n", nil, ServerlessOptions{}, "http://10.0.0.2/", "dev"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := slsHead + "  stage: ${opt:stage, 'dev'}\n" + c.src +
+				"functions:\n  proxy:\n    environment:\n      URL: ${self:custom.url}\n    events:\n      - http: POST forward\n"
+			cfg := importString(t, src, env(c.env), c.opts)
+			if got := cfg.Routes[0].Target; got != c.target {
+				t.Errorf("target = %q, want %q", got, c.target)
+			}
+			if cfg.Stage != c.stage {
+				t.Errorf("stage = %q, want %q", cfg.Stage, c.stage)
+			}
+		})
+	}
+}
+
+func TestServerlessVariableErrors(t *testing.T) {
+	cases := []struct{ name, custom, want string }{
+		{"cycle", "  a: ${self:custom.b}\n  b: ${self:custom.a}\n  url: ${self:custom.a}\n", "s.yml:6: variable cycle: self:custom.a -> self:custom.b -> self:custom.a"},
+		{"self cycle", "  url: ${self:custom.url}\n", "s.yml:5: variable cycle: self:custom.url -> self:custom.url"},
+		{"unset", "  url: ${env:DB_TEST_UNSET}\n", "s.yml:5: cannot resolve ${env:DB_TEST_UNSET}: env:DB_TEST_UNSET not set"},
+		{"missing self", "  url: ${self:custom.nope}\n", "s.yml:5: cannot resolve ${self:custom.nope}"},
+		{"unterminated", "  url: ${self:custom.x\n", "s.yml:5: unterminated variable"},
+		{"no source", "  url: ${nope}\n", "s.yml:5: variable ${nope}: want source:address"},
+		{"list in text", "  l: [a]\n  url: http://${self:custom.l}/\n", "s.yml:6: variable ${self:custom.l} is used inside text but is not text itself"},
+		{"sls other", "  url: ${sls:instanceId}\n", "only sls:stage is known"},
+		{"aws source", "  url: ${ssm:/backend/url}\n", "cannot resolve ${ssm:/backend/url}: ssm:/backend/url (answered by AWS or the framework, not here) not set"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := slsHead + "custom:\n" + c.custom +
+				"functions:\n  proxy:\n    environment:\n      URL: ${self:custom.url}\n    events:\n      - http: POST forward\n"
+			_, err := ImportServerless("s.yml", []byte(src), nil, ServerlessOptions{})
+			if err == nil || !strings.Contains(err.Error(), c.want) {
+				t.Errorf("error = %v, want it to contain %q", err, c.want)
+			}
+		})
+	}
+}
+
+// TestServerlessVariableBounds: deep chains and exponential fan-out end
+// in an error, not in a hang.
+func TestServerlessVariableBounds(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(slsHead + "custom:\n  v0: http://10.0.0.1/\n")
+	for i := 1; i <= 40; i++ {
+		b.WriteString("  v" + strconv.Itoa(i) + ": ${self:custom.v" + strconv.Itoa(i-1) + "}\n")
+	}
+	b.WriteString("  url: ${self:custom.v40}\n")
+	b.WriteString("functions:\n  proxy:\n    environment:\n      URL: ${self:custom.url}\n    events:\n      - http: POST forward\n")
+	_, err := ImportServerless("s.yml", []byte(b.String()), nil, ServerlessOptions{})
+	if err == nil || !strings.Contains(err.Error(), "nested more than 16 deep") {
+		t.Errorf("deep chain: %v", err)
+	}
+
+	b.Reset()
+	b.WriteString(slsHead + "custom:\n  v0: x\n")
+	for i := 1; i <= 14; i++ {
+		v := "${self:custom.v" + strconv.Itoa(i-1) + "}"
+		b.WriteString("  v" + strconv.Itoa(i) + ": " + v + v + v + "\n")
+	}
+	b.WriteString("functions:\n  proxy:\n    environment:\n      URL: ${self:custom.v14}\n    events:\n      - http: POST forward\n")
+	start := time.Now()
+	_, err = ImportServerless("s.yml", []byte(b.String()), nil, ServerlessOptions{})
+	if err == nil || !strings.Contains(err.Error(), "too much work") {
+		t.Errorf("fan-out: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("fan-out took %s", d)
+	}
+}
+
+// TestServerlessThrottling: the plugin's stage settings and per-endpoint
+// throttling (both spellings of acceptance 2), inheritance and disabled.
+func TestServerlessThrottling(t *testing.T) {
+	src := slsHead + "plugins: [serverless-api-gateway-throttling]\n" +
+		"custom:\n  apiGatewayThrottling:\n    maxRequestsPerSecond: 100\n    maxConcurrentRequests: 50\n" +
+		slsFn("      - http: {path: a, method: get}\n"+
+			"      - http: {path: b, method: get, throttling: {maxRequestsPerSecond: 7, maxConcurrentRequests: 3}}\n"+
+			"      - http: {path: c, method: get, throttling: {maxConcurrentRequests: 9}}\n"+
+			"      - http: {path: d, method: get, throttling: {disabled: true}}\n")
+	cfg := importString(t, src, nil, ServerlessOptions{})
+	if *cfg.Throttle != (Throttle{Rate: 100, Burst: 50}) {
+		t.Errorf("stage throttle = %+v", *cfg.Throttle)
+	}
+	want := map[string]*Throttle{
+		"/a": nil,
+		"/b": {Rate: 7, Burst: 3},
+		"/c": {Rate: 100, Burst: 9},
+		"/d": {Rate: DefaultAccountRate, Burst: DefaultAccountBurst},
+	}
+	for _, r := range cfg.Routes {
+		if !reflect.DeepEqual(r.Throttle, want[r.Path]) {
+			t.Errorf("%s throttle = %+v, want %+v", r.Path, r.Throttle, want[r.Path])
+		}
+	}
+	// without the stage block, the plugin's defaults fill the gaps
+	cfg = importString(t, slsHead+"plugins: [serverless-api-gateway-throttling]\n"+
+		slsFn("      - http: {path: c, method: get, throttling: {maxRequestsPerSecond: 5}}\n"), nil, ServerlessOptions{})
+	if cfg.Throttle != nil || *cfg.Routes[0].Throttle != (Throttle{Rate: 5, Burst: 5000}) {
+		t.Errorf("defaults: stage %+v, route %+v", cfg.Throttle, cfg.Routes[0].Throttle)
+	}
+}
+
+// TestServerlessKeys: serverless-add-api-key's custom.apiKeys and the
+// framework's provider.apiGateway.apiKeys/usagePlan (both spellings of
+// acceptance 2), and how each kind of key value is kept out of the config.
+func TestServerlessKeys(t *testing.T) {
+	literal := "literalKeyValue0123456789"
+	digest := sha256.Sum256([]byte(literal))
+	envKey := sha256.Sum256([]byte("fromEnv0123456789abcdef"))
+	gen := sha256.Sum256([]byte(blogKey))
+	cases := []struct {
+		name  string
+		src   string
+		plans map[string]UsagePlan
+		keys  []APIKey
+		warn  string
+	}{
+		{
+			name: "plugin list",
+			src: "plugins: [serverless-add-api-key]\ncustom:\n  apiKeys:\n" +
+				"    - name: a\n      usagePlan: {name: p, quota: {limit: 10, period: week, offset: 2}, throttle: {burstLimit: 4, rateLimit: 2.5}}\n" +
+				"    - name: b\n      value: ${env:DB_TEST_KEY}\n      usagePlan: {name: p}\n" +
+				"    - name: c\n      value: " + literal + "\n",
+			plans: map[string]UsagePlan{
+				"p":            {Quota: &Quota{Limit: 10, Period: "WEEK", Offset: 2}, Throttle: &Throttle{Rate: 2.5, Burst: 4}},
+				"c-usage-plan": {},
+			},
+			keys: []APIKey{
+				{Name: "a", Plan: "p", ValueEnv: "DRAWBRIDGE_KEY_A", Digest: gen},
+				{Name: "b", Plan: "p", ValueEnv: "DB_TEST_KEY", Digest: envKey},
+				{Name: "c", Plan: "c-usage-plan", SHA256: hexOf(digest), Digest: digest},
+			},
+			warn: "s.yml:13: warning: custom.apiKeys[2].value: the key is written in the file",
+		},
+		{
+			name: "plugin per stage with provider plan",
+			src: "  usagePlan: {name: def, quota: {limit: 5, period: DAY}}\nplugins: [serverless-add-api-key]\ncustom:\n  apiKeys:\n" +
+				"    prod:\n      - name: x\n    dev:\n      - name: my-key\n",
+			plans: map[string]UsagePlan{"def": {Quota: &Quota{Limit: 5, Period: "DAY"}}},
+			keys:  []APIKey{{Name: "my-key", Plan: "def", ValueEnv: "DRAWBRIDGE_KEY_MY_KEY", Digest: gen}},
+		},
+		{
+			name: "native single plan",
+			src: "  apiGateway:\n    apiKeys:\n      - first\n      - name: second\n        value: ${env:DB_TEST_KEY}\n        enabled: false\n" +
+				"    usagePlan:\n      quota: {limit: 1000, period: DAY}\n      throttle: {burstLimit: 100, rateLimit: 50}\n",
+			plans: map[string]UsagePlan{"svc-dev": {Quota: &Quota{Limit: 1000, Period: "DAY"}, Throttle: &Throttle{Rate: 50, Burst: 100}}},
+			keys: []APIKey{
+				{Name: "first", Plan: "svc-dev", ValueEnv: "DRAWBRIDGE_KEY_FIRST", Digest: gen},
+				{Name: "second", Plan: "svc-dev", ValueEnv: "DB_TEST_KEY", Enabled: ptr(false), Digest: envKey},
+			},
+		},
+		{
+			name: "native plans",
+			src: "  apiGateway:\n    apiKeys:\n      - free: [f1]\n      - paid:\n          - name: p1\n            value: " + literal + "\n" +
+				"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY}}\n      - paid: {throttle: {burstLimit: 9, rateLimit: 8}}\n",
+			plans: map[string]UsagePlan{"free": {Quota: &Quota{Limit: 10, Period: "DAY"}}, "paid": {Throttle: &Throttle{Rate: 8, Burst: 9}}},
+			keys: []APIKey{
+				{Name: "f1", Plan: "free", ValueEnv: "DRAWBRIDGE_KEY_F1", Digest: gen},
+				{Name: "p1", Plan: "paid", SHA256: hexOf(digest), Digest: digest},
+			},
+		},
+		{
+			name:  "native keys without plan",
+			src:   "  apiGateway:\n    apiKeys: [solo]\n",
+			plans: map[string]UsagePlan{"svc-dev": {}},
+			keys:  []APIKey{{Name: "solo", Plan: "svc-dev", ValueEnv: "DRAWBRIDGE_KEY_SOLO", Digest: gen}},
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := slsHead + c.src + slsFn("      - http: {path: forward, method: post, private: true}\n")
+			cfg := importString(t, src, keyEnv(map[string]string{"DB_TEST_KEY": "fromEnv0123456789abcdef"}), ServerlessOptions{})
+			g := guardsOf(cfg)
+			if !reflect.DeepEqual(g.Plans, c.plans) {
+				gj, _ := json.Marshal(g.Plans)
+				wj, _ := json.Marshal(c.plans)
+				t.Errorf("plans %s, want %s", gj, wj)
+			}
+			if !reflect.DeepEqual(g.Keys, c.keys) {
+				t.Errorf("keys %+v\nwant %+v", g.Keys, c.keys)
+			}
+			var all []string
+			for _, w := range cfg.Warnings {
+				all = append(all, w.String())
+				if strings.Contains(w.String(), literal) {
+					t.Errorf("warning shows the key: %s", w)
+				}
+			}
+			if c.warn != "" && !strings.Contains(strings.Join(all, "\n"), c.warn) {
+				t.Errorf("warnings %q lack %q", all, c.warn)
+			}
+			if !cfg.Routes[0].APIKeyRequired {
+				t.Error("private: true did not require a key")
+			}
+		})
+	}
+}
+
+func hexOf(b [32]byte) string {
+	const digits = "0123456789abcdef"
+	out := make([]byte, 64)
+	for i, c := range b {
+		out[2*i], out[2*i+1] = digits[c>>4], digits[c&15]
+	}
+	return string(out)
+}
+
+// TestServerlessHTTPAPI: httpApi events make an api: http config, with
+// the string forms and the catch-all.
+func TestServerlessHTTPAPI(t *testing.T) {
+	src := slsHead + slsFn(
+		"      - httpApi:\n          path: /forward\n          method: get\n"+
+			"      - httpApi: POST /forward\n"+
+			"      - httpApi: 'GET /files/{proxy+}'\n"+
+			"      - httpApi: '*'\n")
+	cfg := importString(t, src, nil, ServerlessOptions{})
+	if cfg.API != "http" {
+		t.Errorf("api = %q, want http", cfg.API)
+	}
+	got := map[string]string{}
+	for _, r := range cfg.Routes {
+		got[r.Path] = strings.Join(r.Methods, ",")
+	}
+	want := map[string]string{"/forward": "GET,POST", "/files/*": "GET", "/*": strings.Join(AllMethods, ",")}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("routes %v, want %v", got, want)
+	}
+	if cfg.Routes[0].APIKeyRequired {
+		t.Error("httpApi route requires a key")
+	}
+}
+
+// TestServerlessTimeouts: function, provider, framework default, and API
+// Gateway's cap.
+func TestServerlessTimeouts(t *testing.T) {
+	cases := []struct {
+		name, provider, fn string
+		want               time.Duration
+	}{
+		{"function", "", "    timeout: 3\n", 3 * time.Second},
+		{"provider", "  timeout: 10\n", "", 10 * time.Second},
+		{"framework default", "", "", 6 * time.Second},
+		{"capped", "", "    timeout: 900\n", 29 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			src := slsHead + c.provider + "functions:\n  proxy:\n" + c.fn +
+				"    environment:\n      URL: http://10.0.0.5/\n    events:\n      - http: POST forward\n"
+			cfg := importString(t, src, nil, ServerlessOptions{})
+			if got := time.Duration(cfg.Routes[0].Timeout); got != c.want {
+				t.Errorf("timeout = %s, want %s", got, c.want)
+			}
+		})
+	}
+}
+
+// TestServerlessMalformed: broken serverless.yml files give FILE:LINE
+// errors, pinned in testdata/serverless/bad/*.golden (go test -update).
+func TestServerlessMalformed(t *testing.T) {
+	files, _ := filepath.Glob("testdata/serverless/bad/*.yml")
+	if len(files) < 5 {
+		t.Fatalf("only %d malformed files", len(files))
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			data, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = Parse(filepath.Base(f), data, keyEnv(nil))
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %v (%T), want *config.Error", err, err)
+			}
+			for _, p := range ce.Problems {
+				if p.Line == 0 {
+					t.Errorf("problem without a line: %s", p)
+				}
+			}
+			got := err.Error() + "\n"
+			golden := strings.TrimSuffix(f, ".yml") + ".golden"
+			if *update {
+				os.WriteFile(golden, []byte(got), 0o644)
+			}
+			want, _ := os.ReadFile(golden)
+			if got != string(want) {
+				t.Errorf("got:\n%swant:\n%s", got, want)
+			}
+		})
+	}
+}
+
+// TestServerlessCheckedLikeNative: values that come from serverless.yml
+// go through the same validator as drawbridge.yaml.
+func TestServerlessCheckedLikeNative(t *testing.T) {
+	src := slsHead + "functions:\n  a:\n    environment:\n      URL: http://10.0.0.5/\n    events:\n      - http: POST forward\n" +
+		"  b:\n    environment:\n      URL: http://10.0.0.6/\n    events:\n      - http: POST forward\n"
+	_, err := ImportServerless("s.yml", []byte(src), nil, ServerlessOptions{})
+	if err == nil || !strings.Contains(err.Error(), "s.yml:14: duplicate route POST /forward (first defined at line 9)") {
+		t.Errorf("error = %v", err)
+	}
+}
+
+func TestIsServerless(t *testing.T) {
+	blog, _ := os.ReadFile("testdata/serverless/blog.yml")
+	for _, c := range []struct {
+		data string
+		want bool
+	}{{string(blog), true}, {minimal, false}, {"service: x\n", true}, {"[", false}, {"", false}} {
+		if got := IsServerless([]byte(c.data)); got != c.want {
+			t.Errorf("IsServerless(%.20q) = %v", c.data, got)
+		}
+	}
+}
+
+// FuzzServerless: no serverless.yml crashes or hangs the loader, and
+// every failure is a *config.Error.
+func FuzzServerless(f *testing.F) {
+	files, _ := filepath.Glob("testdata/serverless/*.yml")
+	bad, _ := filepath.Glob("testdata/serverless/bad/*.yml")
+	for _, file := range append(files, bad...) {
+		if data, err := os.ReadFile(file); err == nil {
+			f.Add(data)
+		}
+	}
+	f.Add([]byte(slsHead + "custom:\n  a: &a {x: ${self:custom.b}}\n  b: *a\n" + slsFn("      - http: POST forward\n")))
+	f.Add([]byte(slsHead + slsFn("      - httpApi: '*'\n")))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := ImportServerless("f.yml", data, keyEnv(nil), ServerlessOptions{})
+		if err != nil {
+			var ce *Error
+			if !errors.As(err, &ce) {
+				t.Fatalf("error %T is not *config.Error", err)
+			}
+			return
+		}
+		if len(cfg.Config.Routes) == 0 {
+			t.Fatal("config without routes accepted")
+		}
+	})
+}
+
+// TestNativeRoundTrip: `drawbridge import`'s drawbridge.yaml loads into
+// the same Config as the serverless.yml it came from.
+func TestNativeRoundTrip(t *testing.T) {
+	files, _ := filepath.Glob("testdata/serverless/*.yml")
+	extra := []string{
+		slsHead + "plugins: [serverless-api-gateway-throttling]\ncustom:\n  apiGatewayThrottling: {maxRequestsPerSecond: 2.5}\n" +
+			slsFn("      - http: {path: 'files/{proxy+}', method: any, throttling: {maxConcurrentRequests: 3}}\n"),
+		slsHead + "  apiGateway:\n    apiKeys:\n      - free: [f1]\n      - paid: [{name: p1, value: literalKeyValue0123456789, enabled: false}]\n" +
+			"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY, offset: 3}}\n      - paid: {}\n" +
+			slsFn("      - http: {path: forward, method: post, private: true}\n"),
+		slsHead + slsFn("      - httpApi: '*'\n"),
+		slsHead + "custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    admin: \"off\"\n    client_ip: {trusted_proxies: [10.0.0.0/8]}\n" +
+			"    limits: {max_body_bytes: 1000}\n    server: {idle_timeout: 5s}\n    state: {driver: memory}\n" +
+			"    account_throttle: {rate: 9, burst: 8}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n    ip_sets: {office: [203.0.113.0/24]}\n" +
+			slsFn("      - http: POST forward\n"),
+	}
+	var srcs [][]byte
+	for _, f := range files {
+		data, _ := os.ReadFile(f)
+		srcs = append(srcs, data)
+	}
+	for _, e := range extra {
+		srcs = append(srcs, []byte(e))
+	}
+	for i, src := range srcs {
+		im, err := ImportServerless("s.yml", src, keyEnv(nil), ServerlessOptions{})
+		if err != nil {
+			t.Fatalf("%d: %v", i, err)
+		}
+		native := im.Native("s.yml")
+		back, err := Parse("native.yaml", native, keyEnv(nil))
+		if err != nil {
+			t.Fatalf("%d: native config does not load: %v\n%s", i, err, native)
+		}
+		a, b := *im.Config, *back
+		a.File, b.File, a.Warnings, b.Warnings = "", "", nil, nil
+		a.Egress.Lines, b.Egress.Lines = nil, nil // where each rule sits in its own file
+		a.APIKeys, b.APIKeys = guardsOf(&a).Keys, guardsOf(&b).Keys
+		a.Routes, b.Routes = guardsOf(&a).Routes, guardsOf(&b).Routes
+		if !reflect.DeepEqual(a, b) {
+			aj, _ := json.MarshalIndent(a, "", " ")
+			bj, _ := json.MarshalIndent(b, "", " ")
+			t.Errorf("%d: native config differs:\n%s\nimported:\n%s\nnative:\n%s", i, native, aj, bj)
+		}
+	}
+}
+
+// TestServerlessDrawbridgeKeys: custom.drawbridge carries drawbridge's own
+// keys, checked as strictly as in drawbridge.yaml.
+func TestServerlessDrawbridgeKeys(t *testing.T) {
+	cfg := importString(t, slsHead+"custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    state: {driver: memory}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n"+
+		slsFn("      - http: POST forward\n"), nil, ServerlessOptions{})
+	if cfg.Listen != "127.0.0.1:0" || cfg.State.Driver != "memory" || cfg.Egress.Allow[0] != "10.0.0.5/32:8080" || cfg.Admin != DefaultAdmin {
+		t.Errorf("listen %q, state %q, egress %v, admin %q", cfg.Listen, cfg.State.Driver, cfg.Egress.Allow, cfg.Admin)
+	}
+	cfg = importString(t, slsHead+"custom:\n  port: 9191\n  drawbridge:\n    listen: 127.0.0.1:${self:custom.port}\n    limits:\n      max_body_bytes: ${env:DB_TEST_MAX, 2048}\n"+
+		slsFn("      - http: POST forward\n"), nil, ServerlessOptions{})
+	if cfg.Listen != "127.0.0.1:9191" || cfg.Limits.MaxBodyBytes != 2048 {
+		t.Errorf("with variables: listen %q, max body %d", cfg.Listen, cfg.Limits.MaxBodyBytes)
+	}
+	for _, c := range []struct{ custom, want string }{
+		{"    lisen: ${opt:stage, 'x'}\n", `s.yml:6: custom.drawbridge: unknown field "lisen"`},
+		{"    lisen: x\n", `s.yml:6: custom.drawbridge: unknown field "lisen"`},
+		{"    state: {driver: disk}\n", `s.yml:6: state.driver: "disk" is not one of memory, embedded, redis`},
+		{"    routes: []\n", `s.yml:6: custom.drawbridge: unknown field "routes"`},
+	} {
+		_, err := ImportServerless("s.yml", []byte(slsHead+"custom:\n  drawbridge:\n"+c.custom+slsFn("      - http: POST forward\n")), nil, ServerlessOptions{})
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%q: error %v, want %q", c.custom, err, c.want)
+		}
+	}
+}
+
+// TestNativeWithoutSecrets: import works before the keys are in the
+// environment and writes only the variables' names.
+func TestNativeWithoutSecrets(t *testing.T) {
+	data, _ := os.ReadFile("testdata/serverless/blog.yml")
+	im, err := ImportServerless("blog.yml", data, nil, ServerlessOptions{WithoutSecrets: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if im.Config.APIKeys[0].Digest != ([32]byte{}) {
+		t.Error("digest of a placeholder kept")
+	}
+	out := string(im.Native("blog.yml"))
+	for _, want := range []string{
+		`value_env: "DRAWBRIDGE_KEY_SECRET"  # AWS generated this key: put its value in this variable`,
+		`throttle: {rate: 100, burst: 50}  # custom.apiGatewayThrottling (blog.yml:18)`,
+		`timeout: 1s  # functions.serverless-proxy.timeout (blog.yml:86)`,
+		`#   functions.serverless-proxy.vpc: ignored: not needed outside AWS (blog.yml:89)`,
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("native config lacks %q:\n%s", want, out)
+		}
+	}
+}
