@@ -440,6 +440,9 @@ func TestSmugglerSweep(t *testing.T) {
 			ex := rawExchange(t, s.Addr(), []string{req}, 0, 2*time.Second)
 			for _, st := range ex.statuses() {
 				statuses[st]++
+				if st == 200 {
+					t.Logf("200 for byte %#02x at position %d", b, pos)
+				}
 			}
 			time.Sleep(2 * time.Millisecond)
 			for _, g := range rec.take() {
