@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"errors"
 	"net"
 )
 
@@ -51,11 +52,15 @@ func (c *scanConn) Read(p []byte) (int, error) {
 			break
 		}
 		if err != nil {
-			if len(c.hdr) > 0 {
-				// Let the server see (and refuse) a truncated block.
+			var ne net.Error
+			if len(c.hdr) > 0 && !(errors.As(err, &ne) && ne.Timeout()) {
+				// The client is gone: let the server see (and refuse)
+				// the truncated block.
 				c.out, c.hdr = append(c.out, c.hdr...), nil
 				break
 			}
+			// A deadline (net/http aborting its background read, or the
+			// header timeout) keeps the block: reading may resume.
 			return 0, err
 		}
 	}

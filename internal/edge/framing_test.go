@@ -165,3 +165,25 @@ func (c *repeatConn) Read(p []byte) (int, error) {
 	c.left -= n
 	return n, nil
 }
+
+// TestScanDeadlineKeepsBlock: a read deadline in the middle of a header
+// block (net/http aborts its background read this way) loses nothing: the
+// block is released whole, and marked, once the rest arrives.
+func TestScanDeadlineKeepsBlock(t *testing.T) {
+	client, server := net.Pipe()
+	defer client.Close()
+	sc := &scanConn{Conn: server, limit: 1 << 16}
+	go client.Write([]byte("POST / HTTP/1.1\r\nContent-Length: 1\r\n"))
+	server.SetReadDeadline(time.Now().Add(100 * time.Millisecond))
+	buf := make([]byte, 4096)
+	if n, err := sc.Read(buf); n != 0 || err == nil {
+		t.Fatalf("partial block released: %q %v", buf[:n], err)
+	}
+	server.SetReadDeadline(time.Time{})
+	go client.Write([]byte("Transfer-Encoding: chunked\r\n\r\n"))
+	n, err := sc.Read(buf)
+	want := "POST / HTTP/1.1\r\n" + string(marker) + "Content-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	if err != nil || string(buf[:n]) != want {
+		t.Fatalf("got %q %v, want %q", buf[:n], err, want)
+	}
+}

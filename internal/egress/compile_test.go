@@ -1,6 +1,7 @@
 package egress
 
 import (
+	"errors"
 	"net/netip"
 	"regexp"
 	"strings"
@@ -87,5 +88,30 @@ func TestCompileMetadataOptIn(t *testing.T) {
 	}
 	if len(g.Warnings()) != 1 {
 		t.Errorf("warnings = %q", g.Warnings())
+	}
+}
+
+// TestCompileLambda: in Lambda mode loopback is refused even when the
+// default list was built from a loopback target (the Runtime API listens
+// there), and other targets still pass.
+func TestCompileLambda(t *testing.T) {
+	cfg, err := config.Parse("d.yaml", []byte("routes:\n  - path: /a\n    target: http://127.0.0.1:9001/\n  - path: /b\n    target: http://10.0.0.1/\n"),
+		func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Compile(cfg, Options{Lambda: true}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var de *DeniedError
+	if err := g.Check(netip.MustParseAddrPort("127.0.0.1:9001")); !errors.As(err, &de) || de.Reason != Loopback {
+		t.Errorf("runtime API in Lambda: %v", err)
+	}
+	if err := g.Check(netip.MustParseAddrPort("10.0.0.1:80")); err != nil {
+		t.Errorf("target in Lambda: %v", err)
+	}
+	if !strings.Contains(g.Table(), "Lambda: the Runtime API listens on loopback") {
+		t.Errorf("table lacks the Lambda row:\n%s", g.Table())
 	}
 }

@@ -113,9 +113,21 @@ func New(target string, opts Options) (*Forwarder, error) {
 		opts.MaxEnvelopeBytes = 10 << 20
 	}
 	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
+	dial := dialer.DialContext
+	if u.Scheme == "http" {
+		// Watch plain-HTTP responses for Content-Length with
+		// Transfer-Encoding, which the Transport would accept (upstream.go).
+		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := dialer.DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return newUpstreamConn(c), nil
+		}
+	}
 	t := &http.Transport{
 		Proxy:                 nil, // never an environment proxy: egress is decided here
-		DialContext:           dialer.DialContext,
+		DialContext:           dial,
 		MaxIdleConns:          opts.MaxIdlePerHost,
 		MaxIdleConnsPerHost:   opts.MaxIdlePerHost,
 		IdleConnTimeout:       90 * time.Second,
