@@ -16,6 +16,9 @@ func alive(pc *pconn) bool {
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
 	}
+	if uc, ok := c.(*upstreamConn); ok {
+		c = uc.Conn
+	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
 		return true

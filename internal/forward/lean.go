@@ -101,7 +101,12 @@ func (p *pool) dial(ctx context.Context) (*pconn, error) {
 	if err != nil {
 		return nil, err
 	}
-	if p.tls != nil {
+	if p.tls == nil {
+		// The same response-framing watch as the ReverseProxy path
+		// (upstream.go): a response with both Content-Length and
+		// Transfer-Encoding fails the read (502) instead of being parsed.
+		c = newUpstreamConn(c)
+	} else {
 		tc := tls.Client(c, p.tls)
 		if err := tc.HandshakeContext(ctx); err != nil {
 			c.Close()
@@ -234,7 +239,7 @@ func (f *Forwarder) roundTrip(ctx context.Context, out *http.Request, fr *Reques
 		if err != nil {
 			return nil, nil, err
 		}
-		res, wrote, err := exchange(ctx, pc, out, fr)
+		res, wrote, err := sendOn(ctx, pc, out, fr)
 		if err == nil {
 			return res, pc, nil
 		}
@@ -246,9 +251,9 @@ func (f *Forwarder) roundTrip(ctx context.Context, out *http.Request, fr *Reques
 	}
 }
 
-// exchange writes out and reads the answer's head on pc. wrote reports
+// sendOn writes out and reads the answer's head on pc. wrote reports
 // whether any of the request reached the connection.
-func exchange(ctx context.Context, pc *pconn, out *http.Request, fr *Request) (res *http.Response, wrote bool, err error) {
+func sendOn(ctx context.Context, pc *pconn, out *http.Request, fr *Request) (res *http.Response, wrote bool, err error) {
 	pc.c.SetDeadline(fr.Deadline)
 	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
 	defer stop()

@@ -286,25 +286,30 @@ func TestLeanErrors(t *testing.T) {
 					t.Fatalf("timeout took %v", d)
 				}
 			})
-			t.Run("bad framing", func(t *testing.T) {
-				l, _ := net.Listen("tcp", "127.0.0.1:0")
-				defer l.Close()
-				go func() {
-					for {
-						c, err := l.Accept()
-						if err != nil {
-							return
+			for name, answer := range map[string]string{
+				"duplicate Content-Length": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+				"Content-Length and chunked": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+			} {
+				t.Run("bad framing: "+name, func(t *testing.T) {
+					l, _ := net.Listen("tcp", "127.0.0.1:0")
+					defer l.Close()
+					go func() {
+						for {
+							c, err := l.Accept()
+							if err != nil {
+								return
+							}
+							bufio.NewReader(c).ReadString('\n')
+							c.Write([]byte(answer))
+							c.Close()
 						}
-						bufio.NewReader(c).ReadString('\n')
-						c.Write([]byte("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"))
-						c.Close()
+					}()
+					f, _ := New("http://"+l.Addr().String()+"/", Options{Lean: lean})
+					if w, err := call(t, f, time.Second); kind(err) != Unreachable {
+						t.Fatalf("err = %v (answer %d %q), want Unreachable", err, w.Code, w.Body.String())
 					}
-				}()
-				f, _ := New("http://"+l.Addr().String()+"/", Options{Lean: lean})
-				if _, err := call(t, f, time.Second); kind(err) != Unreachable {
-					t.Fatalf("err = %v, want Unreachable", err)
-				}
-			})
+				})
+			}
 			t.Run("keep-alive reuse and a target-closed idle connection", func(t *testing.T) {
 				var conns sync.Map
 				var n int
