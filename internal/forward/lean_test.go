@@ -287,7 +287,7 @@ func TestLeanErrors(t *testing.T) {
 				}
 			})
 			for name, answer := range map[string]string{
-				"duplicate Content-Length": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
+				"duplicate Content-Length":   "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
 				"Content-Length and chunked": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
 			} {
 				t.Run("bad framing: "+name, func(t *testing.T) {
