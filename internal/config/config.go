@@ -24,7 +24,7 @@ const (
 	DefaultReadHeader   = 10 * time.Second
 	DefaultIdle         = 120 * time.Second
 	DefaultShutdown     = 30 * time.Second
-	DefaultForwarder    = "reverseproxy"
+	DefaultForwarder    = "lean"
 	DefaultStatePath    = "drawbridge.db"
 	DefaultStatePrefix  = "drawbridge:"
 	DefaultAccountRate  = 10000
@@ -133,9 +133,9 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
-	// Forwarder picks the upstream path: reverseproxy (default,
-	// httputil.ReverseProxy + http.Transport, the reference) or lean
-	// (pooled connections driven by the serving goroutine).
+	// Forwarder picks the upstream path: lean (default: pooled
+	// connections driven by the serving goroutine) or reverseproxy
+	// (httputil.ReverseProxy + http.Transport, the reference path).
 	Forwarder string `yaml:"forwarder"`
 }
 

@@ -105,7 +105,9 @@ func forwardOnce(f *Forwarder) (*httptest.ResponseRecorder, error) {
 // TestRebindingDenied: a target name that resolves to an allowed address
 // and then to a forbidden one is denied on the second dial, before any
 // connection to the forbidden address (reliability §2.12 G4).
-func TestRebindingDenied(t *testing.T) {
+func TestRebindingDenied(t *testing.T) { bothPaths(t, testRebindingDenied) }
+
+func testRebindingDenied(t *testing.T, lean bool) {
 	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Connection", "close") // the next forward must dial again
 		io.WriteString(w, "ok")
@@ -120,7 +122,7 @@ func TestRebindingDenied(t *testing.T) {
 	}
 	guard := egress.New(rules, egress.Options{})
 	dns := &dnsServer{answers: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")}}
-	f, err := New("http://rebind.test:"+strconv.Itoa(port)+"/", Options{Control: guard.Control, Resolver: dns.resolver()})
+	f, err := New("http://rebind.test:"+strconv.Itoa(port)+"/", Options{Control: guard.Control, Resolver: dns.resolver(), Lean: lean})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -199,7 +201,9 @@ func frontend(t *testing.T, f *Forwarder) *httptest.Server {
 
 // TestResponseHygiene: reliability §2.3 HD10 and §2.11 T6/T7 against a
 // raw-socket backend.
-func TestResponseHygiene(t *testing.T) {
+func TestResponseHygiene(t *testing.T) { bothPaths(t, testResponseHygiene) }
+
+func testResponseHygiene(t *testing.T, lean bool) {
 	tests := []struct {
 		name, reply string
 		status      int
@@ -233,7 +237,7 @@ func TestResponseHygiene(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			addr, closed := rawBackend(t, tt.reply)
-			f, err := New("http://"+addr+"/", Options{})
+			f, err := New("http://"+addr+"/", Options{Lean: lean})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,9 +268,11 @@ func TestResponseHygiene(t *testing.T) {
 // TestBadChunkMidBody: a target that breaks its chunked framing after the
 // headers went out aborts the client connection: the client never sees a
 // clean, complete answer (reliability §2.11 T4).
-func TestBadChunkMidBody(t *testing.T) {
+func TestBadChunkMidBody(t *testing.T) { bothPaths(t, testBadChunkMidBody) }
+
+func testBadChunkMidBody(t *testing.T, lean bool) {
 	addr, _ := rawBackend(t, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\nzz\r\n")
-	f, _ := New("http://"+addr+"/", Options{})
+	f, _ := New("http://"+addr+"/", Options{Lean: lean})
 	defer f.Close()
 	res, err := http.Get(frontend(t, f).URL + "/x")
 	if err != nil {

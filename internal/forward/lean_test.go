@@ -386,3 +386,10 @@ func BenchmarkForward(b *testing.B) {
 		})
 	}
 }
+
+// bothPaths runs a forwarding test on the ReverseProxy path and on the
+// lean path: every rule holds on both.
+func bothPaths(t *testing.T, test func(t *testing.T, lean bool)) {
+	t.Run("reverseproxy", func(t *testing.T) { test(t, false) })
+	t.Run("lean", func(t *testing.T) { test(t, true) })
+}

@@ -92,7 +92,9 @@ func FuzzUpstreamScan(f *testing.F) {
 // kept-alive connection are followed, and a bad one later on it is a 502.
 // (The Transport retries a GET once on a fresh connection when a reused
 // one fails before the first response byte; the retry is refused too.)
-func TestUpstreamKeepAlive(t *testing.T) {
+func TestUpstreamKeepAlive(t *testing.T) { bothPaths(t, testUpstreamKeepAlive) }
+
+func testUpstreamKeepAlive(t *testing.T, lean bool) {
 	replies := []string{
 		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
@@ -126,7 +128,7 @@ func TestUpstreamKeepAlive(t *testing.T) {
 			}()
 		}
 	}()
-	f, _ := New("http://"+ln.Addr().String()+"/", Options{})
+	f, _ := New("http://"+ln.Addr().String()+"/", Options{Lean: lean})
 	defer f.Close()
 	front := frontend(t, f)
 	for i, want := range []int{200, 200, 502} {
