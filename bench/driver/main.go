@@ -234,9 +234,9 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	dwArgv := func(name, cfg string) func(string) ([]string, error) {
 		return func(addr string) ([]string, error) {
 			path := filepath.Join(dir, name+".yaml")
-			fw := "reverseproxy"
-			if strings.HasSuffix(name, "-lean") {
-				fw = "lean"
+			fw := "lean" // the default
+			if strings.HasSuffix(name, "-rp") {
+				fw = "reverseproxy"
 			}
 			text := strings.NewReplacer("{LISTEN}", addr, "{BACKEND}", backend, "{DIR}", dir, "{FORWARDER}", fw).Replace(cfg)
 			if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
@@ -247,10 +247,10 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	}
 	plain := server("drawbridge", "forward", "/small", 200, dwArgv("plain", plainConfig))
 	reuse(plain, "drawbridge-16k", "large", "/large", 200)
-	lean := server("drawbridge-lean", "forward", "/small", 200, dwArgv("plain-lean", leanConfig))
-	reuse(lean, "drawbridge-lean-16k", "large", "/large", 200)
-	server("drawbridge-guards-lean", "forward", "/forward", 200, dwArgv("guards-lean", guardsConfig), "x-api-key: "+benchKey)
+	rp := server("drawbridge-rp", "forward", "/small", 200, dwArgv("plain-rp", plainConfig))
+	reuse(rp, "drawbridge-rp-16k", "large", "/large", 200)
 	guards := server("drawbridge-guards", "forward", "/forward", 200, dwArgv("guards", guardsConfig), "x-api-key: "+benchKey)
+	server("drawbridge-guards-rp", "forward", "/forward", 200, dwArgv("guards-rp", guardsConfig), "x-api-key: "+benchKey)
 	reuse(guards, "drawbridge-403-nokey", "reject", "/forward", 403)
 	reuse(guards, "drawbridge-403-policy", "reject", "/denied", 403, "x-api-key: "+benchKey)
 	reuse(guards, "drawbridge-429", "reject", "/throttled", 429)

@@ -12,19 +12,7 @@ const plainConfig = `
 listen: "{LISTEN}"
 admin: "off"
 state: {driver: memory}
-routes:
-  - path: /small
-    target: {BACKEND}/small
-  - path: /large
-    target: {BACKEND}/large
-`
-
-// leanConfig is plainConfig on the lean upstream path.
-const leanConfig = `
-listen: "{LISTEN}"
-admin: "off"
-state: {driver: memory}
-server: {forwarder: lean}
+server: {forwarder: {FORWARDER}}
 routes:
   - path: /small
     target: {BACKEND}/small
