@@ -125,3 +125,43 @@ func TestShiftedRedisClock(t *testing.T) {
 	ts, _ := raw.Time(ctx).Result()
 	t.Logf("process clock %v, Redis clock %v", time.Now().UTC(), ts.UTC())
 }
+
+// TestKeysExpire: with the Redis clock, a bucket expires when it would be
+// full again (never when it never refills) and a lease set with its
+// longest-lived lease, so keys of retired config and crashed replicas go
+// away by themselves. Quota counters never expire (they remember the first
+// period, where the offset applies).
+func TestKeysExpire(t *testing.T) {
+	t0 := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+	srv := redistest.Start(t, redistest.Options{Frozen: t0})
+	s := newStore(t, srv, redis.Options{Prefix: "exp:"})
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	pttl := func(key string) time.Duration { return raw.PTTL(ctx, key).Val() }
+
+	s.Take(ctx, t0, 3, []store.Bucket{{Key: "r", Rate: 2, Burst: 4}, {Key: "never", Rate: 0, Burst: 4}})
+	if d := pttl("exp:{b}:r"); d != 1500*time.Millisecond {
+		t.Errorf("bucket 3 tokens short at 2/s expires in %v, want 1.5s", d)
+	}
+	if d := pttl("exp:{b}:never"); d != -1 {
+		t.Errorf("bucket that never refills has PTTL %v, want none (-1)", d)
+	}
+	s.Acquire(ctx, "c", 5, 10*time.Second, t0)
+	s.Acquire(ctx, "c", 5, 3*time.Second, t0)
+	if d := pttl("exp:{l:c}"); d != 10*time.Second {
+		t.Errorf("lease set expires in %v, want 10s (its longest lease)", d)
+	}
+	s.Count(ctx, "k", store.Quota{Period: t0.Truncate(24 * time.Hour), Limit: 5})
+	if d := pttl("exp:{q:k}"); d != -1 {
+		t.Errorf("quota counter has PTTL %v, want none", d)
+	}
+	srv.SetTime(t0.Add(10*time.Second + time.Millisecond)) // Redis expires a key once past its time
+	for _, k := range []string{"exp:{b}:r", "exp:{l:c}"} {
+		if n := raw.Exists(ctx, k).Val(); n != 0 {
+			t.Errorf("%s still exists after its expiry", k)
+		}
+	}
+	if tok, _ := s.Tokens(ctx, t0, store.Bucket{Key: "r", Rate: 2, Burst: 4}); tok != 4 {
+		t.Errorf("expired bucket reads %v tokens, want 4 (full)", tok)
+	}
+}

@@ -48,12 +48,8 @@ const (
 	goroutines    = 4 // per worker process
 )
 
-type quiet struct{}
-
-func (quiet) Printf(context.Context, string, ...any) {}
-
 func TestMain(m *testing.M) {
-	goredis.SetLogger(quiet{}) // dial failures are the point of the fault tests
+	redis.QuietClientLogs() // dial failures are the point of the fault tests
 	if mode := os.Getenv(envWorker); mode != "" {
 		if err := worker(mode); err != nil {
 			fmt.Fprintln(os.Stderr, "worker:", err)

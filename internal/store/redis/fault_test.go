@@ -2,6 +2,8 @@ package redis_test
 
 import (
 	"errors"
+	"io"
+	"net"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -150,4 +152,105 @@ func TestRedisHung(t *testing.T) {
 	}
 	t.Logf("ok %d, unavailable %d, slowest %v, goroutines %d -> %d",
 		l.ok.Load(), l.unavailable.Load(), time.Duration(l.slowest.Load()), before, during)
+}
+
+// lossyProxy relays TCP between the driver and Redis. While drop is set it
+// still delivers requests but swallows Redis's replies and closes the
+// client's connection: the script ran, the client never heard (R4). A new
+// connection's first reply (the HELLO handshake) always passes, so a
+// redialed connection gets far enough to send its command.
+type lossyProxy struct {
+	ln     net.Listener
+	target string
+	drop   atomic.Bool
+}
+
+func startLossyProxy(t *testing.T, target string) *lossyProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &lossyProxy{ln: ln, target: target}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			r, err := net.Dial("tcp", target)
+			if err != nil {
+				c.Close()
+				continue
+			}
+			wg.Add(2)
+			go func() { defer wg.Done(); io.Copy(r, c); r.Close() }()
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				buf := make([]byte, 32<<10)
+				for first := true; ; first = false {
+					n, err := r.Read(buf)
+					if p.drop.Load() && !first {
+						r.Close()
+						return
+					}
+					if n > 0 {
+						if _, werr := c.Write(buf[:n]); werr != nil {
+							return
+						}
+					}
+					if err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return p
+}
+
+// TestLostReplyNotRetried: a script whose reply is lost ran once, and the
+// driver does not run it again (go-redis would retry three times by
+// default, taking four tokens for one request).
+func TestLostReplyNotRetried(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	proxy := startLossyProxy(t, srv.Addr)
+	o := redis.Options{Prefix: "lost:", Timeout: time.Second}
+	direct := newStore(t, srv, o)
+	o.URL = "redis://" + proxy.ln.Addr().String() + "/0"
+	viaProxy, err := redis.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer viaProxy.Close()
+
+	bs := []store.Bucket{{Key: "b", Rate: 0, Burst: 10}}
+	q := store.Quota{Period: time.Now().UTC().Truncate(24 * time.Hour), Limit: 10}
+	if _, err := viaProxy.Take(ctx, time.Now(), 1, bs); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := viaProxy.Count(ctx, "k", q); err != nil {
+		t.Fatal(err)
+	}
+	proxy.drop.Store(true)
+	if _, err := viaProxy.Take(ctx, time.Now(), 1, bs); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Take with the reply lost = %v, want ErrUnavailable", err)
+	}
+	if _, err := viaProxy.Count(ctx, "k", q); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Count with the reply lost = %v, want ErrUnavailable", err)
+	}
+	proxy.drop.Store(false)
+	if tok, _ := direct.Tokens(ctx, time.Now(), bs[0]); tok != 8 {
+		t.Errorf("tokens after one taken and one lost take = %v, want 8 (each take ran once)", tok)
+	}
+	if u, _ := direct.Usage(ctx, "k", q); u.Used != 2 {
+		t.Errorf("quota used after one counted and one lost count = %d, want 2", u.Used)
+	}
+	if _, err := viaProxy.Take(ctx, time.Now(), 1, bs); err != nil {
+		t.Errorf("Take after the link healed: %v", err)
+	}
 }

@@ -107,6 +107,17 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
+// QuietClientLogs silences go-redis's own log lines (one per failed dial:
+// while Redis is down, about one per guarded request). The driver's errors
+// still reach the gateway, wrapped as store.ErrUnavailable with the cause.
+// go-redis's logger is process-wide, so this is a function for main to call
+// once, not an option of New.
+func QuietClientLogs() { goredis.SetLogger(quiet{}) }
+
+type quiet struct{}
+
+func (quiet) Printf(context.Context, string, ...any) {}
+
 // Keys. Every key starts with the prefix; the part in braces is the Redis
 // Cluster hash tag. All buckets share one tag because one Take spans the
 // account, stage/route and API-key buckets of a request, and a Lua script
