@@ -30,7 +30,7 @@ import (
 //
 // Protocol on stdout: "ready" once connected, then after "go" the result.
 const (
-	envWorker = "DRAWBRIDGE_REDIS_WORKER" // mode: take | count | lease | hold
+	envWorker = "DRAWBRIDGE_REDIS_WORKER" // mode: take | count | lease | hold | accept
 	envURL    = "DRAWBRIDGE_REDIS_URL"
 	envPrefix = "DRAWBRIDGE_REDIS_PREFIX"
 	envOps    = "DRAWBRIDGE_REDIS_OPS" // calls per worker process
@@ -88,6 +88,25 @@ func worker(mode string) error {
 			}
 		}
 		fmt.Println("held")
+		io.Copy(io.Discard, os.Stdin)
+		return nil
+	}
+
+	if mode == "accept" { // enqueue ops deliveries, claim some, wait to be killed
+		q, err := s.Queue(ctx, "hooks", redis.QueueOptions{Consumer: "replica-a", MinIdle: time.Minute})
+		if err != nil {
+			return err
+		}
+		for i := 0; i < ops; i++ {
+			if _, _, err := q.Enqueue(ctx, fmt.Sprintf("delivery-%d", i), []byte(fmt.Sprintf("event %d", i))); err != nil {
+				return err
+			}
+		}
+		m, err := q.Claim(ctx, int64(ops/2))
+		if err != nil {
+			return err
+		}
+		fmt.Println("claimed", len(m)) // in flight: delivered to the target, never acknowledged
 		io.Copy(io.Discard, os.Stdin)
 		return nil
 	}
