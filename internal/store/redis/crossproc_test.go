@@ -93,10 +93,7 @@ func worker(mode string) error {
 	}
 
 	if mode == "accept" { // enqueue ops deliveries, claim some, wait to be killed
-		q, err := s.Queue(ctx, "hooks", redis.QueueOptions{Consumer: "replica-a", MinIdle: time.Minute})
-		if err != nil {
-			return err
-		}
+		q := s.Queue("hooks", redis.QueueOptions{Consumer: "replica-a", MinIdle: time.Minute})
 		for i := 0; i < ops; i++ {
 			if _, _, err := q.Enqueue(ctx, fmt.Sprintf("delivery-%d", i), []byte(fmt.Sprintf("event %d", i))); err != nil {
 				return err

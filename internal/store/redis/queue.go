@@ -68,8 +68,11 @@ type Message struct {
 }
 
 // Queue returns the delivery queue named name (one per route, or one for
-// all), creating its stream and group on first use.
-func (s *Store) Queue(ctx context.Context, name string, o QueueOptions) (*Queue, error) {
+// all). It does not contact Redis: the consumer group is created by the
+// first Claim that finds it missing (also after a Redis restart without
+// persistence lost it), reading the stream from its start, so no entry
+// enqueued before is skipped.
+func (s *Store) Queue(name string, o QueueOptions) *Queue {
 	if o.MinIdle <= 0 {
 		o.MinIdle = 5 * time.Minute
 	}
@@ -83,15 +86,8 @@ func (s *Store) Queue(ctx context.Context, name string, o QueueOptions) (*Queue,
 		o.Consumer = fmt.Sprintf("c%016x", rand.Uint64())
 	}
 	base := s.prefix + "{d:" + name + "}:"
-	q := &Queue{s: s, stream: base + "s", dead: base + "dead", dedupe: base + "k:",
+	return &Queue{s: s, stream: base + "s", dead: base + "dead", dedupe: base + "k:",
 		group: "drawbridge", consumer: o.Consumer, o: o}
-	ctx, cancel := s.call(ctx)
-	defer cancel()
-	err := s.c.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()
-	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-		return nil, fail("create delivery stream", err)
-	}
-	return q, nil
 }
 
 // enqueueScript: KEYS = stream, dedupe key (optional); ARGV = dedupe ttl
@@ -158,12 +154,27 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
+	ms, err := q.claim(ctx, n)
+	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
+		err = q.s.c.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()
+		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+			return nil, fail("create delivery group", err)
+		}
+		ms, err = q.claim(ctx, n)
+	}
+	if err != nil {
+		return nil, fail("claim deliveries", err)
+	}
+	return ms, nil
+}
+
+func (q *Queue) claim(ctx context.Context, n int64) ([]Message, error) {
 	// Idle entries and how often each was handed out.
 	pend, err := q.s.c.XPendingExt(ctx, &goredis.XPendingExtArgs{
 		Stream: q.stream, Group: q.group, Idle: q.o.MinIdle, Start: "-", End: "+", Count: n,
 	}).Result()
 	if err != nil {
-		return nil, fail("claim deliveries", err)
+		return nil, err
 	}
 	var deadIDs []any
 	seen := make(map[string]int64, len(pend))
@@ -177,7 +188,7 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 	if len(deadIDs) > 0 {
 		args := append([]any{q.group}, deadIDs...)
 		if err := deadScript.Run(ctx, q.s.c, []string{q.stream, q.dead}, args...).Err(); err != nil {
-			return nil, fail("dead-letter deliveries", err)
+			return nil, fmt.Errorf("dead-letter: %w", err)
 		}
 	}
 	var out []Message
@@ -186,7 +197,7 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 			Stream: q.stream, Group: q.group, MinIdle: q.o.MinIdle, Start: "0-0", Count: n, Consumer: q.consumer,
 		}).Result()
 		if err != nil {
-			return nil, fail("claim deliveries", err)
+			return nil, err
 		}
 		for _, m := range msgs {
 			c, ok := seen[m.ID]
@@ -203,7 +214,7 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 		Group: q.group, Consumer: q.consumer, Streams: []string{q.stream, ">"}, Count: n - int64(len(out)), Block: -1,
 	}).Result()
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		return nil, fail("claim deliveries", err)
+		return nil, err
 	}
 	for _, st := range res {
 		for _, m := range st.Messages {

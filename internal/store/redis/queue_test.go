@@ -17,12 +17,7 @@ import (
 )
 
 func newQueue(t *testing.T, s *redis.Store, o redis.QueueOptions) *redis.Queue {
-	t.Helper()
-	q, err := s.Queue(ctx, "hooks", o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return q
+	return s.Queue("hooks", o)
 }
 
 // TestQueueDeliversOnce: two healthy workers share the stream; every entry
@@ -211,5 +206,24 @@ func TestQueueDeadLetter(t *testing.T) {
 	}
 	if n, _ := q.Pending(ctx); n != 0 {
 		t.Errorf("Pending = %d, want 0", n)
+	}
+}
+
+// TestQueueAfterRedisLostEverything: Redis restarts without persistence,
+// losing the stream and its group. Enqueue recreates the stream, Claim the
+// group, and the queue works again without a restart of the gateway.
+func TestQueueAfterRedisLostEverything(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	q := newQueue(t, newStore(t, srv, redis.Options{}), redis.QueueOptions{})
+	q.Enqueue(ctx, "a", []byte("before"))
+	if ms, err := q.Claim(ctx, 10); err != nil || len(ms) != 1 {
+		t.Fatalf("claim = %+v, %v", ms, err)
+	}
+	srv.Kill()
+	srv.Restart()
+	until(t, "Redis back", func() bool { _, _, err := q.Enqueue(ctx, "b", []byte("after")); return err == nil })
+	ms, err := q.Claim(ctx, 10)
+	if err != nil || len(ms) != 1 || string(ms[0].Body) != "after" {
+		t.Fatalf("claim after the restart = %+v, %v; want the entry enqueued after it", ms, err)
 	}
 }
