@@ -105,8 +105,7 @@ func TestNewBadURL(t *testing.T) {
 func TestDownAtStart(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
 	srv.Kill()
-	const budget = 100 * time.Millisecond
-	s := newStore(t, srv, redis.Options{Timeout: budget})
+	s := newStore(t, srv, redis.Options{Timeout: faultBudget})
 	start := time.Now()
 	if err := s.Ready(ctx); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Ready = %v, want ErrUnavailable", err)
@@ -114,7 +113,7 @@ func TestDownAtStart(t *testing.T) {
 	if _, err := s.Take(ctx, time.Now(), 1, []store.Bucket{{Key: "b", Rate: 1, Burst: 1}}); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Take = %v, want ErrUnavailable", err)
 	}
-	if d := time.Since(start); d > 4*budget {
-		t.Fatalf("two calls to a dead server took %v, budget %v each", d, budget)
+	if d := time.Since(start); d > 2*(faultBudget+faultSlack) {
+		t.Fatalf("two calls to a dead server took %v, budget %v each", d, faultBudget)
 	}
 }
