@@ -34,3 +34,6 @@ func (h roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredi
 		return next(ctx, cmds)
 	}
 }
+
+// TakeResult exposes the reply decoder to tests.
+var TakeResult = takeResult

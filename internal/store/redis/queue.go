@@ -121,9 +121,14 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	if err != nil {
 		return "", false, fail("enqueue", err)
 	}
-	id, _ = v[0].(string)
-	dup, _ := v[1].(int64)
-	return id, dup == 1, nil
+	if len(v) == 2 {
+		id, _ = v[0].(string)
+		dup, _ := v[1].(int64)
+		if id != "" {
+			return id, dup == 1, nil
+		}
+	}
+	return "", false, fmt.Errorf("enqueue: %w: unexpected reply %v", store.ErrUnavailable, v)
 }
 
 // deadScript: KEYS = stream, dead stream; ARGV = group, entry IDs. Copies

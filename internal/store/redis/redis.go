@@ -174,14 +174,18 @@ func (s *Store) Take(ctx context.Context, now time.Time, n int64, bs []store.Buc
 
 // takeResult decodes takeScript's reply: {1}, or {0, index, "tokens"}.
 func takeResult(r []any, n int64, bs []store.Bucket) (store.TakeResult, error) {
-	if len(r) == 1 {
+	if len(r) == 1 && r[0] == int64(1) {
 		return store.TakeResult{OK: true, Denied: -1}, nil
+	}
+	bad := fmt.Errorf("take tokens: %w: unexpected reply %v", store.ErrUnavailable, r)
+	if len(r) != 3 {
+		return store.TakeResult{Denied: -1}, bad
 	}
 	i, ok1 := r[1].(int64)
 	ts, ok2 := r[2].(string)
 	tokens, err := strconv.ParseFloat(ts, 64)
-	if len(r) != 3 || !ok1 || !ok2 || err != nil || i < 0 || int(i) >= len(bs) {
-		return store.TakeResult{Denied: -1}, fmt.Errorf("take tokens: %w: unexpected reply %v", store.ErrUnavailable, r)
+	if !ok1 || !ok2 || err != nil || i < 0 || int(i) >= len(bs) {
+		return store.TakeResult{Denied: -1}, bad
 	}
 	b := bs[i]
 	wait := throttle.Wait(tokens, throttle.Limit{Rate: b.Rate, Burst: b.Burst}, n)

@@ -117,3 +117,17 @@ func TestDownAtStart(t *testing.T) {
 		t.Fatalf("two calls to a dead server took %v, budget %v each", d, faultBudget)
 	}
 }
+
+// TestTakeReplyDecoding: a reply the script never sends (a different
+// script under the same SHA, a proxy mangling it) is an error, not a panic.
+func TestTakeReplyDecoding(t *testing.T) {
+	bs := []store.Bucket{{Key: "a", Rate: 1, Burst: 2}}
+	for _, r := range [][]any{{}, {int64(0)}, {int64(0), int64(1), "0.5"}, {int64(0), int64(-1), "0.5"}, {int64(0), int64(0), "x"}, {int64(0), "0", "0.5"}} {
+		if _, err := redis.TakeResult(r, 1, bs); !errors.Is(err, store.ErrUnavailable) {
+			t.Errorf("reply %v: err %v, want ErrUnavailable", r, err)
+		}
+	}
+	if got, err := redis.TakeResult([]any{int64(0), int64(0), "0.5"}, 1, bs); err != nil || got.OK || got.Denied != 0 || got.RetryAfter != 500*time.Millisecond {
+		t.Errorf("refusal = %+v, %v", got, err)
+	}
+}
