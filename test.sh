@@ -13,6 +13,11 @@ apt_install() {
 }
 missing=()
 command -v curl >/dev/null || missing+=(curl)
+# --- redis: internal/store/redis tests start a real redis-server (and build
+# a clock shim with gcc); under CI=true they fail when these are missing.
+command -v redis-server >/dev/null || missing+=(redis-server)
+command -v gcc >/dev/null || missing+=(gcc libc6-dev)
+# --- end redis
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"
