@@ -1,5 +1,6 @@
 # Build targets. `go build ./cmd/drawbridge` is all a local binary needs;
-# this file exists for the Lambda deployment packages (docs/lambda.md).
+# this file exists for the Lambda deployment packages (docs/lambda.md) and
+# the performance tools (docs/performance.md).
 
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
@@ -15,7 +16,17 @@ LDFLAGS := -s -w -buildid= \
 	-X github.com/drawbridge/drawbridge/internal/cli.commit=$(COMMIT)
 BUILD   := CGO_ENABLED=0 GOOS=linux $(GO) build -tags lambda.norpc -trimpath -buildvcs=false -ldflags='$(LDFLAGS)'
 
-.PHONY: lambda lambda-check clean FORCE
+.PHONY: lambda lambda-check bench bench-ir clean FORCE
+
+## bench: drawbridge side by side with nginx, a bare Go proxy and a direct
+## connection (bench/run; installs wrk and nginx when missing)
+bench:
+	bench/run
+
+## bench-ir: callgrind instructions per operation of the guard chain
+## (stable where wall-clock benchmarks are not); PKG= and BENCH= pick others
+bench-ir:
+	bench/ir $(or $(PKG),./internal/gateway) $(or $(BENCH),BenchmarkGuards)
 
 ## lambda: dist/bootstrap-arm64.zip and dist/bootstrap-amd64.zip for provided.al2023
 lambda: $(ARCHES:%=dist/bootstrap-%.zip)
