@@ -83,6 +83,7 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t, "redis-server")
 	s := &Server{Dir: t.TempDir(), t: t, opts: opts}
+	t.Cleanup(s.Kill) // registered after TempDir: runs before the dir is removed
 	if opts.Shift != 0 || !opts.Frozen.IsZero() {
 		s.clock = filepath.Join(s.Dir, "clock")
 		lib, err := buildClock(t, s.clock)
