@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/memory"
 	"github.com/drawbridge/drawbridge/internal/store/redis"
 	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
@@ -79,6 +80,45 @@ func BenchmarkTakeParallel(b *testing.B) {
 			if _, err := s.Take(ctx, time.Time{}, 1, bs); err != nil {
 				b.Error(err)
 				return
+			}
+		}
+	})
+}
+
+// BenchmarkBlogChain: the store calls of one request through the blog's
+// guard chain (account+stage+key buckets, the key's 1000/DAY-style quota,
+// the stage's max_concurrent lease and its release), on this driver and,
+// for scale, on the memory driver.
+func BenchmarkBlogChain(b *testing.B) {
+	bs := []store.Bucket{
+		{Key: "account", Rate: 1e9, Burst: 1e9},
+		{Key: "stage:/forward", Rate: 1e9, Burst: 1e9},
+		{Key: "key:secret", Rate: 1e9, Burst: 1e9},
+	}
+	q := store.Quota{Period: time.Now().UTC().Truncate(24 * time.Hour), Limit: 1 << 50}
+	chain := func(s store.Store) error {
+		now := time.Now()
+		if _, err := s.Take(ctx, now, 1, bs); err != nil {
+			return err
+		}
+		if _, err := s.Count(ctx, "key:secret:plan:global", q); err != nil {
+			return err
+		}
+		l, _, err := s.Acquire(ctx, "stage", 50, 30*time.Second, now)
+		if err != nil {
+			return err
+		}
+		return s.Release(ctx, l)
+	}
+	b.Run("redis", func(b *testing.B) {
+		bench(b, func(s *redis.Store, _ int) error { return chain(s) })
+	})
+	b.Run("memory", func(b *testing.B) {
+		s := memory.New()
+		b.ReportAllocs()
+		for i := 0; i < b.N; i++ {
+			if err := chain(s); err != nil {
+				b.Fatal(err)
 			}
 		}
 	})

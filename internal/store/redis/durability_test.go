@@ -4,9 +4,11 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/redis"
 	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
@@ -62,4 +64,47 @@ func TestDurability(t *testing.T) {
 			t.Fatalf("Durability = %q, %v; want an error", got, err)
 		}
 	})
+}
+
+// TestCrashRecovery: SIGKILL Redis and restart it from its data dir. With
+// appendfsync always every acknowledged quota count and queued delivery
+// survives; without AOF the counts are gone (what Durability warns about).
+func TestCrashRecovery(t *testing.T) {
+	q := store.Quota{Period: time.Now().UTC().Truncate(24 * time.Hour), Limit: 100}
+	for _, tt := range []struct {
+		name   string
+		config []string
+		want   int64
+	}{
+		{"appendfsync always", []string{"appendonly yes", "appendfsync always"}, 5},
+		{"no AOF", nil, 0},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := redistest.Start(t, redistest.Options{Config: tt.config})
+			s := newStore(t, srv, redis.Options{})
+			queue := s.Queue("hooks", redis.QueueOptions{})
+			for i := 0; i < 5; i++ {
+				if r, err := s.Count(ctx, "k", q); err != nil || !r.OK {
+					t.Fatalf("count %d: %+v, %v", i, r, err)
+				}
+				if _, _, err := queue.Enqueue(ctx, "", []byte("event")); err != nil {
+					t.Fatal(err)
+				}
+			}
+			srv.Kill()
+			srv.Restart()
+			var u store.QuotaResult
+			until(t, "Redis back", func() bool {
+				var err error
+				u, err = s.Usage(ctx, "k", q)
+				return err == nil
+			})
+			if u.Used != tt.want {
+				t.Errorf("quota used after the crash = %d, want %d", u.Used, tt.want)
+			}
+			if n, _ := queue.Pending(ctx); n != tt.want {
+				t.Errorf("deliveries queued after the crash = %d, want %d", n, tt.want)
+			}
+		})
+	}
 }

@@ -83,6 +83,7 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Helper()
 	Require(t, "redis-server")
 	s := &Server{Dir: t.TempDir(), t: t, opts: opts}
+	t.Cleanup(s.Kill) // registered after TempDir: runs before the dir is removed
 	if opts.Shift != 0 || !opts.Frozen.IsZero() {
 		s.clock = filepath.Join(s.Dir, "clock")
 		lib, err := buildClock(t, s.clock)
@@ -183,11 +184,14 @@ func (s *Server) writeClock(off int64, v int64) {
 
 func (s *Server) start() error {
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command("redis-server", "-", "--port", port, "--bind", "127.0.0.1",
-		"--dir", s.Dir, "--save", "", "--appendonly", "no", "--daemonize", "no", "--logfile", "")
+	// The config goes in on stdin, defaults first: a later line overrides an
+	// earlier one, while command-line options would override Options.Config.
+	conf := []string{"port " + port, "bind 127.0.0.1", "protected-mode yes", "dir " + strconv.Quote(s.Dir),
+		`save ""`, "appendonly no", "daemonize no", `logfile ""`}
+	cmd := exec.Command("redis-server", "-")
 	cmd.Env = s.env
 	cmd.Dir = s.Dir
-	cmd.Stdin = strings.NewReader(strings.Join(s.opts.Config, "\n") + "\n")
+	cmd.Stdin = strings.NewReader(strings.Join(append(conf, s.opts.Config...), "\n") + "\n")
 	// An os.Pipe rather than StdoutPipe: the log is read until the server
 	// exits, independently of Wait.
 	r, w, err := os.Pipe()

@@ -2,12 +2,15 @@ package redistest
 
 import (
 	"bufio"
+	"errors"
 	"io"
 	"net"
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // TestMissingServer re-runs itself with an empty PATH: without CI the test
@@ -34,6 +37,18 @@ func TestMissingServer(t *testing.T) {
 		if (err != nil) != tt.fail || !strings.Contains(string(out), tt.want) || !strings.Contains(string(out), "redis-server not installed") {
 			t.Errorf("CI=%q: err %v, output:\n%s", tt.ci, err, out)
 		}
+	}
+}
+
+// TestStoppedAtTestEnd: the server a test started is gone when it ends.
+func TestStoppedAtTestEnd(t *testing.T) {
+	var pid int
+	t.Run("uses a server", func(t *testing.T) {
+		s := Start(t, Options{Shift: time.Hour})
+		pid = s.cmd.Process.Pid
+	})
+	if err := syscall.Kill(pid, 0); !errors.Is(err, syscall.ESRCH) {
+		t.Fatalf("redis-server %d still running after its test ended (kill -0: %v)", pid, err)
 	}
 }
 
