@@ -129,17 +129,33 @@ routes:
 }
 
 // slowBackend answers /slow after release is closed, /old and /new at once.
-func slowBackend(t *testing.T) (*httptest.Server, chan struct{}, chan struct{}) {
-	release, entered := make(chan struct{}), make(chan struct{}, 10)
+// release is a func, safe to call more than once: the test calls it, and
+// so does cleanup, before the server closes, so a test that fails before
+// releasing cannot leave srv.Close waiting on a held handler.
+func slowBackend(t *testing.T) (*httptest.Server, func(), <-chan struct{}) {
+	ch, entered := make(chan struct{}), make(chan struct{}, 10)
+	var once sync.Once
+	release := func() { once.Do(func() { close(ch) }) }
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasSuffix(r.URL.Path, "/slow") {
 			entered <- struct{}{}
-			<-release
+			<-ch
 		}
 		io.WriteString(w, "backend "+r.URL.Path)
 	}))
 	t.Cleanup(srv.Close)
+	t.Cleanup(release) // runs first (cleanups are last in, first out)
 	return srv, release, entered
+}
+
+// waitEntered waits, bounded, for a request to reach the slow backend.
+func waitEntered(t *testing.T, entered <-chan struct{}) {
+	t.Helper()
+	select {
+	case <-entered:
+	case <-time.After(15 * time.Second):
+		t.Fatal("the slow request never reached the backend")
+	}
 }
 
 // TestReload: SIGHUP with a broken file keeps the old config; with a good
@@ -164,7 +180,7 @@ func TestReload(t *testing.T) {
 		resp.Body.Close()
 		inflight <- fmt.Sprintf("%d %s", resp.StatusCode, body)
 	}()
-	<-entered
+	waitEntered(t, entered)
 
 	writeConfig(t, cfg, "routes:\n  - path: /new\n    tiemout: 1s\n")
 	p.cmd.Process.Signal(syscall.SIGHUP)
@@ -185,9 +201,14 @@ func TestReload(t *testing.T) {
 	if code, _ := get(t, base+"/slow"); code != 403 {
 		t.Errorf("after a good reload the removed route /slow = %d, want 403", code)
 	}
-	close(release)
-	if got := <-inflight; got != "200 backend /slow" {
-		t.Errorf("request in flight during reloads: %s", got)
+	release()
+	select {
+	case got := <-inflight:
+		if got != "200 backend /slow" {
+			t.Errorf("request in flight during reloads: %s", got)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the request in flight never finished")
 	}
 }
 
@@ -209,10 +230,10 @@ func TestTerminateDrains(t *testing.T) {
 		resp.Body.Close()
 		inflight <- fmt.Sprintf("%d %s", resp.StatusCode, body)
 	}()
-	<-entered
+	waitEntered(t, entered)
 	p.cmd.Process.Signal(syscall.SIGTERM)
 	waitFor(t, p, "draining")
-	time.AfterFunc(200*time.Millisecond, func() { close(release) })
+	time.AfterFunc(200*time.Millisecond, release)
 	if got := <-inflight; got != "200 backend /slow" {
 		t.Errorf("in-flight request during SIGTERM: %s", got)
 	}
