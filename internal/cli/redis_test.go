@@ -1,0 +1,229 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
+)
+
+// redisConfig writes a gateway on the redis driver at url: /t guarded by
+// the stage throttle and max_concurrent, /q by an API key whose plan has a
+// quota, /open by nothing.
+func redisConfig(t *testing.T, url, backend, onError string) string {
+	t.Helper()
+	t.Setenv("STATE_TEST_KEY", stateKey)
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, path, `listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+state: {driver: redis, url: "`+url+`", prefix: "t:", on_error: `+onError+`}
+throttle: {rate: 100000, burst: 100000, max_concurrent: 50}
+usage_plans:
+  p:
+    quota: {limit: 1000, period: DAY}
+api_keys: [{name: k, plan: p, value_env: STATE_TEST_KEY}]
+routes:
+  - {path: /t, target: "`+backend+`/t", timeout: 5s}
+  - {path: /q, target: "`+backend+`/q", timeout: 5s, api_key_required: true}
+`)
+	return path
+}
+
+// timedGet is one request with its status, body and duration; a transport
+// error is status 0.
+func timedGet(url string, key string) (int, string, time.Duration) {
+	req, _ := http.NewRequest("GET", url, nil)
+	if key != "" {
+		req.Header.Set("x-api-key", key)
+	}
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return 0, err.Error(), time.Since(start)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode, string(b), time.Since(start)
+}
+
+// metricValue reads one unlabelled sample from the admin /metrics.
+func metricValue(t *testing.T, admin, name string) float64 {
+	t.Helper()
+	_, body := get(t, "http://"+admin+"/metrics")
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(body)
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// TestRedisStoreFailurePolicy: serve on the redis driver. With Redis up
+// the guards pass; with Redis killed every guarded request is 503
+// {"message":"Service Unavailable"} within the per-call budget (outcome
+// unavailable, counted in drawbridge_state_errors_total), except that
+// on_error: open lets throttled routes through (never the quota);
+// /readyz is 503 naming the store under both settings; an unguarded
+// route never touches Redis. Redis restarted: traffic and readiness
+// recover without restarting the gateway.
+func TestRedisStoreFailurePolicy(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	backend := okBackend(t)
+	for _, tc := range []struct {
+		onError  string
+		throttle int // /t while Redis is down
+	}{
+		{"closed", 503},
+		{"open", 200},
+	} {
+		t.Run(tc.onError, func(t *testing.T) {
+			cfg, err := config.Load(redisConfig(t, rs.URL(), backend, tc.onError))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var logs syncBuffer
+			s, err := start(cfg, slog.New(slog.NewJSONHandler(&logs, nil)), nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Shutdown()
+			base := "http://" + s.Addr()
+			for _, p := range []string{"/t", "/q"} {
+				if code, body, _ := timedGet(base+p, stateKey); code != 200 {
+					t.Fatalf("%s with Redis up = %d %s", p, code, body)
+				}
+			}
+			if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
+				t.Fatalf("readyz with Redis up = %d %s", code, body)
+			}
+			before := metricValue(t, s.AdminAddr(), "drawbridge_state_errors_total")
+
+			rs.Kill()
+			for _, c := range []struct {
+				path string
+				want int
+			}{{"/t", tc.throttle}, {"/q", 503}} {
+				code, body, took := timedGet(base+c.path, stateKey)
+				if code != c.want {
+					t.Errorf("%s with Redis down = %d %s, want %d", c.path, code, body, c.want)
+				}
+				if code == 503 && body != `{"message":"Service Unavailable"}` {
+					t.Errorf("%s 503 body = %s", c.path, body)
+				}
+				// Three store calls at most, each bounded by the 100 ms
+				// budget (a refused dial fails at once).
+				if took > time.Second {
+					t.Errorf("%s with Redis down took %v, want < 1s", c.path, took)
+				}
+			}
+			if after := metricValue(t, s.AdminAddr(), "drawbridge_state_errors_total"); after <= before {
+				t.Errorf("drawbridge_state_errors_total %v -> %v: store errors not counted", before, after)
+			}
+			if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 503 || !strings.Contains(body, "state store") {
+				t.Errorf("readyz with Redis down = %d %s", code, body)
+			}
+			if !strings.Contains(logs.String(), `"outcome":"unavailable"`) {
+				t.Errorf("no unavailable outcome in the access log:\n%s", logs.String())
+			}
+
+			rs.Restart()
+			deadline := time.Now().Add(10 * time.Second)
+			for {
+				ct, _, _ := timedGet(base+"/t", stateKey)
+				cq, _, _ := timedGet(base+"/q", stateKey)
+				if ct == 200 && cq == 200 {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("after Redis restart /t = %d, /q = %d for 10s: no recovery", ct, cq)
+				}
+				time.Sleep(50 * time.Millisecond) // the pool redials about once a second
+			}
+			if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
+				t.Errorf("readyz after Redis restart = %d %s", code, body)
+			}
+		})
+	}
+}
+
+// TestRedisDownAtStart: serve starts while Redis is unreachable (the
+// driver connects lazily), answers 503 and reports not ready.
+func TestRedisDownAtStart(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	rs.Kill()
+	cfg, err := config.Load(redisConfig(t, rs.URL(), okBackend(t), "closed"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := start(cfg, slog.New(slog.DiscardHandler), nil)
+	if err != nil {
+		t.Fatalf("serve with Redis down at start: %v", err)
+	}
+	defer s.Shutdown()
+	if code, body, _ := timedGet("http://"+s.Addr()+"/t", ""); code != 503 || body != `{"message":"Service Unavailable"}` {
+		t.Errorf("/t = %d %s, want 503", code, body)
+	}
+	if code, _ := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 503 {
+		t.Errorf("readyz = %d, want 503", code)
+	}
+}
+
+// TestCheckRedisDurability: check prints the driver's durability warnings
+// when it reaches the server, a note (not an error) when it cannot, and
+// never the URL's password.
+func TestCheckRedisDurability(t *testing.T) {
+	risky := redistest.Start(t, redistest.Options{})
+	safe := redistest.Start(t, redistest.Options{})
+	c := goredis.NewClient(&goredis.Options{Addr: safe.Addr})
+	defer c.Close()
+	// redistest starts with --appendonly no on the command line, which
+	// outranks its config file: set the safe values at run time.
+	for _, kv := range [][2]string{{"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}} {
+		if err := c.ConfigSet(context.Background(), kv[0], kv[1]).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	down := redistest.Start(t, redistest.Options{})
+	down.Kill()
+	withPassword := strings.Replace(down.URL(), "redis://", "redis://u:hunter2@", 1)
+	for _, tc := range []struct {
+		name, url string
+		want      []string
+		not       []string
+	}{
+		{"risky", risky.URL(), []string{"WARNING: redis: appendonly is \"no\"", "set appendonly yes and appendfsync always"}, []string{"note: redis"}},
+		{"safe", safe.URL(), nil, []string{"WARNING", "note: redis"}},
+		{"unreachable", withPassword, []string{"note: redis at " + down.Addr + " is not reachable", "durability not checked"}, []string{"hunter2", "WARNING"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := redisConfig(t, tc.url, "http://127.0.0.1:9", "closed")
+			var out, errb bytes.Buffer
+			code := Main(context.Background(), []string{"check", "-c", path}, &out, &errb)
+			if code != 0 {
+				t.Fatalf("check exit %d: %s%s", code, out.String(), errb.String())
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(errb.String(), w) {
+					t.Errorf("check stderr lacks %q:\n%s", w, errb.String())
+				}
+			}
+			for _, w := range tc.not {
+				if strings.Contains(errb.String(), w) {
+					t.Errorf("check stderr has %q:\n%s", w, errb.String())
+				}
+			}
+		})
+	}
+}
