@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,4 +165,134 @@ func TestReplicasShareLimitsOnRedis(t *testing.T) {
 			t.Logf("%d replicas: burst %v, quota %v, conc %v (peak %d)", n, burst, quota, conc, b.peak.Load())
 		})
 	}
+}
+
+// TestRedisKilledMidLoadServe is issue 9's acceptance 3 on two real
+// `drawbridge serve` processes under steady load: Redis SIGKILLed, then
+// hung (SIGSTOP, the black-holed case), then back each time. While it is
+// down every guarded request is 503 {"message":"Service Unavailable"};
+// none takes longer than a second (three store calls at a 100 ms budget
+// each; the route timeout is 5 s); after Redis returns both replicas
+// serve 200 again without a restart, and neither logged a panic.
+func TestRedisKilledMidLoadServe(t *testing.T) {
+	rs := redistest.Start(t, redistest.Options{})
+	cfg := redisConfig(t, rs.URL(), okBackend(t), "closed")
+	replicas := []*process{startServe(t, cfg), startServe(t, cfg)}
+
+	type result struct {
+		phase, endPhase int32
+		code            int
+		body            string
+		took            time.Duration
+	}
+	var phase atomic.Int32 // even: Redis up; odd: down
+	var mu sync.Mutex
+	var results []result
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range 6 {
+		wg.Go(func() {
+			for i := 0; i < 20000; i++ { // bounded; stop ends it long before
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				path := []string{"/t", "/q"}[i%2]
+				p := phase.Load()
+				code, body, took := timedGet("http://"+replicas[(w+i)%2].addr+path, stateKey)
+				mu.Lock()
+				results = append(results, result{p, phase.Load(), code, body, took})
+				mu.Unlock()
+			}
+		})
+	}
+	stopLoad := sync.OnceFunc(func() {
+		close(stop)
+		wg.Wait()
+	})
+	defer stopLoad()
+	// okFrom waits (bounded) until both replicas have answered 200 in
+	// phase ph: the load loop is what observes recovery.
+	okFrom := func(ph int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			n := 0
+			for _, r := range results {
+				if r.phase == ph && r.endPhase == ph && r.code == 200 {
+					n++
+				}
+			}
+			mu.Unlock()
+			if n >= 20 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("phase %d: no recovery within 10s", ph)
+	}
+	downFor := func(ph int32) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			mu.Lock()
+			n := 0
+			for _, r := range results {
+				if r.phase == ph && r.endPhase == ph {
+					n++
+				}
+			}
+			mu.Unlock()
+			if n >= 100 {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("phase %d: fewer than 100 requests answered in 10s", ph)
+	}
+
+	okFrom(0)
+	rs.Kill()
+	phase.Store(1)
+	downFor(1)
+	phase.Store(2)
+	rs.Restart()
+	okFrom(2)
+	rs.Pause()
+	phase.Store(3)
+	downFor(3)
+	phase.Store(4)
+	rs.Resume()
+	okFrom(4)
+	stopLoad()
+
+	var worst time.Duration
+	byPhase := map[int32]map[int]int{}
+	for _, r := range results {
+		worst = max(worst, r.took)
+		if r.code != 200 && (r.code != 503 || r.body != `{"message":"Service Unavailable"}`) {
+			t.Errorf("phase %d: answer %d %q, want 200 or the 503 body", r.phase, r.code, r.body)
+		}
+		if r.phase != r.endPhase {
+			continue
+		}
+		if byPhase[r.phase] == nil {
+			byPhase[r.phase] = map[int]int{}
+		}
+		byPhase[r.phase][r.code]++
+		if r.phase%2 == 1 && r.code != 503 {
+			t.Errorf("phase %d (Redis down): %d, want 503", r.phase, r.code)
+		}
+	}
+	if worst > time.Second {
+		t.Errorf("slowest request took %v, want < 1s (route timeout 5s)", worst)
+	}
+	for _, p := range replicas {
+		if strings.Contains(p.logText(), "panic") {
+			t.Errorf("a replica logged a panic:\n%s", p.logText())
+		}
+	}
+	t.Logf("answers by phase (0 up, 1 killed, 2 restarted, 3 hung, 4 resumed): %v; slowest %v", byPhase, worst)
 }
