@@ -334,6 +334,9 @@ func parseAge(s string) (time.Duration, error) {
 // openOps reaches the queue: the state file itself if no serve holds it,
 // else the running serve's admin API.
 func openOps(cfg *config.Config) (delivery.Ops, func() error, error) {
+	if cfg.State.Driver == "redis" {
+		return nil, nil, fmt.Errorf("state.driver redis keeps no delivery history (delivered entries are deleted); dead letters are in the Redis stream %s{d:<route>}:dead (see docs/redis.md)", cfg.State.Prefix)
+	}
 	if cfg.State.Driver != "embedded" {
 		return nil, nil, fmt.Errorf("state.driver %s keeps no delivery queue (async routes need embedded)", cfg.State.Driver)
 	}
