@@ -227,3 +227,59 @@ func TestCheckRedisDurability(t *testing.T) {
 		})
 	}
 }
+
+// TestGatewaysFollowRedisClock is issue 9's acceptance 4 at gateway level:
+// two serve instances whose clocks disagree by a day share one Redis whose
+// clock the test moves. The quota period and the throttle refill follow
+// the Redis clock: the replica already in tomorrow gets no fresh quota
+// until Redis reaches midnight, and a bucket emptied through one replica
+// does not refill because the other replica's clock is hours ahead.
+func TestGatewaysFollowRedisClock(t *testing.T) {
+	day := time.Date(2026, 12, 1, 23, 59, 50, 0, time.UTC)
+	rs := redistest.Start(t, redistest.Options{Frozen: day})
+	t.Setenv("STATE_TEST_KEY", stateKey)
+	path := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, path, `listen: 127.0.0.1:0
+admin: "off"
+state: {driver: redis, url: "`+rs.URL()+`"}
+usage_plans:
+  p: {quota: {limit: 3, period: DAY}}
+api_keys: [{name: k, plan: p, value_env: STATE_TEST_KEY}]
+routes:
+  - {path: /q, target: "`+okBackend(t)+`/q", api_key_required: true}
+  - {path: /t, target: "`+okBackend(t)+`/t", throttle: {rate: 0.001, burst: 2}}
+`)
+	cfg, err := config.Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serve := func(now time.Time) string {
+		s, err := start(cfg, slog.New(slog.DiscardHandler), func() time.Time { return now })
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Shutdown() })
+		return "http://" + s.Addr()
+	}
+	behind := serve(day)                    // today, as Redis
+	ahead := serve(day.Add(20 * time.Hour)) // tomorrow already
+	want := func(url, key string, code int) {
+		t.Helper()
+		if got, body, _ := timedGet(url, key); got != code {
+			t.Errorf("GET %s = %d %s, want %d", url, got, body, code)
+		}
+	}
+	for range 3 {
+		want(behind+"/q", stateKey, 200)
+	}
+	want(behind+"/q", stateKey, 429)
+	want(ahead+"/q", stateKey, 429) // its day has begun, Redis's has not
+
+	want(behind+"/t", "", 200)
+	want(ahead+"/t", "", 200)
+	want(ahead+"/t", "", 429) // 20 h ahead, yet no refill: Redis time
+
+	rs.SetTime(day.Add(11 * time.Second)) // 00:00:01 tomorrow on Redis
+	want(ahead+"/q", stateKey, 200)
+	want(behind+"/q", stateKey, 200) // counts against the period Redis holds
+}
