@@ -21,7 +21,7 @@ import (
 
 // redisConfig writes a gateway on the redis driver at url: /t guarded by
 // the stage throttle and max_concurrent, /q by an API key whose plan has a
-// quota, /open by nothing.
+// quota; /hooks/* is async.
 func redisConfig(t *testing.T, url, backend, onError string) string {
 	t.Helper()
 	t.Setenv("STATE_TEST_KEY", stateKey)
@@ -37,6 +37,7 @@ api_keys: [{name: k, plan: p, value_env: STATE_TEST_KEY}]
 routes:
   - {path: /t, target: "`+backend+`/t", timeout: 5s}
   - {path: /q, target: "`+backend+`/q", timeout: 5s, api_key_required: true}
+  - {path: /hooks/*, target: "`+backend+`/h/", timeout: 5s, delivery: {mode: async}}
 `)
 	return path
 }
@@ -44,7 +45,12 @@ routes:
 // timedGet is one request with its status, body and duration; a transport
 // error is status 0.
 func timedGet(url string, key string) (int, string, time.Duration) {
-	req, _ := http.NewRequest("GET", url, nil)
+	return timedDo("GET", url, key)
+}
+
+// timedDo is timedGet for any method (a POST carries an empty body).
+func timedDo(method, url string, key string) (int, string, time.Duration) {
+	req, _ := http.NewRequest(method, url, nil)
 	if key != "" {
 		req.Header.Set("x-api-key", key)
 	}
@@ -74,7 +80,8 @@ func metricValue(t *testing.T, admin, name string) float64 {
 // the guards pass; with Redis killed every guarded request is 503
 // {"message":"Service Unavailable"} within the per-call budget (outcome
 // unavailable, counted in drawbridge_state_errors_total), except that
-// on_error: open lets throttled routes through (never the quota);
+// on_error: open lets throttled routes through (never the quota, never an
+// async route's 202);
 // /readyz is 503 naming the store under both settings; an unguarded
 // route never touches Redis. Redis restarted: traffic and readiness
 // recover without restarting the gateway.
@@ -105,6 +112,9 @@ func TestRedisStoreFailurePolicy(t *testing.T) {
 					t.Fatalf("%s with Redis up = %d %s", p, code, body)
 				}
 			}
+			if code, body, _ := timedDo("POST", base+"/hooks/x", ""); code != 202 {
+				t.Fatalf("async route with Redis up = %d %s", code, body)
+			}
 			if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
 				t.Fatalf("readyz with Redis up = %d %s", code, body)
 			}
@@ -112,10 +122,10 @@ func TestRedisStoreFailurePolicy(t *testing.T) {
 
 			rs.Kill()
 			for _, c := range []struct {
-				path string
-				want int
-			}{{"/t", tc.throttle}, {"/q", 503}} {
-				code, body, took := timedGet(base+c.path, stateKey)
+				method, path string
+				want         int
+			}{{"GET", "/t", tc.throttle}, {"GET", "/q", 503}, {"POST", "/hooks/x", 503}} {
+				code, body, took := timedDo(c.method, base+c.path, stateKey)
 				if code != c.want {
 					t.Errorf("%s with Redis down = %d %s, want %d", c.path, code, body, c.want)
 				}

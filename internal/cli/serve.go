@@ -63,7 +63,7 @@ type Server struct {
 	store   store.Store      // opened once, shared by every reload, closed last
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
-	deliveries        *deliveries // nil without an embedded state file
+	deliveries        *deliveries // nil on the memory driver (no queue)
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	done              chan error

@@ -98,6 +98,9 @@ func (g *Gateway) accept(c *call, a *asyncRoute) {
 	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
 	if err != nil {
+		// Never fails open, whatever state.on_error says: a 202 promises
+		// the event is stored.
+		g.storeErrors.Inc()
 		c.cause = err
 		g.reject(c, unavailable)
 		return
