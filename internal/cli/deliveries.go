@@ -45,8 +45,8 @@ type deliveries struct {
 // startDeliveries opens the queue in the embedded state file that st
 // (serve's one Store) already holds, or on st's Redis, and starts
 // delivering. bbolt locks its file, so the queue shares the Store's DB
-// instead of opening the file again. control is the egress check for the worker's dials, the same as
-// the sync path's.
+// instead of opening the file again. control is the egress check for the
+// worker's dials, the same as the sync path's.
 func startDeliveries(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) (*deliveries, error) {
 	d := &deliveries{done: make(chan struct{})}
 	var src delivery.Source

@@ -140,7 +140,7 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 // deps are the gateway's dependencies in Lambda mode.
 func (fn *lambdaFunction) deps() gateway.Deps {
 	d := gateway.Deps{Metrics: fn.metrics, Log: fn.log, Store: fn.store, Control: fn.egress.Control}
-	if fn.queue != nil {
+	if fn.queue != nil { // not a typed nil: a nil Queue means "answer 503"
 		d.Queue = fn.queue
 	}
 	return d

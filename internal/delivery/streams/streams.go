@@ -43,10 +43,9 @@ type Queue struct {
 	consumer string
 	wake     chan struct{}
 
-	mu       sync.Mutex
-	routes   map[string]*route // by route path
-	order    []string          // route paths, sorted: Due's order
-	policies map[string]delivery.Policy
+	mu     sync.Mutex
+	routes map[string]*route // by route path
+	order  []string          // route paths, sorted: Due's order
 }
 
 // route is one route's stream and what this process has claimed from it
@@ -70,7 +69,6 @@ func New(st *redis.Store, policies map[string]delivery.Policy, consumer string) 
 func (q *Queue) SetPolicies(p map[string]delivery.Policy) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	q.policies = p
 	old := q.routes
 	q.routes = make(map[string]*route, len(p))
 	q.order = q.order[:0]
