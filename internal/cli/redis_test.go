@@ -76,7 +76,8 @@ func metricValue(t *testing.T, admin, name string) float64 {
 	return v
 }
 
-// TestRedisStoreFailurePolicy: serve on the redis driver. With Redis up
+// TestRedisStoreFailurePolicy: serve on the redis driver. It logs the
+// server's durability warning (redistest runs without AOF). With Redis up
 // the guards pass; with Redis killed every guarded request is 503
 // {"message":"Service Unavailable"} within the per-call budget (outcome
 // unavailable, counted in drawbridge_state_errors_total), except that
@@ -117,6 +118,9 @@ func TestRedisStoreFailurePolicy(t *testing.T) {
 			}
 			if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
 				t.Fatalf("readyz with Redis up = %d %s", code, body)
+			}
+			if !strings.Contains(logs.String(), "redis: appendonly is") {
+				t.Errorf("serve did not log the durability warning:\n%s", logs.String())
 			}
 			before := metricValue(t, s.AdminAddr(), "drawbridge_state_errors_total")
 

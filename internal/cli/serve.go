@@ -88,6 +88,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	logDurability(st, logger)
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
 	deps, err := s.withEgress(cfg, s.deps())
 	if err != nil {

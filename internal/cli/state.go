@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync"
 
@@ -49,6 +51,25 @@ func openRedis(cfg *config.Config) (*redis.Store, error) {
 	}
 	quietRedis.Do(redis.QuietClientLogs)
 	return redis.New(redis.Options{URL: cfg.State.URL, Prefix: cfg.State.Prefix})
+}
+
+// logDurability logs the redis driver's durability warnings once at serve
+// start (check prints the same). It waits at most the driver's per-call
+// budget: a Redis that is down delays the start by that much and is
+// reported, not fatal. Other drivers: nothing.
+func logDurability(st store.Store, log *slog.Logger) {
+	rs, ok := st.(*redis.Store)
+	if !ok {
+		return
+	}
+	ws, err := rs.Durability(context.Background())
+	if err != nil {
+		log.Warn("redis durability not checked", "error", err.Error())
+		return
+	}
+	for _, w := range ws {
+		log.Warn(w)
+	}
 }
 
 // statePath is the embedded driver's file.
