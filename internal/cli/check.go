@@ -52,7 +52,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range guard.Warnings() {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
 	}
-	checkRedis(cfg, *path, stderr)
+	if err := checkRedis(cfg, *path, stderr); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return exitError(1)
+	}
 	// A memory store: check must work while serve holds the state file.
 	st := memory.New()
 	defer st.Close()
@@ -71,16 +74,16 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 // checkRedis prints the redis driver's durability warnings (appendonly,
 // appendfsync, maxmemory-policy), or a note that they could not be read.
 // Neither is an error: check validates the config, and the server may
-// well be unreachable from where check runs. The URL is never printed
-// whole (it may hold a password): only its host.
-func checkRedis(cfg *config.Config, path string, stderr io.Writer) {
+// well be unreachable from where check runs; a state.url serve would
+// refuse is. The URL is never printed whole (it may hold a password):
+// only its host.
+func checkRedis(cfg *config.Config, path string, stderr io.Writer) error {
 	if cfg.State.Driver != "redis" {
-		return
+		return nil
 	}
 	st, err := openRedis(cfg)
 	if err != nil {
-		fmt.Fprintf(stderr, "%s: %v\n", path, err)
-		return
+		return err
 	}
 	defer st.Close()
 	host := "state.url"
@@ -91,14 +94,15 @@ func checkRedis(cfg *config.Config, path string, stderr io.Writer) {
 	defer cancel()
 	if err := st.Ready(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: note: redis at %s is not reachable from here (%v): durability not checked\n", path, host, err)
-		return
+		return nil
 	}
 	ws, err := st.Durability(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: WARNING: redis at %s refuses CONFIG GET (%v): durability unverified; it needs appendonly yes, appendfsync always, maxmemory-policy noeviction\n", path, host, err)
-		return
+		return nil
 	}
 	for _, w := range ws {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", path, w)
 	}
+	return nil
 }

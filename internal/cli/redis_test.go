@@ -195,8 +195,8 @@ func TestRedisDownAtStart(t *testing.T) {
 }
 
 // TestCheckRedisDurability: check prints the driver's durability warnings
-// when it reaches the server, a note (not an error) when it cannot, and
-// never the URL's password.
+// when it reaches the server, a note (not an error) when it cannot, fails
+// on a state.url serve would refuse, and never prints the URL's password.
 func TestCheckRedisDurability(t *testing.T) {
 	risky := redistest.Start(t, redistest.Options{})
 	safe := redistest.Start(t, redistest.Options{})
@@ -214,19 +214,21 @@ func TestCheckRedisDurability(t *testing.T) {
 	withPassword := strings.Replace(down.URL(), "redis://", "redis://u:hunter2@", 1)
 	for _, tc := range []struct {
 		name, url string
+		exit      int
 		want      []string
 		not       []string
 	}{
-		{"risky", risky.URL(), []string{"WARNING: redis: appendonly is \"no\"", "set appendonly yes and appendfsync always"}, []string{"note: redis"}},
-		{"safe", safe.URL(), nil, []string{"WARNING", "note: redis"}},
-		{"unreachable", withPassword, []string{"note: redis at " + down.Addr + " is not reachable", "durability not checked"}, []string{"hunter2", "WARNING"}},
+		{"malformed url", "redis://u:hunter2@[::1/0", 1, []string{"state.url: missing ']' in host"}, []string{"hunter2"}},
+		{"risky", risky.URL(), 0, []string{"WARNING: redis: appendonly is \"no\"", "set appendonly yes and appendfsync always"}, []string{"note: redis"}},
+		{"safe", safe.URL(), 0, nil, []string{"WARNING", "note: redis"}},
+		{"unreachable", withPassword, 0, []string{"note: redis at " + down.Addr + " is not reachable", "durability not checked"}, []string{"hunter2", "WARNING"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := redisConfig(t, tc.url, "http://127.0.0.1:9", "closed")
 			var out, errb bytes.Buffer
 			code := Main(context.Background(), []string{"check", "-c", path}, &out, &errb)
-			if code != 0 {
-				t.Fatalf("check exit %d: %s%s", code, out.String(), errb.String())
+			if code != tc.exit {
+				t.Fatalf("check exit %d, want %d: %s%s", code, tc.exit, out.String(), errb.String())
 			}
 			for _, w := range tc.want {
 				if !strings.Contains(errb.String(), w) {

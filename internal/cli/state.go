@@ -3,7 +3,9 @@ package cli
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
+	"net/url"
 	"path/filepath"
 	"sync"
 
@@ -50,7 +52,13 @@ func openRedis(cfg *config.Config) (*redis.Store, error) {
 		return nil, errors.New("state.driver redis needs state.url (redis://host:port/db)")
 	}
 	quietRedis.Do(redis.QuietClientLogs)
-	return redis.New(redis.Options{URL: cfg.State.URL, Prefix: cfg.State.Prefix})
+	st, err := redis.New(redis.Options{URL: cfg.State.URL, Prefix: cfg.State.Prefix})
+	// url.Parse's error quotes the whole URL, password included: keep
+	// only what is wrong with it.
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return nil, fmt.Errorf("state.url: %w", ue.Err)
+	}
+	return st, err
 }
 
 // logDurability logs the redis driver's durability warnings once at serve
