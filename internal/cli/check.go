@@ -1,11 +1,14 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/egress"
@@ -49,6 +52,10 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range guard.Warnings() {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
 	}
+	if err := checkRedis(cfg, *path, stderr); err != nil {
+		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
+		return exitError(1)
+	}
 	// A memory store: check must work while serve holds the state file.
 	st := memory.New()
 	defer st.Close()
@@ -61,5 +68,41 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	g.Close()
 	fmt.Fprintf(stdout, "%s: ok: %d routes, stage %s, api %s\n", *path, len(cfg.Routes), cfg.Stage, cfg.API)
 	fmt.Fprintf(stdout, "egress (deny rows win over any allow; target names resolved now):\n%s", guard.Table())
+	return nil
+}
+
+// checkRedis prints the redis driver's durability warnings (appendonly,
+// appendfsync, maxmemory-policy), or a note that they could not be read.
+// Neither is an error: check validates the config, and the server may
+// well be unreachable from where check runs; a state.url serve would
+// refuse is. The URL is never printed whole (it may hold a password):
+// only its host.
+func checkRedis(cfg *config.Config, path string, stderr io.Writer) error {
+	if cfg.State.Driver != "redis" {
+		return nil
+	}
+	st, err := openRedis(cfg)
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	host := "state.url"
+	if u, err := url.Parse(cfg.State.URL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := st.Ready(ctx); err != nil {
+		fmt.Fprintf(stderr, "%s: note: redis at %s is not reachable from here (%v): durability not checked\n", path, host, err)
+		return nil
+	}
+	ws, err := st.Durability(ctx)
+	if err != nil {
+		fmt.Fprintf(stderr, "%s: WARNING: redis at %s refuses CONFIG GET (%v): durability unverified; it needs appendonly yes, appendfsync always, maxmemory-policy noeviction\n", path, host, err)
+		return nil
+	}
+	for _, w := range ws {
+		fmt.Fprintf(stderr, "%s: WARNING: %s\n", path, w)
+	}
 	return nil
 }

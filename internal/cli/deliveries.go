@@ -22,67 +22,91 @@ import (
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/delivery/streams"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/bolt"
+	"github.com/drawbridge/drawbridge/internal/store/redis"
 )
 
-// deliveries is serve's durable delivery queue and its background worker.
-// The zero of *deliveries (nil) means no queue: the state driver is not
-// embedded, so no async route can be configured (config and Build refuse
-// them).
+// deliveries is serve's durable delivery queue and its background worker:
+// in the embedded state file, or on Redis (streams, shared by replicas).
+// The zero of *deliveries (nil) means no queue: the state driver is
+// memory, so no async route can be configured (config refuses them).
 type deliveries struct {
-	queue  *delivery.Queue
+	queue  *delivery.Queue // embedded; nil on redis
+	shared *streams.Queue  // redis; nil on embedded
 	worker *delivery.Worker
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // startDeliveries opens the queue in the embedded state file that st
-// (serve's one Store) already holds, and starts delivering. bbolt locks
-// its file, so the queue shares the Store's DB instead of opening the file
-// again. control is the egress check for the worker's dials, the same as
-// the sync path's.
+// (serve's one Store) already holds, or on st's Redis, and starts
+// delivering. bbolt locks its file, so the queue shares the Store's DB
+// instead of opening the file again. control is the egress check for the
+// worker's dials, the same as the sync path's.
 func startDeliveries(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) (*deliveries, error) {
-	bs, ok := st.(*bolt.Store)
-	if !ok {
+	d := &deliveries{done: make(chan struct{})}
+	var src delivery.Source
+	var poll time.Duration
+	switch st := st.(type) {
+	case *bolt.Store:
+		q, err := delivery.Open(st.DB(), delivery.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("state file %s: %w", statePath(cfg), err)
+		}
+		d.queue, src = q, q
+	case *redis.Store:
+		// Other replicas' enqueues wake nobody here: poll each second.
+		d.shared = streams.New(st, delivery.Policies(cfg), "")
+		src, poll = d.shared, time.Second
+	default:
 		return nil, nil
 	}
-	q, err := delivery.Open(bs.DB(), delivery.Options{})
-	if err != nil {
-		return nil, fmt.Errorf("state file %s: %w", statePath(cfg), err)
-	}
-	w := delivery.NewWorker(q, delivery.WorkerOptions{
+	d.worker = newWorker(src, cfg, m, log, control, poll)
+	ctx, cancel := context.WithCancel(context.Background())
+	d.cancel = cancel
+	go func() {
+		defer close(d.done)
+		d.worker.Run(ctx)
+	}()
+	return d, nil
+}
+
+// newWorker is the delivery worker of serve and of Lambda's scheduled
+// drain, with its metrics. poll 0 is the worker's default.
+func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error, poll time.Duration) *delivery.Worker {
+	w := delivery.NewWorker(src, delivery.WorkerOptions{
 		Log:      log,
 		Control:  control,
+		Poll:     poll,
 		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
 		OnAttempt: func(a delivery.AttemptReport) {
 			m.ObserveAttempt(a.Route, a.Duration, a.State != delivery.Pending, string(a.State), a.Tries, a.SinceAccepted)
 		},
 	})
 	w.SetPolicies(delivery.Policies(cfg))
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &deliveries{queue: q, worker: w, cancel: cancel, done: make(chan struct{})}
-	go func() {
-		defer close(d.done)
-		w.Run(ctx)
-	}()
-	return d, nil
+	return w
 }
 
 // enqueuer is the gateway's view of the queue; a nil interface, not a nil
 // pointer, when there is none.
 func (d *deliveries) enqueuer() gateway.Enqueuer {
-	if d == nil {
+	switch {
+	case d == nil:
 		return nil
+	case d.shared != nil:
+		return d.shared
 	}
 	return d.queue
 }
 
-// ops is the admin API's view of the queue (nil: none).
+// ops is the admin API's view of the queue (nil: none, also on redis,
+// which keeps no delivery history).
 func (d *deliveries) ops() delivery.Ops {
-	if d == nil {
+	if d == nil || d.queue == nil {
 		return nil
 	}
 	return d.queue
@@ -90,8 +114,12 @@ func (d *deliveries) ops() delivery.Ops {
 
 // reload gives the worker the new config's retry policies.
 func (d *deliveries) reload(cfg *config.Config) {
-	if d != nil {
-		d.worker.SetPolicies(delivery.Policies(cfg))
+	if d == nil {
+		return
+	}
+	d.worker.SetPolicies(delivery.Policies(cfg))
+	if d.shared != nil {
+		d.shared.SetPolicies(delivery.Policies(cfg))
 	}
 }
 
@@ -306,6 +334,9 @@ func parseAge(s string) (time.Duration, error) {
 // openOps reaches the queue: the state file itself if no serve holds it,
 // else the running serve's admin API.
 func openOps(cfg *config.Config) (delivery.Ops, func() error, error) {
+	if cfg.State.Driver == "redis" {
+		return nil, nil, fmt.Errorf("state.driver redis keeps no delivery history (delivered entries are deleted); dead letters are in the Redis stream %s{d:<route>}:dead (see docs/redis.md)", cfg.State.Prefix)
+	}
 	if cfg.State.Driver != "embedded" {
 		return nil, nil, fmt.Errorf("state.driver %s keeps no delivery queue (async routes need embedded)", cfg.State.Driver)
 	}

@@ -10,11 +10,14 @@ import (
 	"strconv"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/delivery/streams"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/lambda"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/redis"
 )
 
 // Environment variables of Lambda mode (docs/lambda.md).
@@ -67,6 +70,12 @@ type lambdaFunction struct {
 	gateway *gateway.Gateway
 	opts    lambda.Options
 	log     *slog.Logger
+	metrics *metrics.Metrics
+	// With state.driver redis, async routes enqueue into the shared
+	// Redis Streams queue and a scheduled event runs one delivery pass
+	// over it. Both nil otherwise.
+	queue  *streams.Queue
+	worker *delivery.Worker
 }
 
 func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFunction, error) {
@@ -98,7 +107,11 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	for _, w := range guard.Warnings() {
 		logger.Warn("WARNING: " + w)
 	}
-	fn := &lambdaFunction{cfg: cfg, store: st, egress: guard, log: logger}
+	fn := &lambdaFunction{cfg: cfg, store: st, egress: guard, log: logger, metrics: metrics.New()}
+	if rs, ok := st.(*redis.Store); ok {
+		fn.queue = streams.New(rs, delivery.Policies(cfg), "")
+		fn.worker = newWorker(fn.queue, cfg, fn.metrics, logger, guard.Control, 0)
+	}
 	g, err := gateway.Build(cfg, fn.deps())
 	if err != nil {
 		st.Close()
@@ -126,7 +139,11 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 
 // deps are the gateway's dependencies in Lambda mode.
 func (fn *lambdaFunction) deps() gateway.Deps {
-	return gateway.Deps{Metrics: metrics.New(), Log: fn.log, Store: fn.store, Control: fn.egress.Control}
+	d := gateway.Deps{Metrics: fn.metrics, Log: fn.log, Store: fn.store, Control: fn.egress.Control}
+	if fn.queue != nil { // not a typed nil: a nil Queue means "answer 503"
+		d.Queue = fn.queue
+	}
+	return d
 }
 
 // lambdaLoopbackAllowed lifts the Lambda-mode loopback ban. Only a binary
@@ -135,11 +152,21 @@ func (fn *lambdaFunction) deps() gateway.Deps {
 // nothing legitimate lives in a real execution environment.
 var lambdaLoopbackAllowed = false
 
-// drain answers an EventBridge scheduled event. This build has no async
-// delivery queue in Lambda, so there is nothing to deliver; the delivery
-// work hooks its one pass over the queue in here.
+// drain answers an EventBridge scheduled event: with state.driver redis,
+// one delivery pass over the shared queue (everything due, whichever
+// instance or replica accepted it; bounded by the invocation's deadline).
+// A failed attempt stays queued for a later pass. Other drivers keep no
+// queue in Lambda (an instance's memory dies with it).
 func (fn *lambdaFunction) drain(ctx context.Context) error {
-	fn.log.InfoContext(ctx, "lambda: scheduled event: no async delivery queue in this build, nothing to drain")
+	if fn.worker == nil {
+		fn.log.InfoContext(ctx, "lambda: scheduled event: no async delivery queue without state.driver redis, nothing to drain")
+		return nil
+	}
+	n, err := fn.worker.RunOnce(ctx)
+	fn.log.InfoContext(ctx, "lambda: scheduled event: delivery pass", "attempts", n)
+	if err != nil {
+		return fmt.Errorf("delivery pass after %d attempts: %w", n, err)
+	}
 	return nil
 }
 

@@ -63,7 +63,7 @@ type Server struct {
 	store   store.Store      // opened once, shared by every reload, closed last
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
-	deliveries        *deliveries // nil without an embedded state file
+	deliveries        *deliveries // nil on the memory driver (no queue)
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
 	done              chan error
@@ -88,6 +88,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	if err != nil {
 		return nil, err
 	}
+	logDurability(st, logger)
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
 	deps, err := s.withEgress(cfg, s.deps())
 	if err != nil {

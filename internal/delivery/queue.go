@@ -64,6 +64,9 @@ func Open(db *bbolt.DB, opts Options) (*Queue, error) {
 	return q, nil
 }
 
+// Wake implements Source.
+func (q *Queue) Wake() <-chan struct{} { return q.notify }
+
 func (q *Queue) wake() {
 	select {
 	case q.notify <- struct{}{}:
@@ -380,12 +383,12 @@ func (q *Queue) Purge(state State, olderThan time.Time) (int, error) {
 	return n, nil
 }
 
-// due returns the deliveries the worker may start at now, with bodies: for
-// each route, of its window(route) oldest pending deliveries, those not
-// busy (already in flight) whose NextAt has come, in acceptance order. next
-// is the earliest NextAt among the window's others (zero if none): when to
-// look again.
-func (q *Queue) due(now time.Time, window func(route string) int, busy func(id string) bool) (ready []*Delivery, next time.Time, err error) {
+// Due implements Source: the deliveries the worker may start at now, with
+// bodies. For each route, of its window(route) oldest pending deliveries,
+// those not busy (already in flight) whose NextAt has come, in acceptance
+// order. next is the earliest NextAt among the window's others (zero if
+// none): when to look again.
+func (q *Queue) Due(_ context.Context, now time.Time, window func(route string) int, busy func(id string) bool) (ready []*Delivery, next time.Time, err error) {
 	err = q.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(pendingBucket).Cursor()
 		bodies := tx.Bucket(bodyBucket)
@@ -426,9 +429,10 @@ func (q *Queue) due(now time.Time, window func(route string) int, busy func(id s
 	return ready, next, err
 }
 
-// finish records one attempt and moves the delivery to state (at next if
-// still pending), durably.
-func (q *Queue) finish(id string, a Attempt, state State, next time.Time) error {
+// Finish implements Source: it records one attempt and moves the delivery
+// to state (at next if still pending), durably.
+func (q *Queue) Finish(_ context.Context, sent *Delivery, a Attempt, state State, next time.Time) error {
+	id := sent.ID
 	return q.db.Update(func(tx *bbolt.Tx) error {
 		d, err := getRecord(tx, id)
 		if err != nil {

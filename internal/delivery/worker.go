@@ -37,10 +37,32 @@ type WorkerOptions struct {
 	Poll time.Duration
 }
 
-// Worker delivers a Queue's pending deliveries. Run it in the background
+// Source is a queue a Worker delivers from: the bbolt Queue, or one that
+// replicas share (package streams, on Redis). The Worker owns scheduling
+// (windows, in-flight ids), sending and the retry policy; a Source only
+// stores.
+type Source interface {
+	// Due returns the deliveries the worker may start at now, with
+	// bodies: per route at most window(route) in flight, none that busy
+	// reports in flight already. next is when to look again (zero:
+	// unknown, the worker polls).
+	Due(ctx context.Context, now time.Time, window func(route string) int, busy func(id string) bool) (ready []*Delivery, next time.Time, err error)
+	// Finish records attempt a of d and moves d to state (at next if
+	// still pending). ErrNotPending: d was purged or replayed meanwhile.
+	Finish(ctx context.Context, d *Delivery, a Attempt, state State, next time.Time) error
+	// Counts are the deliveries in each state, for the gauge.
+	Counts() (Counts, error)
+	// Wake receives when a delivery was enqueued here, so the worker
+	// need not wait for its next poll.
+	Wake() <-chan struct{}
+}
+
+var _ Source = (*Queue)(nil)
+
+// Worker delivers a Source's pending deliveries. Run it in the background
 // for a server; call RunOnce for one pass (Lambda's scheduled drain).
 type Worker struct {
-	q      *Queue
+	q      Source
 	opts   WorkerOptions
 	client *http.Client
 	tr     *http.Transport
@@ -48,10 +70,16 @@ type Worker struct {
 	mu       sync.Mutex
 	policies map[string]Policy // by route; routes not listed get the defaults
 	busy     map[string]bool   // ids in flight
+	// recent holds ids released since the current scan began: a scan
+	// whose snapshot predates an attempt's commit would still see that
+	// delivery pending, and must not start it again now that it is no
+	// longer busy. Releases before a scan began committed before its
+	// snapshot, so each scan starts with recent empty.
+	recent map[string]bool
 }
 
 // NewWorker makes a worker for q.
-func NewWorker(q *Queue, opts WorkerOptions) *Worker {
+func NewWorker(q Source, opts WorkerOptions) *Worker {
 	if opts.Clock == nil {
 		opts.Clock = SystemClock
 	}
@@ -84,6 +112,7 @@ func NewWorker(q *Queue, opts WorkerOptions) *Worker {
 		},
 		policies: map[string]Policy{},
 		busy:     map[string]bool{},
+		recent:   map[string]bool{},
 	}
 }
 
@@ -116,13 +145,22 @@ func (w *Worker) policy(route string) Policy {
 	return Policy{}.WithDefaults()
 }
 
-// window and isBusy are called by Queue.due inside a read transaction.
+// window and isBusy are called by Source.Due (the bbolt Queue's inside a
+// read transaction).
 func (w *Worker) window(route string) int { return w.policy(route).Concurrency }
 
 func (w *Worker) isBusy(id string) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.busy[id]
+	return w.busy[id] || w.recent[id]
+}
+
+// due is Source.Due with the worker's windows and in-flight ids.
+func (w *Worker) due(ctx context.Context, now time.Time) ([]*Delivery, time.Time, error) {
+	w.mu.Lock()
+	clear(w.recent)
+	w.mu.Unlock()
+	return w.q.Due(ctx, now, w.window, w.isBusy)
 }
 
 // claim marks ds in flight.
@@ -134,9 +172,11 @@ func (w *Worker) claim(ds []*Delivery) {
 	w.mu.Unlock()
 }
 
+// release ends an attempt that has been recorded (Finish returned).
 func (w *Worker) release(id string) {
 	w.mu.Lock()
 	delete(w.busy, id)
+	w.recent[id] = true
 	w.mu.Unlock()
 }
 
@@ -154,7 +194,7 @@ func (w *Worker) Run(ctx context.Context) {
 	defer timer.Stop()
 	for {
 		now := w.opts.Clock.Now()
-		ready, next, err := w.q.due(now, w.window, w.isBusy)
+		ready, next, err := w.due(ctx, now)
 		if err != nil {
 			w.opts.Log.Error("delivery scan failed", "error", err.Error())
 		}
@@ -180,7 +220,7 @@ func (w *Worker) Run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-w.q.notify:
+		case <-w.q.Wake():
 		case <-finished:
 		case <-timer.C:
 		}
@@ -195,7 +235,7 @@ func (w *Worker) RunOnce(ctx context.Context) (int, error) {
 	n := 0
 	defer w.report()
 	for ctx.Err() == nil {
-		ready, _, err := w.q.due(w.opts.Clock.Now(), w.window, w.isBusy)
+		ready, _, err := w.due(ctx, w.opts.Clock.Now())
 		if err != nil || len(ready) == 0 {
 			return n, err
 		}
@@ -252,7 +292,7 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		a.Error = res.Err.Error()
 	}
 	state, next := p.Decide(d, res, end, w.opts.Rand)
-	err := w.q.finish(d.ID, a, state, next)
+	err := w.q.Finish(ctx, d, a, state, next)
 	if err == nil && w.opts.OnAttempt != nil {
 		w.opts.OnAttempt(AttemptReport{Route: d.Route, Duration: a.Duration, State: state,
 			Tries: d.tries() + 1, SinceAccepted: end.Sub(d.budgetStart())})

@@ -21,7 +21,8 @@ import (
 )
 
 // Enqueuer persists an accepted async request durably before returning
-// (delivery.Queue). A duplicate key returns the first delivery's id.
+// (delivery.Queue in the state file; streams.Queue on Redis). A duplicate
+// key returns the first delivery's id.
 type Enqueuer interface {
 	Enqueue(ctx context.Context, d *delivery.Delivery) (id string, duplicate bool, err error)
 }
@@ -50,9 +51,6 @@ func buildAsync(cfg *config.Config, routes []*route, deps Deps) (map[*route]*asy
 	for _, r := range routes {
 		if r.cfg.Delivery == nil || r.cfg.Delivery.Mode != "async" {
 			continue
-		}
-		if cfg.State.Driver == "redis" {
-			return nil, fmt.Errorf("%s:%d: route %s: async delivery with state.driver redis is not supported by this build yet", cfg.File, r.cfg.Line, r.cfg.Path)
 		}
 		u, err := url.Parse(r.cfg.Target)
 		if err != nil {
@@ -100,6 +98,9 @@ func (g *Gateway) accept(c *call, a *asyncRoute) {
 	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
 	if err != nil {
+		// Never fails open, whatever state.on_error says: a 202 promises
+		// the event is stored.
+		g.storeErrors.Inc()
 		c.cause = err
 		g.reject(c, unavailable)
 		return
