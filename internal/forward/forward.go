@@ -302,6 +302,12 @@ func stripProtected(h http.Header) {
 // folded, is one drawbridge owns: x-api-key, x-forwarded-*, forwarded,
 // x-real-ip, x-request-id, http2-settings.
 func Protected(name string) bool {
+	if len(name) > 12 && foldEq(name[:12], "x-forwarded-") {
+		// First: a 14-byte X-Forwarded-Xy is a prefix match too (found by
+		// FuzzProtected: X_FORWARDED_00 once slipped through the length
+		// switch below).
+		return true
+	}
 	switch len(name) {
 	case 9: // forwarded, x-api-key, x-real-ip
 		return foldEq(name, "forwarded") || foldEq(name, "x-api-key") || foldEq(name, "x-real-ip")
@@ -310,7 +316,7 @@ func Protected(name string) bool {
 	case 14:
 		return foldEq(name, "http2-settings")
 	}
-	return len(name) > 12 && foldEq(name[:12], "x-forwarded-")
+	return false
 }
 
 // foldEq compares a header name to a lower-case protected name, reading
