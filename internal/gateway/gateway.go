@@ -25,6 +25,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/clientip"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
@@ -70,6 +71,7 @@ type Gateway struct {
 	maxBody   int64
 	maxHeader int64
 	log       *slog.Logger
+	access    *accesslog.Handler // log's handler when it has the access-line fast path
 	now       func() time.Time
 	clock     func() time.Time // Deps.Now when injected, else nil: guards use c.start
 	stage     string
@@ -112,6 +114,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.access = accessHandler(g.log)
 	g.now, g.clock = time.Now, deps.Now
 	var trusted []netip.Prefix
 	for _, s := range cfg.ClientIP.TrustedProxies {
@@ -412,7 +415,8 @@ func (g *Gateway) finish(c *call) {
 			g.reject(c, upstreamError)
 		}
 	}
-	d := g.now().Sub(c.start)
+	end := g.now()
+	d := end.Sub(c.start)
 	mi := methodIndex(c.r.Method)
 	label := metrics.NoRouteLabel
 	if c.route == nil {
@@ -429,43 +433,7 @@ func (g *Gateway) finish(c *call) {
 		}
 		c.route.duration.Observe(d.Seconds())
 	}
-	if !g.log.Enabled(c.r.Context(), slog.LevelInfo) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("request_id", c.id),
-		slog.String("method", c.r.Method),
-		slog.String("path", c.r.URL.EscapedPath()),
-		slog.String("route", label),
-		slog.Int("status", c.status),
-		slog.String("outcome", string(c.outcome)),
-		slog.String("client_ip", addrString(c.client)),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-	}
-	if c.upstream > 0 {
-		attrs = append(attrs, slog.Float64("upstream_ms", float64(c.upstream.Microseconds())/1000))
-	}
-	if c.guard != "" {
-		attrs = append(attrs, slog.String("guard", c.guard))
-	}
-	if rule := c.ruleText(); rule != "" {
-		attrs = append(attrs, slog.String("rule", rule))
-	}
-	if c.key != nil {
-		attrs = append(attrs, slog.String("api_key", c.key.name)) // the name, never the value
-	}
-	if c.cause != nil {
-		attrs = append(attrs, slog.String("reason", c.cause.Error()))
-	}
-	g.log.LogAttrs(c.r.Context(), slog.LevelInfo, "request", attrs...)
-}
-
-// ruleText names the rule that decided a rejection, for the log.
-func (c *call) ruleText() string {
-	if c.hasDecision {
-		return "resource_policy: " + c.decision.String()
-	}
-	return c.rule
+	g.logRequest(c, end, label, d)
 }
 
 func addrString(a netip.Addr) string {

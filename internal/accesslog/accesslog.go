@@ -1,0 +1,218 @@
+// Package accesslog is drawbridge's JSON log: slog's JSON handler for
+// every line, plus a fast path for the one line written per request.
+//
+// slog's generic path costs more than a rejection itself: a caller
+// lookup, a Record with the attrs copied in, and floats encoded through
+// encoding/json. The access line has fixed keys, so Line appends them
+// straight into a pooled buffer, in slog's exact JSON shape (same time
+// format, escaping and float spelling; TestLineMatchesSlog and
+// FuzzLineMatchesSlog hold it there), and writes it with one Write under
+// the same lock as the handler's other lines.
+package accesslog
+
+import (
+	"io"
+	"log/slog"
+	"math"
+	"net/netip"
+	"strconv"
+	"sync"
+	"time"
+	"unicode/utf8"
+)
+
+// Handler is slog.NewJSONHandler(w, nil) that can also write access lines.
+// Derived handlers (WithAttrs, WithGroup) are plain slog handlers: the
+// fast path is only for lines without pre-set attributes.
+type Handler struct {
+	slog.Handler
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+// New returns a handler writing JSON lines to w at level Info and above.
+func New(w io.Writer) *Handler {
+	h := &Handler{mu: new(sync.Mutex), w: w}
+	h.Handler = slog.NewJSONHandler(lockedWriter{h}, nil)
+	return h
+}
+
+// lockedWriter makes the slog handler's writes share the fast path's lock,
+// so lines from both never interleave.
+type lockedWriter struct{ h *Handler }
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.h.mu.Lock()
+	defer l.h.mu.Unlock()
+	return l.h.w.Write(p)
+}
+
+// Line is one JSON line being built. Keys must be plain ASCII without
+// quotes or backslashes (they are constants in the caller); values are
+// escaped as slog escapes them.
+type Line struct {
+	b []byte
+	h *Handler
+}
+
+var pool = sync.Pool{New: func() any { return &Line{b: make([]byte, 0, 512)} }}
+
+// Line starts an Info line with slog's time, level and msg fields.
+func (h *Handler) Line(t time.Time, msg string) *Line {
+	l := pool.Get().(*Line)
+	l.h = h
+	l.b = append(l.b[:0], `{"time":"`...)
+	l.b = t.AppendFormat(l.b, time.RFC3339Nano)
+	l.b = append(l.b, `","level":"INFO","msg":`...)
+	l.b = appendString(l.b, msg)
+	return l
+}
+
+func (l *Line) key(k string) {
+	l.b = append(l.b, ',', '"')
+	l.b = append(l.b, k...)
+	l.b = append(l.b, '"', ':')
+}
+
+// Str adds a string field.
+func (l *Line) Str(k, v string) {
+	l.key(k)
+	l.b = appendString(l.b, v)
+}
+
+// Str2 adds a string field whose value is a followed by b, without
+// concatenating them first. a must be valid UTF-8 (escaping then cannot
+// differ from escaping a+b).
+func (l *Line) Str2(k, a, b string) {
+	l.key(k)
+	l.b = append(l.b, '"')
+	l.b = appendEscaped(l.b, a)
+	l.b = appendEscaped(l.b, b)
+	l.b = append(l.b, '"')
+}
+
+// Int adds an integer field.
+func (l *Line) Int(k string, v int) {
+	l.key(k)
+	l.b = strconv.AppendInt(l.b, int64(v), 10)
+}
+
+// Float adds a number field spelled as encoding/json (and so slog) spells
+// a float64.
+func (l *Line) Float(k string, f float64) {
+	l.key(k)
+	l.b = appendFloat(l.b, f)
+}
+
+// Addr adds an IP address field; an invalid address is written as
+// "unknown".
+func (l *Line) Addr(k string, a netip.Addr) {
+	l.key(k)
+	if !a.IsValid() {
+		l.b = append(l.b, `"unknown"`...)
+		return
+	}
+	if a.Zone() != "" { // a zone can hold anything: escape it
+		l.b = appendString(l.b, a.String())
+		return
+	}
+	l.b = append(l.b, '"')
+	l.b = a.AppendTo(l.b)
+	l.b = append(l.b, '"')
+}
+
+// Write ends the line, writes it with one Write and recycles the Line,
+// which must not be used after.
+func (l *Line) Write() {
+	l.b = append(l.b, '}', '\n')
+	l.h.mu.Lock()
+	l.h.w.Write(l.b)
+	l.h.mu.Unlock()
+	l.h = nil
+	if cap(l.b) <= 16<<10 {
+		pool.Put(l)
+	}
+}
+
+// appendFloat is encoding/json's float64 encoding.
+func appendFloat(b []byte, f float64) []byte {
+	if math.IsInf(f, 0) || math.IsNaN(f) {
+		// slog writes json.Marshal's error in place of the value; never
+		// produced by drawbridge's fields.
+		return append(b, `"!ERROR:unsupported value"`...)
+	}
+	abs := math.Abs(f)
+	fmt := byte('f')
+	if abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		fmt = 'e'
+	}
+	b = strconv.AppendFloat(b, f, fmt, -1, 64)
+	if fmt == 'e' {
+		// clean up e-09 to e-9
+		n := len(b)
+		if n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b
+}
+
+const hex = "0123456789abcdef"
+
+// appendString appends s as a quoted JSON string.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	buf = appendEscaped(buf, s)
+	return append(buf, '"')
+}
+
+// appendEscaped is slog's appendEscapedJSONString: control bytes, quote
+// and backslash escaped, invalid UTF-8 as \ufffd, U+2028 and U+2029
+// escaped, everything else (including <, > and &) as is.
+func appendEscaped(buf []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		if b := s[i]; b < utf8.RuneSelf {
+			if b >= 0x20 && b != '"' && b != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, '\\')
+			switch b {
+			case '\\', '"':
+				buf = append(buf, b)
+			case '\n':
+				buf = append(buf, 'n')
+			case '\r':
+				buf = append(buf, 'r')
+			case '\t':
+				buf = append(buf, 't')
+			default:
+				buf = append(buf, 'u', '0', '0', hex[b>>4], hex[b&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		c, size := utf8.DecodeRuneInString(s[i:])
+		if c == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if c == '\u2028' || c == '\u2029' {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\u202`...)
+			buf = append(buf, hex[c&0xF])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(buf, s[start:]...)
+}
