@@ -17,6 +17,7 @@ import (
 	"net/netip"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 )
@@ -26,8 +27,47 @@ import (
 // fast path is only for lines without pre-set attributes.
 type Handler struct {
 	slog.Handler
-	mu *sync.Mutex
-	w  io.Writer
+	mu    *sync.Mutex
+	w     io.Writer
+	stamp atomic.Pointer[stamp]
+}
+
+// stamp is one second's RFC 3339 text, split around the fraction:
+// formatting a time costs more than the rest of the line, and every line
+// within a second shares all of it but the nanoseconds.
+type stamp struct {
+	sec          int64
+	loc          *time.Location
+	prefix, zone []byte // "2026-12-01T20:01:04", "Z" or "+01:00"
+}
+
+// appendTime appends t as t.AppendFormat(time.RFC3339Nano) does.
+func (h *Handler) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := h.stamp.Load()
+	if st == nil || st.sec != sec || st.loc != loc {
+		whole := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339)
+		if y := t.Year(); y < 0 || y >= 10000 {
+			return t.AppendFormat(b, time.RFC3339Nano) // odd years: no cache
+		}
+		st = &stamp{sec: sec, loc: loc, prefix: whole[:19], zone: whole[19:]}
+		h.stamp.Store(st)
+	}
+	b = append(b, st.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i > 0; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, st.zone...)
 }
 
 // New returns a handler writing JSON lines to w at level Info and above.
@@ -62,7 +102,7 @@ func (h *Handler) Line(t time.Time, msg string) *Line {
 	l := pool.Get().(*Line)
 	l.h = h
 	l.b = append(l.b[:0], `{"time":"`...)
-	l.b = t.AppendFormat(l.b, time.RFC3339Nano)
+	l.b = h.appendTime(l.b, t)
 	l.b = append(l.b, `","level":"INFO","msg":`...)
 	l.b = appendString(l.b, msg)
 	return l
@@ -160,6 +200,15 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hex = "0123456789abcdef"
 
+// escape marks the bytes appendEscaped cannot copy as they are: ASCII
+// controls, quote, backslash and every non-ASCII byte (checked as UTF-8).
+var escape = func() (t [256]bool) {
+	for b := range 256 {
+		t[b] = b < 0x20 || b == '"' || b == '\\' || b >= utf8.RuneSelf
+	}
+	return t
+}()
+
 // appendString appends s as a quoted JSON string.
 func appendString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
@@ -173,11 +222,13 @@ func appendString(buf []byte, s string) []byte {
 func appendEscaped(buf []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
+		for i < len(s) && !escape[s[i]] { // the common run: plain ASCII
+			i++
+		}
+		if i == len(s) {
+			break
+		}
 		if b := s[i]; b < utf8.RuneSelf {
-			if b >= 0x20 && b != '"' && b != '\\' {
-				i++
-				continue
-			}
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, '\\')
 			switch b {

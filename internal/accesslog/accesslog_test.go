@@ -189,3 +189,22 @@ func BenchmarkLine(b *testing.B) {
 type discard struct{}
 
 func (discard) Write(p []byte) (int, error) { return len(p), nil }
+
+// TestTimeCache: one handler across seconds, zones and fractions spells
+// every time as AppendFormat(RFC3339Nano) does.
+func TestTimeCache(t *testing.T) {
+	h := New(discard{})
+	base := time.Date(2026, 12, 1, 23, 59, 59, 0, time.UTC)
+	east := time.FixedZone("east", 5*3600+45*60)
+	var times []time.Time
+	for _, ns := range []int{0, 1, 10, 120000000, 123456789, 999999999, 500000000} {
+		times = append(times, base.Add(time.Duration(ns)), base.Add(time.Second+time.Duration(ns)), base.Add(time.Duration(ns)).In(east), base.Add(time.Duration(ns)).Local())
+	}
+	times = append(times, time.Now(), time.Now(), base.AddDate(-2000, 0, 0))
+	for _, tm := range times {
+		got := string(h.appendTime(nil, tm))
+		if want := tm.Format(time.RFC3339Nano); got != want {
+			t.Errorf("%v: got %s, want %s", tm, got, want)
+		}
+	}
+}

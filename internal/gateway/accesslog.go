@@ -44,7 +44,7 @@ func (g *Gateway) logRequest(c *call, end time.Time, label string, d time.Durati
 func (c *call) logFields(f fields, label string, d time.Duration) {
 	f.Str("request_id", c.id)
 	f.Str("method", c.r.Method)
-	f.Str("path", c.r.URL.EscapedPath())
+	f.Str("path", c.path)
 	f.Str("route", label)
 	f.Int("status", c.status)
 	f.Str("outcome", string(c.outcome))

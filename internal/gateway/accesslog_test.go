@@ -56,3 +56,17 @@ func TestAccessLineSameBothWays(t *testing.T) {
 		t.Errorf("%d lines, want 11:\n%s", n, fast)
 	}
 }
+
+// TestRequestIDShape: request ids are version-4 UUIDs, as API Gateway's,
+// and differ.
+func TestRequestIDShape(t *testing.T) {
+	shape := regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+	seen := map[string]bool{}
+	for range 1000 {
+		id := newRequestID()
+		if !shape.MatchString(id) || seen[id] {
+			t.Fatalf("id %q: not a fresh v4 UUID", id)
+		}
+		seen[id] = true
+	}
+}

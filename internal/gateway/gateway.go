@@ -12,6 +12,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -197,7 +199,9 @@ type call struct {
 	r     *http.Request
 	route *route
 	rest  string // escaped path after a prefix route's base
+	path  string // the request's escaped path, for the log
 	id    string
+	idHdr [1]string // id as a header value: in the call, no allocation
 	start time.Time
 
 	client     netip.Addr
@@ -243,11 +247,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // BenchmarkGuards measures everything but the forwarding.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
 	c := &call{r: r, start: g.now(), id: newRequestID()}
+	c.idHdr[0] = c.id
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
 	defer g.finish(c)
 
 	escaped := r.URL.EscapedPath()
+	c.path = escaped
 	if !pathOK(escaped) {
 		g.reject(c, noRoute)
 		return
@@ -355,7 +361,7 @@ func (g *Gateway) dispatch(c *call) {
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.
-	c.w.Header()["x-amzn-RequestId"] = []string{c.id}
+	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
 	c.upstream = time.Since(t0)
@@ -447,26 +453,18 @@ func addrString(a netip.Addr) string {
 // Gateway's request ids. math/rand/v2 is enough: ids must be unique, not
 // unguessable.
 func newRequestID() string {
-	const hex = "0123456789abcdef"
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant 10
 	var b [36]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	hi = hi&^(0xf<<12) | 4<<12   // version 4
-	lo = lo&^(0x3<<62) | 0x2<<62 // variant 10
-	j := 0
-	for i := 0; i < 32; i++ {
-		if i == 8 || i == 12 || i == 16 || i == 20 {
-			b[j] = '-'
-			j++
-		}
-		var nib uint64
-		if i < 16 {
-			nib = hi >> (60 - 4*i) & 0xf
-		} else {
-			nib = lo >> (60 - 4*(i-16)) & 0xf
-		}
-		b[j] = hex[nib]
-		j++
-	}
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:], u[10:])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
 	return string(b[:])
 }
 
