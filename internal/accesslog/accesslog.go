@@ -8,6 +8,12 @@
 // format, escaping and float spelling; TestLineMatchesSlog and
 // FuzzLineMatchesSlog hold it there), and writes it with one Write under
 // the same lock as the handler's other lines.
+//
+// NewBuffered also batches access lines under load: a line that comes
+// within the delay of the last write waits (at most the delay) to share
+// one write with the lines after it, so a busy gateway makes about one
+// write(2) per delay instead of one per request. Every other log line
+// first writes the waiting access lines, so order is kept.
 package accesslog
 
 import (
@@ -30,7 +36,16 @@ type Handler struct {
 	mu    *sync.Mutex
 	w     io.Writer
 	stamp atomic.Pointer[stamp]
+
+	// NewBuffered only; guarded by mu.
+	delay   time.Duration
+	pending []byte      // access lines not yet written
+	last    time.Time   // when the last write happened
+	timer   *time.Timer // writes pending after delay
 }
+
+// flushAt is the size at which waiting lines are written at once.
+const flushAt = 32 << 10
 
 // stamp is one second's RFC 3339 text, split around the fraction:
 // formatting a time costs more than the rest of the line, and every line
@@ -77,6 +92,35 @@ func New(w io.Writer) *Handler {
 	return h
 }
 
+// NewBuffered is New whose access lines wait up to delay to share a
+// write when lines come faster than one per delay. Call Flush before the
+// process exits.
+func NewBuffered(w io.Writer, delay time.Duration) *Handler {
+	h := New(w)
+	h.delay = delay
+	h.timer = time.AfterFunc(time.Hour, func() { h.Flush() })
+	h.timer.Stop()
+	return h
+}
+
+// Flush writes the access lines still waiting.
+func (h *Handler) Flush() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.flush(time.Now())
+}
+
+// flush writes the pending lines; mu is held.
+func (h *Handler) flush(now time.Time) error {
+	h.last = now
+	if len(h.pending) == 0 {
+		return nil
+	}
+	_, err := h.w.Write(h.pending)
+	h.pending = h.pending[:0]
+	return err
+}
+
 // lockedWriter makes the slog handler's writes share the fast path's lock,
 // so lines from both never interleave.
 type lockedWriter struct{ h *Handler }
@@ -84,6 +128,7 @@ type lockedWriter struct{ h *Handler }
 func (l lockedWriter) Write(p []byte) (int, error) {
 	l.h.mu.Lock()
 	defer l.h.mu.Unlock()
+	l.h.flush(time.Time{})
 	return l.h.w.Write(p)
 }
 
@@ -93,6 +138,7 @@ func (l lockedWriter) Write(p []byte) (int, error) {
 type Line struct {
 	b []byte
 	h *Handler
+	t time.Time
 }
 
 var pool = sync.Pool{New: func() any { return &Line{b: make([]byte, 0, 512)} }}
@@ -100,7 +146,7 @@ var pool = sync.Pool{New: func() any { return &Line{b: make([]byte, 0, 512)} }}
 // Line starts an Info line with slog's time, level and msg fields.
 func (h *Handler) Line(t time.Time, msg string) *Line {
 	l := pool.Get().(*Line)
-	l.h = h
+	l.h, l.t = h, t
 	l.b = append(l.b[:0], `{"time":"`...)
 	l.b = h.appendTime(l.b, t)
 	l.b = append(l.b, `","level":"INFO","msg":`...)
@@ -165,9 +211,21 @@ func (l *Line) Addr(k string, a netip.Addr) {
 // which must not be used after.
 func (l *Line) Write() {
 	l.b = append(l.b, '}', '\n')
-	l.h.mu.Lock()
-	l.h.w.Write(l.b)
-	l.h.mu.Unlock()
+	h := l.h
+	h.mu.Lock()
+	switch {
+	case h.delay == 0 || len(h.pending) == 0 && l.t.Sub(h.last) >= h.delay:
+		h.w.Write(l.b) // unbuffered, or the first line in a while: now
+		h.last = l.t
+	default:
+		h.pending = append(h.pending, l.b...)
+		if len(h.pending) >= flushAt {
+			h.flush(l.t)
+		} else if len(h.pending) == len(l.b) {
+			h.timer.Reset(h.delay)
+		}
+	}
+	h.mu.Unlock()
 	l.h = nil
 	if cap(l.b) <= 16<<10 {
 		pool.Put(l)

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -206,5 +207,96 @@ func TestTimeCache(t *testing.T) {
 		if want := tm.Format(time.RFC3339Nano); got != want {
 			t.Errorf("%v: got %s, want %s", tm, got, want)
 		}
+	}
+}
+
+// syncBuf is a bytes.Buffer safe for the flush timer's goroutine.
+type syncBuf struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuf) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuf) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func access(h *Handler, t time.Time, path string) {
+	l := h.Line(t, "request")
+	l.Str("path", path)
+	l.Write()
+}
+
+// TestBuffered: spaced-out lines are written at once; lines within the
+// delay of the last write wait for Flush or the timer, in order; any other
+// log line writes the waiting ones first.
+func TestBuffered(t *testing.T) {
+	var out syncBuf
+	h := NewBuffered(&out, time.Hour) // the timer never fires in this test
+	t0 := time.Date(2026, 12, 1, 20, 0, 0, 0, time.UTC)
+	access(h, t0, "/1")
+	access(h, t0.Add(2*time.Hour), "/2")
+	if got := strings.Count(out.String(), "\n"); got != 2 {
+		t.Fatalf("spaced lines: %d written, want 2", got)
+	}
+	access(h, t0.Add(2*time.Hour+time.Second), "/3")
+	access(h, t0.Add(2*time.Hour+2*time.Second), "/4")
+	if strings.Contains(out.String(), "/3") {
+		t.Fatalf("a line within the delay was written at once")
+	}
+	slog.New(h).Warn("other")
+	access(h, t0.Add(2*time.Hour+3*time.Second), "/5")
+	access(h, t0.Add(2*time.Hour+4*time.Second), "/6")
+	if err := h.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var order []string
+	for _, l := range strings.Split(strings.TrimSuffix(out.String(), "\n"), "\n") {
+		i := strings.Index(l, `"path":"`)
+		if i < 0 {
+			order = append(order, "other")
+			continue
+		}
+		order = append(order, l[i+8:i+10])
+	}
+	if got := strings.Join(order, " "); got != "/1 /2 /3 /4 other /5 /6" {
+		t.Errorf("order %s", got)
+	}
+}
+
+// TestBufferedTimer: waiting lines are written by the timer without a
+// Flush; the test polls, bounded, for the timer's goroutine.
+func TestBufferedTimer(t *testing.T) {
+	var out syncBuf
+	h := NewBuffered(&out, time.Millisecond)
+	now := time.Now()
+	access(h, now, "/1")
+	access(h, now, "/2")
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), "/2"); {
+		if time.Now().After(deadline) {
+			t.Fatalf("the waiting line was never written: %q", out.String())
+		}
+		runtime.Gosched()
+	}
+}
+
+// TestBufferedFull: waiting lines are written once they fill flushAt.
+func TestBufferedFull(t *testing.T) {
+	var out syncBuf
+	h := NewBuffered(&out, time.Hour)
+	now := time.Now()
+	access(h, now, "/first")
+	for range flushAt / 100 {
+		access(h, now, strings.Repeat("x", 100))
+	}
+	if n := len(out.String()); n < flushAt {
+		t.Errorf("%d bytes written after %d waiting, want ≥ %d", n, flushAt, flushAt)
 	}
 }
