@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"log/slog"
 	"net/http"
@@ -33,7 +34,12 @@ func BenchmarkServeForward(b *testing.B) {
 			key  string
 		}{{"plain", gp, "/plain", ""}, {"guards", g, "/forward", keyA}} {
 			b.Run(fwd+"/"+c.name, func(b *testing.B) {
-				r, _ := http.NewRequest("GET", "http://gw"+c.path, nil)
+				// net/http's request contexts can be cancelled (the client
+				// going away); so is this one, so that the cost of watching
+				// it is counted.
+				ctx, cancel := context.WithCancel(context.Background())
+				defer cancel()
+				r, _ := http.NewRequestWithContext(ctx, "GET", "http://gw"+c.path, nil)
 				r.RequestURI, r.RemoteAddr = c.path, "140.82.112.5:40000"
 				r.Header.Set("User-Agent", "wrk")
 				if c.key != "" {
