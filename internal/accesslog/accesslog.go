@@ -31,17 +31,21 @@ import (
 // Handler is slog.NewJSONHandler(w, nil) that can also write access lines.
 // Derived handlers (WithAttrs, WithGroup) are plain slog handlers: the
 // fast path is only for lines without pre-set attributes.
+//
+// Two locks: mu guards the waiting lines and is held only to append or
+// take them; wmu orders the writes to w and is held during each write, so
+// a slow write never stalls the requests appending their lines.
 type Handler struct {
 	slog.Handler
-	mu    *sync.Mutex
-	w     io.Writer
-	stamp atomic.Pointer[stamp]
+	mu, wmu *sync.Mutex
+	w       io.Writer
+	stamp   atomic.Pointer[stamp]
 
 	// NewBuffered only; guarded by mu.
-	delay   time.Duration
-	pending []byte      // access lines not yet written
-	last    time.Time   // when the last write happened
-	timer   *time.Timer // writes pending after delay
+	delay          time.Duration
+	pending, spare []byte      // access lines not yet written; the other buffer
+	last           time.Time   // when the last write began
+	timer          *time.Timer // writes pending after delay
 }
 
 // flushAt is the size at which waiting lines are written at once.
@@ -87,7 +91,7 @@ func (h *Handler) appendTime(b []byte, t time.Time) []byte {
 
 // New returns a handler writing JSON lines to w at level Info and above.
 func New(w io.Writer) *Handler {
-	h := &Handler{mu: new(sync.Mutex), w: w}
+	h := &Handler{mu: new(sync.Mutex), wmu: new(sync.Mutex), w: w}
 	h.Handler = slog.NewJSONHandler(lockedWriter{h}, nil)
 	return h
 }
@@ -106,18 +110,35 @@ func NewBuffered(w io.Writer, delay time.Duration) *Handler {
 // Flush writes the access lines still waiting.
 func (h *Handler) Flush() error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.flush(time.Now())
+	return h.writeUnlock(time.Now(), nil)
 }
 
-// flush writes the pending lines; mu is held.
-func (h *Handler) flush(now time.Time) error {
+// writeUnlock writes the waiting lines, then p (when not nil). It is
+// called with mu held and releases it once it holds wmu, so writes keep
+// the order in which lines were taken.
+func (h *Handler) writeUnlock(now time.Time, p []byte) error {
 	h.last = now
-	if len(h.pending) == 0 {
-		return nil
+	buf := h.pending
+	h.pending, h.spare = h.spare[:0], nil
+	h.wmu.Lock()
+	h.mu.Unlock()
+	var err error
+	if len(buf) > 0 {
+		_, err = h.w.Write(buf)
 	}
-	_, err := h.w.Write(h.pending)
-	h.pending = h.pending[:0]
+	if p != nil {
+		if _, perr := h.w.Write(p); err == nil {
+			err = perr
+		}
+	}
+	h.wmu.Unlock()
+	if cap(buf) > 0 {
+		h.mu.Lock()
+		if h.spare == nil {
+			h.spare = buf[:0]
+		}
+		h.mu.Unlock()
+	}
 	return err
 }
 
@@ -127,9 +148,10 @@ type lockedWriter struct{ h *Handler }
 
 func (l lockedWriter) Write(p []byte) (int, error) {
 	l.h.mu.Lock()
-	defer l.h.mu.Unlock()
-	l.h.flush(time.Time{})
-	return l.h.w.Write(p)
+	if err := l.h.writeUnlock(time.Time{}, p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Line is one JSON line being built. Keys must be plain ASCII without
@@ -215,17 +237,18 @@ func (l *Line) Write() {
 	h.mu.Lock()
 	switch {
 	case h.delay == 0 || len(h.pending) == 0 && l.t.Sub(h.last) >= h.delay:
-		h.w.Write(l.b) // unbuffered, or the first line in a while: now
-		h.last = l.t
+		h.writeUnlock(l.t, l.b) // unbuffered, or the first line in a while: now
 	default:
 		h.pending = append(h.pending, l.b...)
 		if len(h.pending) >= flushAt {
-			h.flush(l.t)
-		} else if len(h.pending) == len(l.b) {
+			h.writeUnlock(l.t, nil)
+			break
+		}
+		if len(h.pending) == len(l.b) {
 			h.timer.Reset(h.delay)
 		}
+		h.mu.Unlock()
 	}
-	h.mu.Unlock()
 	l.h = nil
 	if cap(l.b) <= 16<<10 {
 		pool.Put(l)
