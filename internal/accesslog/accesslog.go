@@ -212,6 +212,27 @@ func (l *Line) Float(k string, f float64) {
 	l.b = appendFloat(l.b, f)
 }
 
+// Ms adds d as milliseconds with microsecond precision, the number
+// Float(k, float64(d.Microseconds())/1000) writes, without the float
+// formatting (TestMsMatchesFloat).
+func (l *Line) Ms(k string, d time.Duration) {
+	us := d.Microseconds()
+	if us < 0 || us >= 1<<40 { // 12.7 days: beyond, floats are too coarse
+		l.Float(k, float64(us)/1000)
+		return
+	}
+	l.key(k)
+	l.b = strconv.AppendInt(l.b, us/1000, 10)
+	if frac := us % 1000; frac != 0 {
+		digits := [4]byte{'.', byte('0' + frac/100), byte('0' + frac/10%10), byte('0' + frac%10)}
+		n := 4
+		for digits[n-1] == '0' {
+			n--
+		}
+		l.b = append(l.b, digits[:n]...)
+	}
+}
+
 // Addr adds an IP address field; an invalid address is written as
 // "unknown".
 func (l *Line) Addr(k string, a netip.Addr) {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"log/slog"
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"runtime"
 	"strings"
@@ -299,4 +300,30 @@ func TestBufferedFull(t *testing.T) {
 	if n := len(out.String()); n < flushAt {
 		t.Errorf("%d bytes written after %d waiting, want ≥ %d", n, flushAt, flushAt)
 	}
+}
+
+// TestMsMatchesFloat: Ms spells every duration as the float it stands
+// for would be spelled (slog's float spelling), exhaustively for the first
+// two seconds and at random beyond.
+func TestMsMatchesFloat(t *testing.T) {
+	h := New(discard{})
+	check := func(us int64) {
+		l := h.Line(time.Time{}, "")
+		start := len(l.b)
+		l.Ms("d", time.Duration(us)*time.Microsecond)
+		got := string(l.b[start:])
+		want := `,"d":` + string(appendFloat(nil, float64(us)/1000))
+		if got != want {
+			t.Fatalf("%d µs: got %s, want %s", us, got, want)
+		}
+	}
+	for us := int64(0); us < 2_000_000; us++ {
+		check(us)
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for range 200_000 {
+		check(r.Int64N(1 << 41))
+	}
+	check(-1500)
+	check(1<<40 + 1)
 }

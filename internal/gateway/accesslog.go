@@ -15,7 +15,7 @@ type fields interface {
 	Str(k, v string)
 	Str2(k, a, b string)
 	Int(k string, v int)
-	Float(k string, f float64)
+	Ms(k string, d time.Duration)
 	Addr(k string, a netip.Addr)
 }
 
@@ -49,9 +49,9 @@ func (c *call) logFields(f fields, label string, d time.Duration) {
 	f.Int("status", c.status)
 	f.Str("outcome", string(c.outcome))
 	f.Addr("client_ip", c.client)
-	f.Float("duration_ms", float64(d.Microseconds())/1000)
+	f.Ms("duration_ms", d)
 	if c.upstream > 0 {
-		f.Float("upstream_ms", float64(c.upstream.Microseconds())/1000)
+		f.Ms("upstream_ms", c.upstream)
 	}
 	if c.guard != "" {
 		f.Str("guard", c.guard)
@@ -78,10 +78,12 @@ func accessHandler(l *slog.Logger) *accesslog.Handler {
 
 type slogFields []slog.Attr
 
-func (s *slogFields) Str(k, v string)           { *s = append(*s, slog.String(k, v)) }
-func (s *slogFields) Str2(k, a, b string)       { *s = append(*s, slog.String(k, a+b)) }
-func (s *slogFields) Int(k string, v int)       { *s = append(*s, slog.Int(k, v)) }
-func (s *slogFields) Float(k string, v float64) { *s = append(*s, slog.Float64(k, v)) }
+func (s *slogFields) Str(k, v string)     { *s = append(*s, slog.String(k, v)) }
+func (s *slogFields) Str2(k, a, b string) { *s = append(*s, slog.String(k, a+b)) }
+func (s *slogFields) Int(k string, v int) { *s = append(*s, slog.Int(k, v)) }
+func (s *slogFields) Ms(k string, d time.Duration) {
+	*s = append(*s, slog.Float64(k, float64(d.Microseconds())/1000))
+}
 func (s *slogFields) Addr(k string, a netip.Addr) {
 	*s = append(*s, slog.String(k, addrString(a)))
 }
