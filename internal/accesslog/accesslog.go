@@ -302,6 +302,19 @@ func appendFloat(b []byte, f float64) []byte {
 
 const hex = "0123456789abcdef"
 
+// plain8 reports whether none of the 8 bytes of s needs escaping, all at
+// once: no byte has the high bit, is below 0x20, or is '"' or '\\'. (The
+// borrow tricks are exact for "any byte": a borrow only starts at a byte
+// that matches.)
+func plain8(s string) bool {
+	x := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	q := x ^ ('"' * ones)  // zero where x has '"'
+	b := x ^ ('\\' * ones) // zero where x has '\\'
+	return (x|(x-0x20*ones)&^x|(q-ones)&^q|(b-ones)&^b)&highs == 0
+}
+
 // escape marks the bytes appendEscaped cannot copy as they are: ASCII
 // controls, quote, backslash and every non-ASCII byte (checked as UTF-8).
 var escape = func() (t [256]bool) {
@@ -324,7 +337,10 @@ func appendString(buf []byte, s string) []byte {
 func appendEscaped(buf []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
-		for i < len(s) && !escape[s[i]] { // the common run: plain ASCII
+		for i+8 <= len(s) && plain8(s[i:i+8]) { // the common run: plain ASCII
+			i += 8
+		}
+		for i < len(s) && !escape[s[i]] {
 			i++
 		}
 		if i == len(s) {

@@ -327,3 +327,25 @@ func TestMsMatchesFloat(t *testing.T) {
 	check(-1500)
 	check(1<<40 + 1)
 }
+
+// TestPlain8: the 8-byte test agrees with the byte table for every byte
+// at every position, and for pairs of bytes that could borrow.
+func TestPlain8(t *testing.T) {
+	for pos := range 8 {
+		for c := range 256 {
+			b := []byte("abcdefgh")
+			b[pos] = byte(c)
+			if got, want := plain8(string(b)), !escape[c]; got != want {
+				t.Fatalf("byte %#x at %d: plain8 %v, want %v", c, pos, got, want)
+			}
+		}
+	}
+	for c := range 256 {
+		for d := range 256 {
+			b := []byte{'x', byte(c), byte(d), 'y', 'z', 0x7f, ' ', '~'}
+			if got, want := plain8(string(b)), !escape[c] && !escape[d]; got != want {
+				t.Fatalf("bytes %#x %#x: plain8 %v, want %v", c, d, got, want)
+			}
+		}
+	}
+}
