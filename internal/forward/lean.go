@@ -84,7 +84,9 @@ func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
 }
 
 // get returns an idle connection (most recently used first: it is the
-// least likely to have been closed by the target) or dials a new one.
+// least likely to have been closed by the target) or dials a new one,
+// with deadline set on it: the one SetDeadline of an exchange (an idle
+// connection keeps its last, harmless deadline: nothing reads it).
 func (p *pool) get(ctx context.Context, deadline time.Time) (*pconn, error) {
 	for {
 		p.mu.Lock()
@@ -93,12 +95,18 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*pconn, error) {
 			p.mu.Unlock()
 			ctx, cancel := context.WithDeadline(ctx, deadline)
 			defer cancel()
-			return p.dial(ctx)
+			pc, err := p.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			pc.c.SetDeadline(deadline)
+			return pc, nil
 		}
 		pc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
+		pc.c.SetDeadline(deadline)
 		// One non-blocking peek per reuse (a fraction of a microsecond)
 		// catches a connection the target closed while it sat idle, which
 		// Transport learns from its always-reading goroutine; a POST on
@@ -131,7 +139,6 @@ func (p *pool) dial(ctx context.Context) (*pconn, error) {
 // put returns a healthy connection to the pool, or closes it when the
 // pool is full.
 func (p *pool) put(pc *pconn) {
-	pc.c.SetDeadline(time.Time{})
 	p.mu.Lock()
 	if len(p.idle) < p.max {
 		p.idle = append(p.idle, pc)
@@ -265,8 +272,7 @@ func (f *Forwarder) roundTrip(ctx context.Context, o *outReq, fr *Request) (*htt
 // reports whether any of the request reached the connection.
 func exchange(ctx context.Context, pc *pconn, o *outReq, fr *Request) (res *http.Response, wrote bool, err error) {
 	out := &o.req
-	o.body.Reset(fr.Body) // from the start, on a retry too
-	pc.c.SetDeadline(fr.Deadline)
+	o.body.Reset(fr.Body)  // from the start, on a retry too
 	if ctx.Done() != nil { // a context that can never end needs no watch
 		stop := context.AfterFunc(ctx, pc.abort)
 		defer stop()
