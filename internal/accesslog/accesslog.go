@@ -6,8 +6,8 @@
 // encoding/json. The access line has fixed keys, so Line appends them
 // straight into a pooled buffer, in slog's exact JSON shape (same time
 // format, escaping and float spelling; TestLineMatchesSlog and
-// FuzzLineMatchesSlog hold it there), and writes it with one Write under
-// the same lock as the handler's other lines.
+// FuzzLineMatchesSlog hold it there), and writes it with one Write,
+// ordered with the handler's other lines.
 //
 // NewBuffered also batches access lines under load: a line that comes
 // within the delay of the last write waits (at most the delay) to share
@@ -50,44 +50,6 @@ type Handler struct {
 
 // flushAt is the size at which waiting lines are written at once.
 const flushAt = 32 << 10
-
-// stamp is one second's RFC 3339 text, split around the fraction:
-// formatting a time costs more than the rest of the line, and every line
-// within a second shares all of it but the nanoseconds.
-type stamp struct {
-	sec          int64
-	loc          *time.Location
-	prefix, zone []byte // "2026-12-01T20:01:04", "Z" or "+01:00"
-}
-
-// appendTime appends t as t.AppendFormat(time.RFC3339Nano) does.
-func (h *Handler) appendTime(b []byte, t time.Time) []byte {
-	sec, loc := t.Unix(), t.Location()
-	st := h.stamp.Load()
-	if st == nil || st.sec != sec || st.loc != loc {
-		whole := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339)
-		if y := t.Year(); y < 0 || y >= 10000 {
-			return t.AppendFormat(b, time.RFC3339Nano) // odd years: no cache
-		}
-		st = &stamp{sec: sec, loc: loc, prefix: whole[:19], zone: whole[19:]}
-		h.stamp.Store(st)
-	}
-	b = append(b, st.prefix...)
-	if ns := t.Nanosecond(); ns != 0 {
-		var f [10]byte
-		f[0] = '.'
-		for i := 9; i > 0; i-- {
-			f[i] = byte('0' + ns%10)
-			ns /= 10
-		}
-		n := 10
-		for f[n-1] == '0' {
-			n--
-		}
-		b = append(b, f[:n]...)
-	}
-	return append(b, st.zone...)
-}
 
 // New returns a handler writing JSON lines to w at level Info and above.
 func New(w io.Writer) *Handler {
@@ -250,8 +212,9 @@ func (l *Line) Addr(k string, a netip.Addr) {
 	l.b = append(l.b, '"')
 }
 
-// Write ends the line, writes it with one Write and recycles the Line,
-// which must not be used after.
+// Write ends the line and writes it with one Write (on a buffered
+// handler under load: queues it), then recycles the Line, which must not
+// be used after.
 func (l *Line) Write() {
 	l.b = append(l.b, '}', '\n')
 	h := l.h
@@ -274,6 +237,44 @@ func (l *Line) Write() {
 	if cap(l.b) <= 16<<10 {
 		pool.Put(l)
 	}
+}
+
+// stamp is one second's RFC 3339 text, split around the fraction:
+// formatting a time costs more than the rest of the line, and every line
+// within a second shares all of it but the nanoseconds.
+type stamp struct {
+	sec          int64
+	loc          *time.Location
+	prefix, zone []byte // "2026-12-01T20:01:04", "Z" or "+01:00"
+}
+
+// appendTime appends t as t.AppendFormat(time.RFC3339Nano) does.
+func (h *Handler) appendTime(b []byte, t time.Time) []byte {
+	sec, loc := t.Unix(), t.Location()
+	st := h.stamp.Load()
+	if st == nil || st.sec != sec || st.loc != loc {
+		whole := t.Truncate(time.Second).AppendFormat(nil, time.RFC3339)
+		if y := t.Year(); y < 0 || y >= 10000 {
+			return t.AppendFormat(b, time.RFC3339Nano) // odd years: no cache
+		}
+		st = &stamp{sec: sec, loc: loc, prefix: whole[:19], zone: whole[19:]}
+		h.stamp.Store(st)
+	}
+	b = append(b, st.prefix...)
+	if ns := t.Nanosecond(); ns != 0 {
+		var f [10]byte
+		f[0] = '.'
+		for i := 9; i > 0; i-- {
+			f[i] = byte('0' + ns%10)
+			ns /= 10
+		}
+		n := 10
+		for f[n-1] == '0' {
+			n--
+		}
+		b = append(b, f[:n]...)
+	}
+	return append(b, st.zone...)
 }
 
 // appendFloat is encoding/json's float64 encoding.
