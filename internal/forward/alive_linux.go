@@ -5,13 +5,9 @@ import (
 	"syscall"
 )
 
-// alive reports whether an idle connection is still open: a non-blocking
-// MSG_PEEK sees EOF (the target closed it) or unexpected bytes (nothing
-// may arrive on an idle HTTP/1.1 connection) without consuming anything.
-func alive(pc *pconn) bool {
-	if pc.br.Buffered() > 0 {
-		return false
-	}
+// rawConn returns pc's socket and the peek alive runs on it, made once
+// per connection so that the check allocates nothing per request.
+func rawConn(pc *pconn) (syscall.RawConn, func(fd uintptr) bool) {
 	c := pc.c
 	if tc, ok := c.(*tls.Conn); ok {
 		c = tc.NetConn()
@@ -21,20 +17,35 @@ func alive(pc *pconn) bool {
 	}
 	sc, ok := c.(syscall.Conn)
 	if !ok {
-		return true
+		return nil, nil
 	}
 	rc, err := sc.SyscallConn()
 	if err != nil {
-		return false
+		return nil, nil
 	}
-	ok = true
 	var buf [1]byte
-	rc.Read(func(fd uintptr) bool {
+	return rc, func(fd uintptr) bool {
 		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
 		// Nothing to read yet: open. EOF (n == 0), stray bytes or an error
 		// such as ECONNRESET: not reusable.
-		ok = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
+		pc.peeked = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK)
 		return true // never wait
-	})
-	return ok
+	}
+}
+
+// alive reports whether an idle connection is still open: a non-blocking
+// MSG_PEEK sees EOF (the target closed it) or unexpected bytes (nothing
+// may arrive on an idle HTTP/1.1 connection) without consuming anything.
+func alive(pc *pconn) bool {
+	if pc.br.Buffered() > 0 {
+		return false
+	}
+	if pc.raw == nil {
+		return true
+	}
+	pc.peeked = false
+	if err := pc.raw.Read(pc.peek); err != nil {
+		return false
+	}
+	return pc.peeked
 }

@@ -14,6 +14,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/egress"
@@ -46,12 +47,27 @@ type pool struct {
 	idle []*pconn
 }
 
-// pconn is one upstream connection with its buffers.
+// pconn is one upstream connection with its buffers, and what each
+// request on it needs made once per connection instead of per request:
+// the raw socket for the liveness peek and the function that aborts an
+// exchange when the client goes away.
 type pconn struct {
 	c      net.Conn
 	br     *bufio.Reader
 	bw     *bufio.Writer
 	reused bool
+
+	raw    syscall.RawConn // nil when c has no socket (tests' pipes)
+	peek   func(fd uintptr) bool
+	peeked bool // the last peek's answer: open
+	abort  func()
+}
+
+func newPconn(c net.Conn) *pconn {
+	pc := &pconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}
+	pc.abort = func() { pc.c.SetDeadline(aLongTimeAgo) }
+	pc.raw, pc.peek = rawConn(pc)
+	return pc
 }
 
 func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
@@ -70,19 +86,29 @@ func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
 }
 
 // get returns an idle connection (most recently used first: it is the
-// least likely to have been closed by the target) or dials a new one.
-func (p *pool) get(ctx context.Context) (*pconn, error) {
+// least likely to have been closed by the target) or dials a new one,
+// with deadline set on it: the one SetDeadline of an exchange (an idle
+// connection keeps its last, harmless deadline: nothing reads it).
+func (p *pool) get(ctx context.Context, deadline time.Time) (*pconn, error) {
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
 			p.mu.Unlock()
-			return p.dial(ctx)
+			ctx, cancel := context.WithDeadline(ctx, deadline)
+			defer cancel()
+			pc, err := p.dial(ctx)
+			if err != nil {
+				return nil, err
+			}
+			pc.c.SetDeadline(deadline)
+			return pc, nil
 		}
 		pc := p.idle[n-1]
 		p.idle[n-1] = nil
 		p.idle = p.idle[:n-1]
 		p.mu.Unlock()
+		pc.c.SetDeadline(deadline)
 		// One non-blocking peek per reuse (a fraction of a microsecond)
 		// catches a connection the target closed while it sat idle, which
 		// Transport learns from its always-reading goroutine; a POST on
@@ -114,13 +140,12 @@ func (p *pool) dial(ctx context.Context) (*pconn, error) {
 		}
 		c = tc
 	}
-	return &pconn{c: c, br: bufio.NewReaderSize(c, 16<<10), bw: bufio.NewWriterSize(c, 16<<10)}, nil
+	return newPconn(c), nil
 }
 
 // put returns a healthy connection to the pool, or closes it when the
 // pool is full.
 func (p *pool) put(pc *pconn) {
-	pc.c.SetDeadline(time.Time{})
 	p.mu.Lock()
 	if len(p.idle) < p.max {
 		p.idle = append(p.idle, pc)
@@ -169,18 +194,24 @@ func removeHopHeaders(h http.Header) {
 }
 
 // forwardLean is Forward on the lean path.
+//
+// The deadline is the connection's (SetDeadline); the request's context
+// only aborts the exchange when the client goes away (a context deadline
+// would cost a timer and four allocations per request, for nothing the
+// connection's deadline does not do).
 func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Request) error {
-	out := f.outbound(r, fr)
-	ctx, cancel := context.WithDeadline(r.Context(), fr.Deadline)
-	defer cancel()
+	o := outbounds.Get().(*outReq)
+	defer o.release()
+	f.outbound(o, r, fr)
+	ctx := r.Context()
 
-	res, pc, err := f.roundTrip(ctx, out, fr)
+	res, pc, err := f.roundTrip(ctx, o, fr)
 	if err != nil {
 		kind := Unreachable
 		switch {
 		case errors.Is(err, egress.ErrDenied):
 			kind = Denied
-		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded:
+		case errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, context.DeadlineExceeded) || !time.Now().Before(fr.Deadline):
 			kind = Timeout
 		}
 		return &Error{Kind: kind, Err: err}
@@ -233,31 +264,33 @@ func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Requ
 
 // roundTrip writes out on a pooled connection and reads the answer's
 // head. On a stale reused connection it retries once on a fresh one.
-func (f *Forwarder) roundTrip(ctx context.Context, out *http.Request, fr *Request) (*http.Response, *pconn, error) {
+func (f *Forwarder) roundTrip(ctx context.Context, o *outReq, fr *Request) (*http.Response, *pconn, error) {
 	for attempt := 0; ; attempt++ {
-		pc, err := f.pool.get(ctx)
+		pc, err := f.pool.get(ctx, fr.Deadline)
 		if err != nil {
 			return nil, nil, err
 		}
-		res, wrote, err := sendOn(ctx, pc, out, fr)
+		res, wrote, err := sendOn(ctx, pc, o, fr)
 		if err == nil {
 			return res, pc, nil
 		}
 		pc.c.Close()
-		if attempt == 0 && pc.reused && ctx.Err() == nil && (!wrote || idempotent(out)) {
+		if attempt == 0 && pc.reused && ctx.Err() == nil && time.Now().Before(fr.Deadline) && (!wrote || idempotent(&o.req)) {
 			continue
 		}
 		return nil, nil, err
 	}
 }
 
-// sendOn writes out and reads the answer's head on pc. wrote reports
-// whether any of the request reached the connection.
-func sendOn(ctx context.Context, pc *pconn, out *http.Request, fr *Request) (res *http.Response, wrote bool, err error) {
-	pc.c.SetDeadline(fr.Deadline)
-	stop := context.AfterFunc(ctx, func() { pc.c.SetDeadline(aLongTimeAgo) })
-	defer stop()
-	out.Body = bodyReader(fr.Body)
+// sendOn writes o's request and reads the answer's head on pc. wrote
+// reports whether any of the request reached the connection.
+func sendOn(ctx context.Context, pc *pconn, o *outReq, fr *Request) (res *http.Response, wrote bool, err error) {
+	out := &o.req
+	o.body.Reset(fr.Body)  // from the start, on a retry too
+	if ctx.Done() != nil { // a context that can never end needs no watch
+		stop := context.AfterFunc(ctx, pc.abort)
+		defer stop()
+	}
 	if err := out.Write(pc.bw); err != nil {
 		return nil, true, err
 	}
@@ -287,18 +320,49 @@ func idempotent(r *http.Request) bool {
 	return r.Header["Idempotency-Key"] != nil || r.Header["X-Idempotency-Key"] != nil
 }
 
-func bodyReader(b []byte) io.ReadCloser {
-	if len(b) == 0 {
-		return nil
-	}
-	return io.NopCloser(bytes.NewReader(b))
+// outReq is the memory of one outbound request, pooled: the request, its
+// URL, header map, the header values drawbridge sets and the body reader
+// are one reused object instead of a dozen allocations per request.
+// Nothing keeps any of it after forwardLean returns (the response that
+// points at the request is dropped there too).
+type outReq struct {
+	req  http.Request
+	url  url.URL
+	h    http.Header
+	vals [3]string // X-Forwarded-For, X-Forwarded-Host, X-Request-Id
+	body body
 }
 
-// outbound builds the request sent to the target: the same rules as the
-// ReverseProxy path's rewrite (forward.go), applied to a copy of the
+var outbounds = sync.Pool{New: func() any { return &outReq{h: make(http.Header, 16)} }}
+
+func (o *outReq) release() {
+	clear(o.h)
+	o.vals = [3]string{}
+	o.body.Reset(nil)
+	h := o.h
+	*o = outReq{h: h}
+	outbounds.Put(o)
+}
+
+// body is the buffered request body as an io.ReadCloser.
+type body struct{ bytes.Reader }
+
+func (*body) Close() error { return nil }
+
+// Header values that never change, shared by every request (the standard
+// library only reads them).
+var (
+	trailersOnly = []string{"trailers"}
+	noUserAgent  = []string{""}
+	protoHTTP    = []string{"http"}
+	protoHTTPS   = []string{"https"}
+)
+
+// outbound builds the request sent to the target in o: the same rules as
+// the ReverseProxy path's rewrite (forward.go), applied to a copy of the
 // inbound headers.
-func (f *Forwarder) outbound(r *http.Request, fr *Request) *http.Request {
-	h := make(http.Header, len(r.Header)+4)
+func (f *Forwarder) outbound(o *outReq, r *http.Request, fr *Request) *http.Request {
+	h := o.h
 	for k, vs := range r.Header {
 		h[k] = vs
 	}
@@ -310,40 +374,45 @@ func (f *Forwarder) outbound(r *http.Request, fr *Request) *http.Request {
 	stripProtected(h)
 	if trailers {
 		// As ReverseProxy: "TE: trailers" is the one TE a proxy passes on.
-		h["Te"] = []string{"trailers"}
+		h["Te"] = trailersOnly
 	}
 	if _, ok := h["User-Agent"]; !ok {
 		// (*Request).Write would add Go's own User-Agent otherwise.
-		h["User-Agent"] = []string{""}
+		h["User-Agent"] = noUserAgent
 	}
+	o.vals = [3]string{fr.ForwardedFor, r.Host, fr.RequestID}
 	if fr.ForwardedFor != "" {
-		h["X-Forwarded-For"] = []string{fr.ForwardedFor}
+		h["X-Forwarded-For"] = o.vals[0:1:1]
 	}
-	h["X-Forwarded-Host"] = []string{r.Host}
+	h["X-Forwarded-Host"] = o.vals[1:2:2]
 	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
+		h["X-Forwarded-Proto"] = protoHTTPS
 	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
+		h["X-Forwarded-Proto"] = protoHTTP
 	}
-	h["X-Request-Id"] = []string{fr.RequestID}
+	h["X-Request-Id"] = o.vals[2:3:3]
 
-	u := f.targetURL(r, fr)
-	return &http.Request{
+	f.targetURL(&o.url, r, fr)
+	o.req = http.Request{
 		Method:        r.Method,
-		URL:           u,
+		URL:           &o.url,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
 		ProtoMinor:    1,
 		Header:        h,
-		Host:          u.Host,
+		Host:          o.url.Host,
 		ContentLength: int64(len(fr.Body)),
 	}
+	if len(fr.Body) > 0 {
+		o.req.Body = &o.body // (re)filled by each exchange
+	}
+	return &o.req
 }
 
 // targetURL is the target URL with a prefix route's rest appended and the
 // client's raw query, byte for byte.
-func (f *Forwarder) targetURL(r *http.Request, fr *Request) *url.URL {
-	u := *f.target
+func (f *Forwarder) targetURL(u *url.URL, r *http.Request, fr *Request) {
+	*u = *f.target
 	if fr.Rest != "" {
 		rest := fr.Rest
 		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
@@ -356,7 +425,6 @@ func (f *Forwarder) targetURL(r *http.Request, fr *Request) *url.URL {
 	}
 	u.RawQuery = r.URL.RawQuery
 	u.ForceQuery = r.URL.ForceQuery
-	return &u
 }
 
 // copyBody copies the target's body to the client with a pooled buffer,

@@ -3,6 +3,7 @@ package forward
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -289,6 +290,7 @@ func TestLeanErrors(t *testing.T) {
 			for name, answer := range map[string]string{
 				"duplicate Content-Length":   "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello",
 				"Content-Length and chunked": "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+				"unasked 101":                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n",
 			} {
 				t.Run("bad framing: "+name, func(t *testing.T) {
 					l, _ := net.Listen("tcp", "127.0.0.1:0")
@@ -384,6 +386,68 @@ func BenchmarkForward(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// TestLeanRetrySendsWholeBody: a reused connection that dies after taking
+// a request marked idempotent (Idempotency-Key, Transport's rule) is retried on a fresh one, which gets the whole
+// body again (the pooled body reader starts over on each attempt).
+func TestLeanRetrySendsWholeBody(t *testing.T) {
+	var mu sync.Mutex
+	var bodies []string
+	served := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		served++
+		n := served
+		bodies = append(bodies, string(b))
+		mu.Unlock()
+		if n == 2 { // the second request on the kept-alive connection: drop it unanswered
+			c, _, _ := http.NewResponseController(w).Hijack()
+			c.Close()
+			return
+		}
+		w.Write([]byte("ok"))
+	}))
+	defer srv.Close()
+	f, _ := New(srv.URL+"/", Options{Lean: true})
+	defer f.Close()
+	for i, want := range []string{"first", "second body"} {
+		r := httptest.NewRequest("POST", "/x", nil)
+		r.Header.Set("Idempotency-Key", "k")
+		w := httptest.NewRecorder()
+		err := f.Forward(w, r, &Request{RequestID: "r", Body: []byte(want), Deadline: time.Now().Add(2 * time.Second)})
+		if err != nil || w.Body.String() != "ok" {
+			t.Fatalf("request %d: %v %q", i, err, w.Body.String())
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if got := strings.Join(bodies, "|"); got != "first|second body|second body" {
+		t.Errorf("target got bodies %q, want the retried one whole", got)
+	}
+}
+
+// TestLeanClientGone: when the client's request context ends, the
+// exchange stops at once instead of waiting for the route's deadline.
+func TestLeanClientGone(t *testing.T) {
+	release := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-release }))
+	defer slow.Close()
+	defer close(release)
+	f, _ := New(slow.URL+"/", Options{Lean: true})
+	defer f.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	r := httptest.NewRequest("GET", "/x", nil).WithContext(ctx)
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	err := f.Forward(httptest.NewRecorder(), r, &Request{RequestID: "r", Deadline: time.Now().Add(time.Minute)})
+	if err == nil {
+		t.Fatal("Forward succeeded after the client went away")
+	}
+	if d := time.Since(start); d > 10*time.Second {
+		t.Fatalf("Forward took %v after the client went away", d)
 	}
 }
 

@@ -82,7 +82,7 @@ func buildAsync(cfg *config.Config, routes []*route, deps Deps) (map[*route]*asy
 // stored again. A store failure is 503: the sender keeps the event and
 // retries, which is better than a 202 for an event we may lose.
 func (g *Gateway) accept(c *call, a *asyncRoute) {
-	c.w.Header()["x-amzn-RequestId"] = []string{c.id}
+	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
 	if a.queue == nil {
 		c.cause = errNoQueue
 		g.reject(c, unavailable)

@@ -12,6 +12,8 @@
 package gateway
 
 import (
+	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -25,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/clientip"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
@@ -70,6 +73,7 @@ type Gateway struct {
 	maxBody   int64
 	maxHeader int64
 	log       *slog.Logger
+	access    *accesslog.Handler // log's handler when it has the access-line fast path
 	now       func() time.Time
 	clock     func() time.Time // Deps.Now when injected, else nil: guards use c.start
 	stage     string
@@ -109,6 +113,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
 	}
+	g.access = accessHandler(g.log)
 	g.now, g.clock = time.Now, deps.Now
 	var trusted []netip.Prefix
 	for _, s := range cfg.ClientIP.TrustedProxies {
@@ -175,7 +180,9 @@ type call struct {
 	r     *http.Request
 	route *route
 	rest  string // escaped path after a prefix route's base
+	path  string // the request's escaped path, for the log
 	id    string
+	idHdr [1]string // id as a header value: in the call, no allocation
 	start time.Time
 
 	client     netip.Addr
@@ -221,11 +228,13 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // BenchmarkGuards measures everything but the forwarding.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
 	c := &call{r: r, start: g.now(), id: newRequestID()}
+	c.idHdr[0] = c.id
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
 	defer g.finish(c)
 
 	escaped := r.URL.EscapedPath()
+	c.path = escaped
 	if !pathOK(escaped) {
 		g.reject(c, noRoute)
 		return
@@ -333,7 +342,7 @@ func (g *Gateway) dispatch(c *call) {
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.
-	c.w.Header()["x-amzn-RequestId"] = []string{c.id}
+	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
 	c.upstream = time.Since(t0)
@@ -393,7 +402,8 @@ func (g *Gateway) finish(c *call) {
 			g.reject(c, upstreamError)
 		}
 	}
-	d := g.now().Sub(c.start)
+	end := g.now()
+	d := end.Sub(c.start)
 	mi := methodIndex(c.r.Method)
 	label := metrics.NoRouteLabel
 	if c.route == nil {
@@ -410,43 +420,7 @@ func (g *Gateway) finish(c *call) {
 		}
 		c.route.duration.Observe(d.Seconds())
 	}
-	if !g.log.Enabled(c.r.Context(), slog.LevelInfo) {
-		return
-	}
-	attrs := []slog.Attr{
-		slog.String("request_id", c.id),
-		slog.String("method", c.r.Method),
-		slog.String("path", c.r.URL.EscapedPath()),
-		slog.String("route", label),
-		slog.Int("status", c.status),
-		slog.String("outcome", string(c.outcome)),
-		slog.String("client_ip", addrString(c.client)),
-		slog.Float64("duration_ms", float64(d.Microseconds())/1000),
-	}
-	if c.upstream > 0 {
-		attrs = append(attrs, slog.Float64("upstream_ms", float64(c.upstream.Microseconds())/1000))
-	}
-	if c.guard != "" {
-		attrs = append(attrs, slog.String("guard", c.guard))
-	}
-	if rule := c.ruleText(); rule != "" {
-		attrs = append(attrs, slog.String("rule", rule))
-	}
-	if c.key != nil {
-		attrs = append(attrs, slog.String("api_key", c.key.name)) // the name, never the value
-	}
-	if c.cause != nil {
-		attrs = append(attrs, slog.String("reason", c.cause.Error()))
-	}
-	g.log.LogAttrs(c.r.Context(), slog.LevelInfo, "request", attrs...)
-}
-
-// ruleText names the rule that decided a rejection, for the log.
-func (c *call) ruleText() string {
-	if c.hasDecision {
-		return "resource_policy: " + c.decision.String()
-	}
-	return c.rule
+	g.logRequest(c, end, label, d)
 }
 
 func addrString(a netip.Addr) string {
@@ -460,26 +434,18 @@ func addrString(a netip.Addr) string {
 // Gateway's request ids. math/rand/v2 is enough: ids must be unique, not
 // unguessable.
 func newRequestID() string {
-	const hex = "0123456789abcdef"
+	var u [16]byte
+	binary.BigEndian.PutUint64(u[:8], rand.Uint64())
+	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
+	u[6] = u[6]&0x0f | 0x40 // version 4
+	u[8] = u[8]&0x3f | 0x80 // variant 10
 	var b [36]byte
-	hi, lo := rand.Uint64(), rand.Uint64()
-	hi = hi&^(0xf<<12) | 4<<12   // version 4
-	lo = lo&^(0x3<<62) | 0x2<<62 // variant 10
-	j := 0
-	for i := 0; i < 32; i++ {
-		if i == 8 || i == 12 || i == 16 || i == 20 {
-			b[j] = '-'
-			j++
-		}
-		var nib uint64
-		if i < 16 {
-			nib = hi >> (60 - 4*i) & 0xf
-		} else {
-			nib = lo >> (60 - 4*(i-16)) & 0xf
-		}
-		b[j] = hex[nib]
-		j++
-	}
+	hex.Encode(b[0:8], u[0:4])
+	hex.Encode(b[9:13], u[4:6])
+	hex.Encode(b[14:18], u[6:8])
+	hex.Encode(b[19:23], u[8:10])
+	hex.Encode(b[24:], u[10:])
+	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
 	return string(b[:])
 }
 

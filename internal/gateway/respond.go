@@ -77,7 +77,7 @@ func (g *Gateway) render(c *call, rp *reply) {
 	h := c.w.Header()
 	h["Content-Type"] = jsonType
 	h["Content-Length"] = rp.length
-	h["x-amzn-RequestId"] = []string{c.id}
+	h["x-amzn-RequestId"] = c.idHdr[:]
 	h["x-amzn-ErrorType"] = rp.errorType
 	if g.api == "http" {
 		h["apigw-requestid"] = h["x-amzn-RequestId"]
