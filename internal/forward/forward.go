@@ -248,23 +248,11 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy has already dropped hop-by-hop headers, those named in
 	// Connection, and the inbound X-Forwarded-*, before this runs; headers
 	// set below therefore cannot be removed by a client's Connection list.
-	u := *f.target
-	if fr.Rest != "" {
-		rest := fr.Rest
-		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
-			rest = rest[1:]
-		}
-		raw := u.EscapedPath() + rest
-		if p, err := url.PathUnescape(raw); err == nil {
-			u.Path, u.RawPath = p, raw
-		}
-	}
-	// The query goes byte-for-byte: ReverseProxy re-encodes queries with
-	// ';' (cleanQueryParams) before Rewrite, which would reorder and
-	// re-escape a signed query.
-	u.RawQuery = pr.In.URL.RawQuery
-	u.ForceQuery = pr.In.URL.ForceQuery
-	out.URL = &u
+	// The query goes byte-for-byte (targetURL): ReverseProxy re-encodes
+	// queries with ';' (cleanQueryParams) before Rewrite, which would
+	// reorder and re-escape a signed query.
+	out.URL = new(url.URL)
+	f.targetURL(out.URL, pr.In, fr)
 	out.Host = ""
 
 	h := out.Header
