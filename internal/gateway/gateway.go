@@ -201,7 +201,7 @@ type call struct {
 	key         *key            // the request's API key, once step api_key passed
 	buckets     [4]store.Bucket // scratch for step throttle: no allocation
 	leases      [2]store.Lease  // stage and route concurrency slots held
-	adm         admission       // steps 4-6 in one Store call (guards.go)
+	adm         *admission      // steps 4-6 in one Store call (guards.go); nil until made
 	reply       *reply          // overrides replies[reason] (policy denials name the ARN)
 	guard       string          // the step that rejected, for the log
 	rule        string          // the rule that decided (statement, bucket, quota), for the log

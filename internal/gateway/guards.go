@@ -525,8 +525,9 @@ func (g *Gateway) requestBuckets(c *call) []store.Bucket {
 // three steps that applies makes the call; each step then reads its own
 // stage's verdict from the result, so the steps, their order and their
 // replies stay as they are. A dry call (explain) never admits: it reads.
+// It is allocated by the call that needs it, so that a call struct on the
+// embedded drivers stays as small as it was.
 type admission struct {
-	done bool
 	res  store.AdmitResult
 	err  error
 	caps [store.MaxCaps]store.Cap
@@ -540,11 +541,11 @@ type admission struct {
 // and lets throttle and max_concurrent pass with on_error: open (with no
 // lease: nothing to release).
 func (g *Gateway) admit(c *call, now time.Time) {
-	a := &c.adm
-	if a.done {
+	if c.adm != nil {
 		return
 	}
-	a.done = true
+	a := &admission{}
+	c.adm = a
 	r := store.AdmitRequest{N: 1, Buckets: g.requestBuckets(c)}
 	if k := c.key; k != nil && k.plan.quota != nil {
 		r.QuotaKey, r.Quota = k.quotaKey, k.plan.quota.At(now)
@@ -677,7 +678,7 @@ func (g *Gateway) concurrency(c *call, now time.Time) verdict {
 		if g.admit(c, now); c.adm.err != nil {
 			return g.onStoreError(c, c.adm.err, true)
 		}
-		if a := &c.adm; a.res.Refused == store.OverConcurrency {
+		if a := c.adm; a.res.Refused == store.OverConcurrency {
 			c.rule = a.caps[a.res.Denied].Key
 			c.cause = errConcurrency
 			c.retryAfter = 1
