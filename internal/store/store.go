@@ -19,12 +19,13 @@
 //
 // How a Redis driver maps onto this interface (issue 9): Take is one script
 // over the buckets of one request (each a hash {tokens, last}, the state of
-// throttle.Bucket, with PEXPIRE at the time to refill), so all of a
-// request's bucket keys must share one hash tag to live in one Cluster
-// slot; Count is one script over a hash {period, first, used} (the state of
-// Counter); Acquire/Release are ZADD/ZREM of Lease.ID in a sorted set
-// scored by expiry, with ZREMRANGEBYSCORE before counting, which is why
-// leases carry an ID and a ttl.
+// throttle.Bucket, with PEXPIRE at the time to refill); Count is one script
+// over a hash {period, first, used} (the state of Counter); Acquire/Release
+// are ZADD/ZREM of Lease.ID in a sorted set scored by expiry, with
+// ZREMRANGEBYSCORE before counting, which is why leases carry an ID and a
+// ttl. The optional Admitter runs all three for one request in one script,
+// one round trip, so every key of a request must share one hash tag to
+// live in one Cluster slot.
 package store
 
 import (
