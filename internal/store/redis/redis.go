@@ -353,15 +353,14 @@ func (s *Store) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) 
 	if err != nil {
 		return res, fail("admit", err)
 	}
-	bad := fmt.Errorf("admit: %w: unexpected reply %v", store.ErrUnavailable, v)
 	if len(v) != 6 {
-		return res, bad
+		return res, badAdmit(v)
 	}
 	var n [6]int64
 	for _, i := range []int{0, 1, 3, 4, 5} {
 		var ok bool
 		if n[i], ok = v[i].(int64); !ok {
-			return res, bad
+			return res, badAdmit(v)
 		}
 	}
 	res.Quota = store.QuotaResult{OK: n[3] == 1, Used: n[4], Limit: n[5]}
@@ -374,20 +373,26 @@ func (s *Store) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) 
 	case store.Throttled:
 		t, err := takeResult([]any{int64(0), v[1], v[2]}, r.N, r.Buckets)
 		if err != nil {
-			return store.AdmitResult{Take: store.TakeResult{Denied: -1}, Denied: -1}, bad
+			return store.AdmitResult{Take: store.TakeResult{Denied: -1}, Denied: -1}, badAdmit(v)
 		}
 		res.Refused, res.Take, res.Quota = stage, t, store.QuotaResult{}
 	case store.OverQuota:
 		res.Refused, res.Take.OK = stage, true
 	case store.OverConcurrency:
 		if n[1] < 0 || int(n[1]) >= len(r.Caps) {
-			return res, bad
+			return res, badAdmit(v)
 		}
 		res.Refused, res.Take.OK, res.Denied = stage, true, int(n[1])
 	default:
-		return res, bad
+		return res, badAdmit(v)
 	}
 	return res, nil
+}
+
+// badAdmit is the error for a reply admitScript cannot have sent (built
+// only then: the hot path allocates no error).
+func badAdmit(v []any) error {
+	return fmt.Errorf("admit: %w: unexpected reply %v", store.ErrUnavailable, v)
 }
 
 // Release implements store.Store with one ZREM, idempotent by nature. After
