@@ -38,7 +38,7 @@ import (
 
 // DefaultTimeout is the per-call budget when Options.Timeout is zero: far
 // above a healthy Redis round trip (well under a millisecond on a LAN), far
-// below any route timeout, so a request with three store calls still
+// below any route timeout, so a request with its one or two store calls
 // answers 503 long before its route gives up.
 const DefaultTimeout = 100 * time.Millisecond
 
