@@ -299,6 +299,12 @@ func (g *Gateway) needsStore() bool {
 // lets a throttle pass when state.on_error is open.
 func (g *Gateway) storeFailed(c *call, err error, throttleOnly bool) verdict {
 	g.storeErrors.Inc()
+	return g.onStoreError(c, err, throttleOnly)
+}
+
+// onStoreError is storeFailed for an error already counted: the one
+// Admit error that steps 4-6 each answer for their own stage.
+func (g *Gateway) onStoreError(c *call, err error, throttleOnly bool) verdict {
 	c.cause = err
 	c.rule = "state store"
 	if throttleOnly && g.failOpen {
@@ -490,10 +496,10 @@ var (
 	errConcurrency = errors.New("max_concurrent reached")
 )
 
-// throttle is step 4: one token from every level the request is subject
-// to (account, route or stage default, the key's plan, the plan's
-// override for this method), all or none, in one Store call.
-func (g *Gateway) throttle(c *call, now time.Time) verdict {
+// requestBuckets are the levels step 4 takes a token from: account,
+// route or stage default, the key's plan, the plan's override for this
+// method. They live in c.buckets: no allocation.
+func (g *Gateway) requestBuckets(c *call) []store.Bucket {
 	bs := c.buckets[:0]
 	if g.hasAccount {
 		bs = append(bs, g.account)
@@ -511,6 +517,65 @@ func (g *Gateway) throttle(c *call, now time.Time) verdict {
 			}
 		}
 	}
+	return bs
+}
+
+// admission is steps 4-6 done in one Store call (store.Admitter: one
+// round trip on the redis driver instead of three). The first of the
+// three steps that applies makes the call; each step then reads its own
+// stage's verdict from the result, so the steps, their order and their
+// replies stay as they are. A dry call (explain) never admits: it reads.
+// It is allocated by the call that needs it, so that a call struct on the
+// embedded drivers stays as small as it was.
+type admission struct {
+	res  store.AdmitResult
+	err  error
+	caps [store.MaxCaps]store.Cap
+	slot [store.MaxCaps]int // index in c.leases of caps[i]
+	n    int                // caps in use
+}
+
+// admit makes the call once per request. A store error is counted once;
+// each step then answers it by its own stage's on_error rule, so an
+// unreachable store still fails a quota closed whatever on_error says,
+// and lets throttle and max_concurrent pass with on_error: open (with no
+// lease: nothing to release).
+func (g *Gateway) admit(c *call, now time.Time) {
+	if c.adm != nil {
+		return
+	}
+	a := &admission{}
+	c.adm = a
+	r := store.AdmitRequest{N: 1, Buckets: g.requestBuckets(c)}
+	if k := c.key; k != nil && k.plan.quota != nil {
+		r.QuotaKey, r.Quota = k.quotaKey, k.plan.quota.At(now)
+	}
+	gd := &c.route.guards
+	if gd.stageMax != 0 {
+		a.caps[a.n], a.slot[a.n] = store.Cap{Key: stageConcKey, Max: gd.stageMax}, 0
+		a.n++
+	}
+	if gd.routeMax != 0 {
+		a.caps[a.n], a.slot[a.n] = store.Cap{Key: gd.concKey, Max: gd.routeMax}, 1
+		a.n++
+	}
+	r.Caps, r.LeaseTTL = a.caps[:a.n], gd.leaseTTL
+	a.res, a.err = g.admitter.Admit(c.r.Context(), now, r)
+	if a.err != nil {
+		g.storeErrors.Inc()
+		return
+	}
+	if a.res.Refused == store.Admitted {
+		for i := range a.n {
+			c.leases[a.slot[i]] = a.res.Leases[i]
+		}
+	}
+}
+
+// throttle is step 4: one token from every level the request is subject
+// to (requestBuckets), all or none, in one Store call.
+func (g *Gateway) throttle(c *call, now time.Time) verdict {
+	bs := g.requestBuckets(c)
 	if len(bs) == 0 {
 		if c.dry {
 			c.notef("no throttle applies")
@@ -519,7 +584,8 @@ func (g *Gateway) throttle(c *call, now time.Time) verdict {
 	}
 	ctx := c.r.Context()
 	var res store.TakeResult
-	if c.dry {
+	switch {
+	case c.dry:
 		res = store.TakeResult{OK: true, Denied: -1}
 		for i, b := range bs {
 			tokens, err := g.store.Tokens(ctx, now, b)
@@ -534,7 +600,12 @@ func (g *Gateway) throttle(c *call, now time.Time) verdict {
 				}
 			}
 		}
-	} else {
+	case g.admitter != nil:
+		if g.admit(c, now); c.adm.err != nil {
+			return g.onStoreError(c, c.adm.err, true)
+		}
+		res = c.adm.res.Take
+	default:
 		var err error
 		if res, err = g.store.Take(ctx, now, 1, bs); err != nil {
 			return g.storeFailed(c, err, true)
@@ -566,9 +637,15 @@ func (g *Gateway) quota(c *call, now time.Time) verdict {
 	sq := q.At(now)
 	var res store.QuotaResult
 	var err error
-	if c.dry {
+	switch {
+	case c.dry:
 		res, err = g.store.Usage(c.r.Context(), k.quotaKey, sq)
-	} else {
+	case g.admitter != nil:
+		if g.admit(c, now); c.adm.err != nil {
+			return g.onStoreError(c, c.adm.err, false)
+		}
+		res = c.adm.res.Quota
+	default:
 		res, err = g.store.Count(c.r.Context(), k.quotaKey, sq)
 	}
 	if err != nil {
@@ -596,6 +673,18 @@ func (g *Gateway) concurrency(c *call, now time.Time) verdict {
 			c.notef("no max_concurrent")
 		}
 		return skipped
+	}
+	if !c.dry && g.admitter != nil {
+		if g.admit(c, now); c.adm.err != nil {
+			return g.onStoreError(c, c.adm.err, true)
+		}
+		if a := c.adm; a.res.Refused == store.OverConcurrency {
+			c.rule = a.caps[a.res.Denied].Key
+			c.cause = errConcurrency
+			c.retryAfter = 1
+			return deny(throttled)
+		}
+		return allowed
 	}
 	ctx := c.r.Context()
 	caps := [2]struct {

@@ -113,6 +113,19 @@ func BenchmarkBlogChain(b *testing.B) {
 	b.Run("redis", func(b *testing.B) {
 		bench(b, func(s *redis.Store, _ int) error { return chain(s) })
 	})
+	// The same request as one Admit (the gateway's path on this driver),
+	// and its Release: 2 round trips.
+	admit := store.AdmitRequest{N: 1, Buckets: bs, QuotaKey: "key:secret:plan:global", Quota: q,
+		Caps: []store.Cap{{Key: "stage", Max: 50}}, LeaseTTL: 30 * time.Second}
+	b.Run("redis_admit", func(b *testing.B) {
+		bench(b, func(s *redis.Store, _ int) error {
+			r, err := s.Admit(ctx, time.Now(), admit)
+			if err != nil {
+				return err
+			}
+			return s.Release(ctx, r.Leases[0])
+		})
+	})
 	b.Run("memory", func(b *testing.B) {
 		s := memory.New()
 		b.ReportAllocs()

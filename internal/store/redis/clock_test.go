@@ -113,7 +113,7 @@ func TestShiftedRedisClock(t *testing.T) {
 	}
 	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	defer raw.Close()
-	v, err := raw.HGet(ctx, "shift:{b}:b", "last").Result()
+	v, err := raw.HGet(ctx, "shift:{g}:b:b", "last").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -140,23 +140,23 @@ func TestKeysExpire(t *testing.T) {
 	pttl := func(key string) time.Duration { return raw.PTTL(ctx, key).Val() }
 
 	s.Take(ctx, t0, 3, []store.Bucket{{Key: "r", Rate: 2, Burst: 4}, {Key: "never", Rate: 0, Burst: 4}})
-	if d := pttl("exp:{b}:r"); d != 1500*time.Millisecond {
+	if d := pttl("exp:{g}:b:r"); d != 1500*time.Millisecond {
 		t.Errorf("bucket 3 tokens short at 2/s expires in %v, want 1.5s", d)
 	}
-	if d := pttl("exp:{b}:never"); d != -1 {
+	if d := pttl("exp:{g}:b:never"); d != -1 {
 		t.Errorf("bucket that never refills has PTTL %v, want none (-1)", d)
 	}
 	s.Acquire(ctx, "c", 5, 10*time.Second, t0)
 	s.Acquire(ctx, "c", 5, 3*time.Second, t0)
-	if d := pttl("exp:{l:c}"); d != 10*time.Second {
+	if d := pttl("exp:{g}:l:c"); d != 10*time.Second {
 		t.Errorf("lease set expires in %v, want 10s (its longest lease)", d)
 	}
 	s.Count(ctx, "k", store.Quota{Period: t0.Truncate(24 * time.Hour), Limit: 5})
-	if d := pttl("exp:{q:k}"); d != -1 {
+	if d := pttl("exp:{g}:q:k"); d != -1 {
 		t.Errorf("quota counter has PTTL %v, want none", d)
 	}
 	srv.SetTime(t0.Add(10*time.Second + time.Millisecond)) // Redis expires a key once past its time
-	for _, k := range []string{"exp:{b}:r", "exp:{l:c}"} {
+	for _, k := range []string{"exp:{g}:b:r", "exp:{g}:l:c"} {
 		if n := raw.Exists(ctx, k).Val(); n != 0 {
 			t.Errorf("%s still exists after its expiry", k)
 		}

@@ -30,7 +30,7 @@ import (
 //
 // Protocol on stdout: "ready" once connected, then after "go" the result.
 const (
-	envWorker = "DRAWBRIDGE_REDIS_WORKER" // mode: take | count | lease | hold | accept
+	envWorker = "DRAWBRIDGE_REDIS_WORKER" // mode: take | count | lease | admit | hold | accept
 	envURL    = "DRAWBRIDGE_REDIS_URL"
 	envPrefix = "DRAWBRIDGE_REDIS_PREFIX"
 	envOps    = "DRAWBRIDGE_REDIS_OPS" // calls per worker process
@@ -41,6 +41,18 @@ var (
 	burstBucket = store.Bucket{Key: "stage", Rate: 1, Burst: 100}
 	dayQuota    = store.Quota{Period: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Limit: 1000}
 )
+
+// admitLoad is one guarded request of the "admit" workers: a bucket that
+// never refills (burst 300 of 400 requests: exactly 100 throttled), a
+// quota of 200 (exactly 100 over quota), and max_concurrent 5 on two caps.
+var admitLoad = store.AdmitRequest{
+	N:        1,
+	Buckets:  []store.Bucket{{Key: "stage", Rate: 0, Burst: 300}},
+	QuotaKey: "key",
+	Quota:    store.Quota{Period: dayQuota.Period, Limit: 200},
+	Caps:     []store.Cap{{Key: "conc:stage", Max: maxConcurrent}, {Key: "conc:route", Max: maxConcurrent}},
+	LeaseTTL: leaseTTL,
+}
 
 const (
 	maxConcurrent = 5
@@ -145,6 +157,28 @@ func worker(mode string) error {
 						err = ierr
 						if rerr := s.Release(ctx, l); err == nil {
 							err = rerr
+						}
+					}
+				case "admit":
+					var r store.AdmitResult
+					r, err = s.Admit(ctx, time.Now(), admitLoad)
+					admitted = err == nil && r.Refused == store.Admitted
+					if err == nil {
+						err = shared.HIncrBy(ctx, os.Getenv(envPrefix)+"stages", strconv.Itoa(int(r.Refused)), 1).Err()
+					}
+					if err == nil && admitted {
+						n, ierr := shared.Incr(ctx, inside).Result()
+						for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+						}
+						time.Sleep(time.Millisecond)
+						if ierr == nil {
+							ierr = shared.Decr(ctx, inside).Err()
+						}
+						err = ierr
+						for _, l := range r.Leases {
+							if rerr := s.Release(ctx, l); err == nil {
+								err = rerr
+							}
 						}
 					}
 				default:
@@ -296,6 +330,48 @@ func TestReplicasShareLimits(t *testing.T) {
 				}
 				t.Logf("peak %d holders; admitted %d, refused %d in %v", peak, ok, refused, took)
 			})
+		})
+	}
+}
+
+// TestReplicasShareLimitsAdmit: the same limits through Admit, one script
+// per request, from 2 and 4 processes at once: of 400 requests exactly 100
+// throttled, exactly 100 over quota, the other 200 admitted or refused by
+// max_concurrent, never more than 5 holders at once; afterwards the
+// read-only calls see the same state.
+func TestReplicasShareLimitsAdmit(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	raw := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer raw.Close()
+	for _, n := range []int{2, 4} {
+		t.Run(fmt.Sprintf("%d processes", n), func(t *testing.T) {
+			prefix := fmt.Sprintf("admit%d:", n)
+			rs, took := runWorkers(t, srv, prefix, "admit", n, 400/n)
+			ok, _, peak := sum(rs)
+			st, err := raw.HGetAll(ctx, prefix+"stages").Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			get := func(s store.Stage) int64 { v, _ := strconv.ParseInt(st[strconv.Itoa(int(s))], 10, 64); return v }
+			if get(store.Throttled) != 100 || get(store.OverQuota) != 100 || get(store.Admitted)+get(store.OverConcurrency) != 200 || get(store.Admitted) != ok {
+				t.Errorf("stages %v, admitted %d: want 100 throttled, 100 over quota, 200 admitted or over concurrency", st, ok)
+			}
+			if peak > maxConcurrent || peak < 2 {
+				t.Errorf("peak %d lease holders, want 2..%d", peak, maxConcurrent)
+			}
+			s := newStore(t, srv, redis.Options{Prefix: prefix})
+			if u, err := s.Usage(ctx, "key", admitLoad.Quota); err != nil || u.Used != 200 {
+				t.Errorf("Usage = %+v, %v; want 200 used", u, err)
+			}
+			if v, err := s.Tokens(ctx, time.Now(), admitLoad.Buckets[0]); err != nil || v != 0 {
+				t.Errorf("Tokens = %v, %v; want 0", v, err)
+			}
+			for _, c := range admitLoad.Caps {
+				if n, err := s.InUse(ctx, c.Key, time.Now()); err != nil || n != 0 {
+					t.Errorf("InUse(%s) after all released = %d, %v", c.Key, n, err)
+				}
+			}
+			t.Logf("stages %v, peak %d, in %v", st, peak, took)
 		})
 	}
 }

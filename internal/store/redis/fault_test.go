@@ -237,6 +237,10 @@ func TestLostReplyNotRetried(t *testing.T) {
 	if _, err := viaProxy.Count(ctx, "k", q); err != nil {
 		t.Fatal(err)
 	}
+	admit := store.AdmitRequest{N: 1, Buckets: bs, QuotaKey: "k", Quota: q}
+	if _, err := viaProxy.Admit(ctx, time.Now(), admit); err != nil { // loads the script
+		t.Fatal(err)
+	}
 	proxy.drop.Store(true)
 	if _, err := viaProxy.Take(ctx, time.Now(), 1, bs); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Take with the reply lost = %v, want ErrUnavailable", err)
@@ -244,12 +248,15 @@ func TestLostReplyNotRetried(t *testing.T) {
 	if _, err := viaProxy.Count(ctx, "k", q); !errors.Is(err, store.ErrUnavailable) {
 		t.Fatalf("Count with the reply lost = %v, want ErrUnavailable", err)
 	}
-	proxy.drop.Store(false)
-	if tok, _ := direct.Tokens(ctx, time.Now(), bs[0]); tok != 8 {
-		t.Errorf("tokens after one taken and one lost take = %v, want 8 (each take ran once)", tok)
+	if _, err := viaProxy.Admit(ctx, time.Now(), admit); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("Admit with the reply lost = %v, want ErrUnavailable", err)
 	}
-	if u, _ := direct.Usage(ctx, "k", q); u.Used != 2 {
-		t.Errorf("quota used after one counted and one lost count = %d, want 2", u.Used)
+	proxy.drop.Store(false)
+	if tok, _ := direct.Tokens(ctx, time.Now(), bs[0]); tok != 6 {
+		t.Errorf("tokens after 2 taken (take, admit) and 2 lost = %v, want 6 (each ran once)", tok)
+	}
+	if u, _ := direct.Usage(ctx, "k", q); u.Used != 4 {
+		t.Errorf("quota used after 2 counted (count, admit) and 2 lost = %d, want 4 (each ran once)", u.Used)
 	}
 	if _, err := viaProxy.Take(ctx, time.Now(), 1, bs); err != nil {
 		t.Errorf("Take after the link healed: %v", err)

@@ -38,7 +38,7 @@ import (
 
 // DefaultTimeout is the per-call budget when Options.Timeout is zero: far
 // above a healthy Redis round trip (well under a millisecond on a LAN), far
-// below any route timeout, so a request with three store calls still
+// below any route timeout, so a request with its one or two store calls
 // answers 503 long before its route gives up.
 const DefaultTimeout = 100 * time.Millisecond
 
@@ -71,7 +71,10 @@ type Store struct {
 	closed  atomic.Bool
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.Admitter = (*Store)(nil)
+)
 
 // New makes a store for o.URL. It does not contact the server: a gateway
 // whose Redis is down at start still starts, answers 503 on guarded routes
@@ -119,14 +122,15 @@ type quiet struct{}
 func (quiet) Printf(context.Context, string, ...any) {}
 
 // Keys. Every key starts with the prefix; the part in braces is the Redis
-// Cluster hash tag. All buckets share one tag because one Take spans the
-// account, stage/route and API-key buckets of a request, and a Lua script
-// may touch only one slot. Quotas and leases are one key per call and
-// are tagged by their own key, so they spread over the cluster.
+// Cluster hash tag. Buckets, quota counters and lease sets all share the
+// tag {g} because one Admit touches the account, stage/route and API-key
+// buckets, the key's quota counter and the stage's and route's lease sets
+// of a request, and a Lua script may touch only one slot (one shard of a
+// cluster holds all guard state; a standalone server is unaffected).
 
-func (s *Store) bucketKey(k string) string { return s.prefix + "{b}:" + k }
-func (s *Store) quotaKey(k string) string  { return s.prefix + "{q:" + k + "}" }
-func (s *Store) leaseKey(k string) string  { return s.prefix + "{l:" + k + "}" }
+func (s *Store) bucketKey(k string) string { return s.prefix + "{g}:b:" + k }
+func (s *Store) quotaKey(k string) string  { return s.prefix + "{g}:q:" + k }
+func (s *Store) leaseKey(k string) string  { return s.prefix + "{g}:l:" + k }
 
 // now is the first script argument: the caller's time in microseconds, or
 // "" for the server's clock.
@@ -279,11 +283,8 @@ func (s *Store) Acquire(ctx context.Context, key string, limit int64, ttl time.D
 	if limit <= 0 {
 		return store.Lease{}, false, nil
 	}
-	id := rand.Uint64() | 1<<63 // never 0, the "no lease" ID
-	var ttlUS int64
-	if ttl > 0 {
-		ttlUS = max(ttl.Microseconds(), 1)
-	}
+	id := leaseID()
+	ttlUS := micros(ttl)
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	k := s.leaseKey(key)
@@ -295,6 +296,103 @@ func (s *Store) Acquire(ctx context.Context, key string, limit int64, ttl time.D
 		return store.Lease{}, false, nil
 	}
 	return store.Lease{Key: key, ID: id}, true, nil
+}
+
+// leaseID is a random lease ID, never 0 (the "no lease" ID).
+func leaseID() uint64 { return rand.Uint64() | 1<<63 }
+
+// micros is a lease ttl as the scripts take it: µs, at least 1; 0 = none.
+func micros(ttl time.Duration) int64 {
+	if ttl <= 0 {
+		return 0
+	}
+	return max(ttl.Microseconds(), 1)
+}
+
+// Admit implements store.Admitter with one script (admitScript) over all
+// the request's keys: one round trip instead of Take, Count and Acquire.
+// Lease IDs are drawn here, so the reply needs to carry none.
+func (s *Store) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) (store.AdmitResult, error) {
+	res := store.AdmitResult{Take: store.TakeResult{Denied: -1}, Denied: -1}
+	if s.closed.Load() {
+		return res, fmt.Errorf("admit: %w", store.ErrClosed)
+	}
+	if len(r.Caps) > store.MaxCaps {
+		return res, fmt.Errorf("admit: %d caps, at most %d", len(r.Caps), store.MaxCaps)
+	}
+	nk := len(r.Buckets) + len(r.Caps)
+	hasQuota, server := "0", "1"
+	if r.QuotaKey != "" {
+		hasQuota = "1"
+		nk++
+	}
+	if s.client {
+		server = ""
+	}
+	keys := make([]string, 0, nk)
+	args := make([]any, 10, 10+2*len(r.Buckets)+2*len(r.Caps))
+	args[0], args[1], args[2], args[3] = s.now(now), r.N, len(r.Buckets), hasQuota
+	args[4], args[5], args[6], args[7] = r.Quota.Period.Unix(), r.Quota.Limit, r.Quota.Offset, server
+	args[8], args[9] = micros(r.LeaseTTL), len(r.Caps)
+	for _, b := range r.Buckets {
+		keys = append(keys, s.bucketKey(b.Key))
+		args = append(args, b.Rate, b.Burst)
+	}
+	if r.QuotaKey != "" {
+		keys = append(keys, s.quotaKey(r.QuotaKey))
+	}
+	var ids [store.MaxCaps]uint64
+	for i, c := range r.Caps {
+		ids[i] = leaseID()
+		keys = append(keys, s.leaseKey(c.Key))
+		args = append(args, c.Max, ids[i])
+	}
+	ctx, cancel := s.call(ctx)
+	defer cancel()
+	v, err := admitScript.Run(ctx, s.c, keys, args...).Slice()
+	if err != nil {
+		return res, fail("admit", err)
+	}
+	if len(v) != 6 {
+		return res, badAdmit(v)
+	}
+	var n [6]int64
+	for _, i := range []int{0, 1, 3, 4, 5} {
+		var ok bool
+		if n[i], ok = v[i].(int64); !ok {
+			return res, badAdmit(v)
+		}
+	}
+	res.Quota = store.QuotaResult{OK: n[3] == 1, Used: n[4], Limit: n[5]}
+	switch stage := store.Stage(n[0]); stage {
+	case store.Admitted:
+		res.Take.OK = true
+		for i, c := range r.Caps {
+			res.Leases[i] = store.Lease{Key: c.Key, ID: ids[i]}
+		}
+	case store.Throttled:
+		t, err := takeResult([]any{int64(0), v[1], v[2]}, r.N, r.Buckets)
+		if err != nil {
+			return store.AdmitResult{Take: store.TakeResult{Denied: -1}, Denied: -1}, badAdmit(v)
+		}
+		res.Refused, res.Take, res.Quota = stage, t, store.QuotaResult{}
+	case store.OverQuota:
+		res.Refused, res.Take.OK = stage, true
+	case store.OverConcurrency:
+		if n[1] < 0 || int(n[1]) >= len(r.Caps) {
+			return res, badAdmit(v)
+		}
+		res.Refused, res.Take.OK, res.Denied = stage, true, int(n[1])
+	default:
+		return res, badAdmit(v)
+	}
+	return res, nil
+}
+
+// badAdmit is the error for a reply admitScript cannot have sent (built
+// only then: the hot path allocates no error).
+func badAdmit(v []any) error {
+	return fmt.Errorf("admit: %w: unexpected reply %v", store.ErrUnavailable, v)
 }
 
 // Release implements store.Store with one ZREM, idempotent by nature. After
