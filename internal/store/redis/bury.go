@@ -11,23 +11,7 @@ import (
 // failure, or a retry budget the caller's policy says is spent), in one
 // round trip: the same script Claim uses after MaxDeliveries.
 func (q *Queue) Bury(ctx context.Context, ids ...string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if q.s.closed.Load() {
-		return fmt.Errorf("dead-letter deliveries: %w", store.ErrClosed)
-	}
-	args := make([]any, 0, 1+len(ids))
-	args = append(args, q.group)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	ctx, cancel := q.s.call(ctx)
-	defer cancel()
-	if err := deadScript.Run(ctx, q.s.c, []string{q.stream, q.dead}, args...).Err(); err != nil {
-		return fail("dead-letter deliveries", err)
-	}
-	return nil
+	return q.runOnIDs(ctx, "dead-letter deliveries", deadScript, []string{q.stream, q.dead}, ids)
 }
 
 // Lengths reports the entries in the stream (queued or claimed, not yet

@@ -248,11 +248,17 @@ return #ARGV - 1
 // Acknowledging an entry twice is a no-op. The dedupe key stays until its
 // TTL, so a late redelivery from the sender is still recognised.
 func (q *Queue) Ack(ctx context.Context, ids ...string) error {
+	return q.runOnIDs(ctx, "ack deliveries", ackScript, []string{q.stream}, ids)
+}
+
+// runOnIDs runs script with the group and ids as arguments: one round
+// trip for Ack and Bury. No ids: nothing to do.
+func (q *Queue) runOnIDs(ctx context.Context, action string, script *goredis.Script, keys, ids []string) error {
 	if len(ids) == 0 {
 		return nil
 	}
 	if q.s.closed.Load() {
-		return fmt.Errorf("ack deliveries: %w", store.ErrClosed)
+		return fmt.Errorf("%s: %w", action, store.ErrClosed)
 	}
 	args := make([]any, 0, 1+len(ids))
 	args = append(args, q.group)
@@ -261,8 +267,8 @@ func (q *Queue) Ack(ctx context.Context, ids ...string) error {
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
-	if err := ackScript.Run(ctx, q.s.c, []string{q.stream}, args...).Err(); err != nil {
-		return fail("ack deliveries", err)
+	if err := script.Run(ctx, q.s.c, keys, args...).Err(); err != nil {
+		return fail(action, err)
 	}
 	return nil
 }
