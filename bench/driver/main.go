@@ -43,6 +43,7 @@ type options struct {
 	duration time.Duration
 	reps     int
 	modes    string
+	groups   string // when set, only these target groups run
 }
 
 func main() {
@@ -52,6 +53,7 @@ func main() {
 	flag.DurationVar(&o.duration, "d", 3*time.Second, "duration of one wrk run")
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each run (interleaved)")
 	flag.StringVar(&o.modes, "modes", "pinned-c64,pinned-c8,pinned-c1,unpinned-c64", "modes to run")
+	flag.StringVar(&o.groups, "groups", "", "only these target groups (forward,large,reject,async); all when empty")
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -120,6 +122,15 @@ func run(ctx context.Context, o options) error {
 		found := false
 		for _, m := range allModes {
 			if m.Name == strings.TrimSpace(name) {
+				if o.groups != "" {
+					var keep []string
+					for _, g := range strings.Split(o.groups, ",") {
+						if contains(m.Groups, strings.TrimSpace(g)) {
+							keep = append(keep, strings.TrimSpace(g))
+						}
+					}
+					m.Groups = keep
+				}
 				modes = append(modes, m)
 				found = true
 			}
@@ -533,15 +544,30 @@ type summary struct {
 	RPS, P50, P99, CPU float64
 	RSS                int64
 	N                  int
+	// Wrong counts the answers of another class than the target's (a
+	// 429 where 200 was wanted, a 200 where 403 was) and socket errors,
+	// out of Requests: the row's figures mix them in.
+	Wrong, Requests int64
 }
 
-func summarize(samples []sample, modeName, targetName string) summary {
+// wrong is how many of a run's answers were not of the wanted class:
+// wrk only counts answers that are not 2xx or 3xx.
+func wrong(x sample, want int) int64 {
+	if want < 400 {
+		return x.Non2xx + x.Errors
+	}
+	return x.Requests - x.Non2xx + x.Errors
+}
+
+func summarize(samples []sample, modeName string, t target) summary {
 	var rps, p50, p99, cpu []float64
 	var s summary
 	for _, x := range samples {
-		if x.Mode != modeName || x.Target != targetName {
+		if x.Mode != modeName || x.Target != t.Name {
 			continue
 		}
+		s.Wrong += wrong(x, t.Want)
+		s.Requests += x.Requests
 		rps, p50, p99, cpu = append(rps, x.RPS), append(p50, x.P50), append(p99, x.P99), append(cpu, x.CPUPerReq)
 		if x.RSSKiB > s.RSS {
 			s.RSS = x.RSSKiB
@@ -555,7 +581,11 @@ func summarize(samples []sample, modeName, targetName string) summary {
 func printMode(w io.Writer, m mode, ts []target, samples []sample) {
 	fmt.Fprintf(w, "\n== %s: %d connections, wrk -t%d%s; medians of the repetitions\n", m.Name, m.Conns, m.Threads,
 		map[bool]string{true: ", wrk on CPU 0, servers on CPU 1", false: ", unpinned"}[m.Pinned])
-	anchor := func(name string) float64 { return summarize(samples, m.Name, name).RPS }
+	byName := map[string]target{}
+	for _, t := range ts {
+		byName[t.Name] = t
+	}
+	anchor := func(name string) float64 { return summarize(samples, m.Name, byName[name]).RPS }
 	direct, nginx, bare, b403 := anchor("direct"), anchor("nginx"), anchor("bareproxy"), anchor("bare403")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "target\treq/s\tp50 ms\tp99 ms\tCPU µs/req\tRSS MiB\t×direct\t×nginx\t×bareproxy\t×bare403\t")
@@ -580,9 +610,12 @@ func printMode(w io.Writer, m mode, ts []target, samples []sample) {
 			missing = append(missing, fmt.Sprintf("  %s: unavailable: %s", t.Name, shorten(t.Unavailable, 160)))
 			continue
 		}
-		s := summarize(samples, m.Name, t.Name)
+		s := summarize(samples, m.Name, t)
 		if s.N == 0 {
 			continue
+		}
+		if s.Wrong > 0 {
+			missing = append(missing, fmt.Sprintf("  %s: %d of %d answers were not %d (or failed): its figures mix them in", t.Name, s.Wrong, s.Requests, t.Want))
 		}
 		d, n, b := direct, nginx, bare
 		if t.Group == "large" {
