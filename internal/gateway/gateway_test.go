@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -438,7 +439,43 @@ func TestErrorsAndRejections(t *testing.T) {
 			}
 			wantEq(t, "connection closed", resp.Close, c.wantClosed)
 			wantEq(t, "requests at the backend", len(b.requests()), 0)
+			wantEq(t, "Content-Length", resp.Header.Get("Content-Length"), strconv.Itoa(len(c.body)))
+			wantDate(t, resp)
 		})
+	}
+	t.Run("HEAD", func(t *testing.T) {
+		b := newBackend(t, nil)
+		base, _ := gatewayFor(t, yaml, b.URL)
+		conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer conn.Close()
+		conn.SetDeadline(time.Now().Add(5 * time.Second))
+		io.WriteString(conn, "HEAD /nope HTTP/1.1\r\nHost: x\r\n\r\n")
+		resp, err := http.ReadResponse(bufio.NewReader(conn), &http.Request{Method: "HEAD"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantEq(t, "status", resp.StatusCode, 403)
+		wantEq(t, "Content-Length", resp.Header.Get("Content-Length"), strconv.Itoa(len(`{"message":"Missing Authentication Token"}`)))
+		wantDate(t, resp)
+	})
+}
+
+// wantDate checks an answer's Date header: one, in HTTP's format, now.
+func wantDate(t *testing.T, resp *http.Response) {
+	t.Helper()
+	v := resp.Header.Values("Date")
+	if len(v) != 1 {
+		t.Fatalf("Date headers = %q, want one", v)
+	}
+	d, err := http.ParseTime(v[0])
+	if err != nil || v[0] != d.Format(http.TimeFormat) {
+		t.Fatalf("Date %q is not in HTTP's format (%v)", v[0], err)
+	}
+	if age := time.Since(d); age < -time.Second || age > 3*time.Second {
+		t.Fatalf("Date %q is %v from now", v[0], age)
 	}
 }
 

@@ -208,8 +208,7 @@ func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]
 			for ex := range 2 {
 				rp := g.replies[policyDenied]
 				rp.body = policy.DenyBody(arn, ex == 1)
-				rp.length = []string{strconv.Itoa(len(rp.body))}
-				gd.denied[mi][ex] = &rp
+							gd.denied[mi][ex] = &rp
 			}
 		}
 	}
@@ -425,7 +424,6 @@ func (g *Gateway) policyReply(c *call, explicit bool) {
 	}
 	rp := g.replies[policyDenied]
 	rp.body = policy.DenyBody(policy.ARN(g.id.Region, g.id.Account, g.id.APIID, g.stage, c.r.Method, c.r.URL.Path), explicit)
-	rp.length = []string{strconv.Itoa(len(rp.body))}
 	c.reply = &rp
 }
 
