@@ -208,7 +208,7 @@ func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]
 			for ex := range 2 {
 				rp := g.replies[policyDenied]
 				rp.body = policy.DenyBody(arn, ex == 1)
-							gd.denied[mi][ex] = &rp
+				gd.denied[mi][ex] = &rp
 			}
 		}
 	}
