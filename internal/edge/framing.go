@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"net"
+	"os"
 )
 
 // FramingHeader is the header the framing scanner adds to a request whose
@@ -52,8 +53,10 @@ func (c *scanConn) Read(p []byte) (int, error) {
 			break
 		}
 		if err != nil {
-			var ne net.Error
-			if len(c.hdr) > 0 && !(errors.As(err, &ne) && ne.Timeout()) {
+			// errors.Is, not errors.As with a net.Error: that target
+			// escapes, one allocation per read error, and net/http ends
+			// every request's background read with a deadline error.
+			if len(c.hdr) > 0 && !errors.Is(err, os.ErrDeadlineExceeded) {
 				// The client is gone: let the server see (and refuse)
 				// the truncated block.
 				c.out, c.hdr = append(c.out, c.hdr...), nil

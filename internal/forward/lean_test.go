@@ -457,3 +457,34 @@ func bothPaths(t *testing.T, test func(t *testing.T, lean bool)) {
 	t.Run("reverseproxy", func(t *testing.T) { test(t, false) })
 	t.Run("lean", func(t *testing.T) { test(t, true) })
 }
+
+// TestIsHopIsHopHeaders: the switch and the list name the same headers,
+// so both ways through removeHopHeaders drop the same ones.
+func TestIsHopIsHopHeaders(t *testing.T) {
+	for _, k := range hopHeaders {
+		if !isHop(k) {
+			t.Errorf("isHop(%q) = false", k)
+		}
+	}
+	for _, k := range []string{"Content-Type", "Connection2", "Te2", "te", "X-Forwarded-For", ""} {
+		if isHop(k) {
+			t.Errorf("isHop(%q) = true", k)
+		}
+	}
+	small := http.Header{"Keep-Alive": {"1"}, "Te": {"trailers"}, "Upgrade": {"h2c"}, "Accept": {"*/*"}}
+	big := http.Header{"Keep-Alive": {"1"}, "Te": {"trailers"}, "Upgrade": {"h2c"}, "Accept": {"*/*"}}
+	for i := range 2*len(hopHeaders) + 1 {
+		big[fmt.Sprintf("X-Pad-%d", i)] = []string{"p"}
+	}
+	for name, h := range map[string]http.Header{"small": small, "big": big} {
+		removeHopHeaders(h)
+		for _, k := range hopHeaders {
+			if _, ok := h[k]; ok {
+				t.Errorf("%s map: %s kept", name, k)
+			}
+		}
+		if h.Get("Accept") != "*/*" {
+			t.Errorf("%s map: Accept dropped", name)
+		}
+	}
+}
