@@ -107,6 +107,10 @@ type guards struct {
 	// denied are the policy-denial replies for an exact route, per method
 	// and [implicit, explicit]: the ARN is fixed, so the body is built once.
 	denied [numMethods][2]*reply
+	// bound is the resource policy matched to an exact route's ARN, per
+	// method: a request then costs only the statements' conditions. nil
+	// for prefix routes and other methods (the whole policy decides).
+	bound [numMethods]*policy.Bound
 }
 
 func bucketText(b store.Bucket) string {
@@ -204,6 +208,7 @@ func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]
 			if r.methods&(1<<mi) == 0 {
 				continue
 			}
+			gd.bound[mi] = g.policy.Bind(cfg.Stage, methodNames[mi], rc.Path)
 			arn := policy.ARN(g.id.Region, g.id.Account, g.id.APIID, cfg.Stage, methodNames[mi], rc.Path)
 			for ex := range 2 {
 				rp := g.replies[policyDenied]
@@ -397,7 +402,12 @@ func (g *Gateway) resourcePolicy(c *call, now time.Time) verdict {
 	if v := r.Header["Referer"]; len(v) > 0 {
 		pr.Referer = v[0]
 	}
-	d := g.policy.Evaluate(&pr)
+	var d policy.Decision
+	if b := c.route.guards.bound[methodIndex(r.Method)]; b != nil {
+		d = b.Evaluate(&pr) // exact route: its ARN was matched at build
+	} else {
+		d = g.policy.Evaluate(&pr)
+	}
 	if c.dry {
 		c.note = d.String() + " for " + policy.ARNFor(g.id, &pr) + " from " + addrString(c.client)
 	}

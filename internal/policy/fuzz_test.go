@@ -43,6 +43,9 @@ func FuzzCompile(f *testing.F) {
 				if d.Effect > ExplicitDeny || (d.Effect == ImplicitDeny) != (d.Statement < 0) || d.Statement >= p.Statements() {
 					t.Fatalf("inconsistent decision %+v", d)
 				}
+				if bd := p.Bind(r.Stage, r.Method, r.Path).Evaluate(&r); bd != d {
+					t.Fatalf("bound decision %+v, Evaluate's %+v", bd, d)
+				}
 			}
 		}
 	})

@@ -41,6 +41,7 @@ package policy
 
 import (
 	"net/netip"
+	"strings"
 	"time"
 )
 
@@ -165,23 +166,75 @@ func (p *Policy) Evaluate(r *Request) Decision {
 		return Decision{Effect: Allow, Statement: -1}
 	}
 	var buf [256]byte
-	tail := append(buf[:0], r.Stage...)
-	tail = append(tail, '/')
-	tail = append(tail, r.Method...)
-	tail = append(tail, '/')
-	if len(r.Path) > 0 && r.Path[0] == '/' {
-		tail = append(tail, r.Path[1:]...)
-	} else {
-		tail = append(tail, r.Path...)
-	}
+	tail := appendTail(buf[:0], r.Stage, r.Method, r.Path)
 	ctx := evalContext{req: r, ip: r.SourceIP.Unmap().WithZone("")}
 	for i := range p.denies {
-		if st := &p.denies[i]; st.matches(tail, &ctx) {
+		if st := &p.denies[i]; st.resourceMatches(tail) && st.condsHold(&ctx) {
 			return Decision{Effect: ExplicitDeny, Statement: st.index, Sid: st.sid}
 		}
 	}
 	for i := range p.allows {
-		if st := &p.allows[i]; st.matches(tail, &ctx) {
+		if st := &p.allows[i]; st.resourceMatches(tail) && st.condsHold(&ctx) {
+			return Decision{Effect: Allow, Statement: st.index, Sid: st.sid}
+		}
+	}
+	return Decision{Effect: ImplicitDeny, Statement: -1}
+}
+
+// appendTail appends the resource ARN's tail, STAGE/METHOD/PATH, with no
+// leading slash on PATH.
+func appendTail(b []byte, stage, method, path string) []byte {
+	b = append(b, stage...)
+	b = append(b, '/')
+	b = append(b, method...)
+	b = append(b, '/')
+	return append(b, strings.TrimPrefix(path, "/")...)
+}
+
+// Bound is a policy with the resource already matched: the statements
+// whose Resource (or NotResource) admits one STAGE/METHOD/PATH, in order.
+// A route with a fixed path binds once per method when the config is
+// built, and each request then costs its conditions only, not the
+// wildcard matching. A nil *Bound allows everything, as a nil *Policy.
+type Bound struct {
+	denies, allows []*statement
+}
+
+// Bind matches the resources of p against stage, method and path once.
+func (p *Policy) Bind(stage, method, path string) *Bound {
+	if p == nil {
+		return nil
+	}
+	tail := appendTail(nil, stage, method, path)
+	b := &Bound{denies: []*statement{}, allows: []*statement{}}
+	for i := range p.denies {
+		if st := &p.denies[i]; st.resourceMatches(tail) {
+			b.denies = append(b.denies, st)
+		}
+	}
+	for i := range p.allows {
+		if st := &p.allows[i]; st.resourceMatches(tail) {
+			b.allows = append(b.allows, st)
+		}
+	}
+	return b
+}
+
+// Evaluate decides r, whose stage, method and path must be those b was
+// bound to: the decision is then p.Evaluate(r)'s (FuzzCompile). It does
+// not allocate.
+func (b *Bound) Evaluate(r *Request) Decision {
+	if b == nil {
+		return Decision{Effect: Allow, Statement: -1}
+	}
+	ctx := evalContext{req: r, ip: r.SourceIP.Unmap().WithZone("")}
+	for _, st := range b.denies {
+		if st.condsHold(&ctx) {
+			return Decision{Effect: ExplicitDeny, Statement: st.index, Sid: st.sid}
+		}
+	}
+	for _, st := range b.allows {
+		if st.condsHold(&ctx) {
 			return Decision{Effect: Allow, Statement: st.index, Sid: st.sid}
 		}
 	}
@@ -202,21 +255,24 @@ type evalContext struct {
 	ip  netip.Addr
 }
 
-func (st *statement) matches(tail []byte, ctx *evalContext) bool {
-	if !st.allResources {
-		hit := false
-		for i := range st.resources {
-			if st.resources[i].match(tail) {
-				hit = true
-				break
-			}
-		}
-		if hit == st.notResource {
-			return false
-		}
-	} else if st.notResource {
-		return false
+// resourceMatches reports whether st's Resource (or NotResource) admits
+// the resource tail.
+func (st *statement) resourceMatches(tail []byte) bool {
+	if st.allResources {
+		return !st.notResource
 	}
+	hit := false
+	for i := range st.resources {
+		if st.resources[i].match(tail) {
+			hit = true
+			break
+		}
+	}
+	return hit != st.notResource
+}
+
+// condsHold reports whether every condition of st holds for the request.
+func (st *statement) condsHold(ctx *evalContext) bool {
 	for i := range st.conds {
 		if !st.conds[i].eval(ctx) {
 			return false

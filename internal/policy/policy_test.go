@@ -514,3 +514,48 @@ func TestARNAndBody(t *testing.T) {
 		t.Errorf("ARNFor = %q", got)
 	}
 }
+
+// TestBindMatchesEvaluate: a policy bound to a request's stage, method and
+// path decides every request on it as Evaluate does, conditions included.
+func TestBindMatchesEvaluate(t *testing.T) {
+	docs := map[string][]byte{
+		"blog":    readTestdata(t, "blog-policy.json"),
+		"awsdoc":  readTestdata(t, "aws-doc-example.json"),
+		"notres":  []byte(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","NotResource":"execute-api:/*/GET/open"},{"Effect":"Allow","Principal":"*","Action":"*","Resource":"*"}]}`),
+		"allnot":  []byte(`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"*","NotResource":"*"}]}`),
+		"timeua":  []byte(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"execute-api:/*/POST/*","Condition":{"StringLike":{"aws:UserAgent":"*bot*"}}},{"Effect":"Allow","Principal":"*","Action":"*","Resource":"execute-api:/prod/*","Condition":{"DateLessThan":{"aws:CurrentTime":"2027-01-01T00:00:00Z"}}}]}`),
+		"noallow": []byte(`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"*","Resource":"execute-api:/*/*/admin/*"}]}`),
+	}
+	ips := []string{"140.82.112.5", "8.8.8.8", "10.1.2.3", "2606:50c0::1", "::ffff:192.30.252.9"}
+	paths := []string{"/", "/forward", "/open", "/hooks/github", "/admin/x", "/a/b"}
+	for name, doc := range docs {
+		p, err := Compile(doc)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		n := 0
+		for _, stage := range []string{"prod", "dev"} {
+			for _, method := range []string{"GET", "POST", "DELETE"} {
+				for _, path := range paths {
+					b := p.Bind(stage, method, path)
+					for _, ipText := range ips {
+						for _, ua := range []string{"curl/8", "evilbot/1"} {
+							for _, now := range []time.Time{time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2027, 6, 1, 0, 0, 0, 0, time.UTC)} {
+								r := Request{Stage: stage, Method: method, Path: path, SourceIP: ip(ipText), UserAgent: ua, Now: now}
+								if got, want := b.Evaluate(&r), p.Evaluate(&r); got != want {
+									t.Fatalf("%s %+v: bound %+v, Evaluate %+v", name, r, got, want)
+								}
+								n++
+							}
+						}
+					}
+				}
+			}
+		}
+		t.Logf("%s: %d requests agree", name, n)
+	}
+	var none *Policy
+	if d := none.Bind("prod", "GET", "/").Evaluate(&Request{}); !d.Allowed() {
+		t.Fatalf("nil policy bound: %v, want Allow", d)
+	}
+}
