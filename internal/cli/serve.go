@@ -36,7 +36,6 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	// request costs a rejection ~10 % of its throughput); flushed on exit.
 	logs := accesslog.NewBuffered(stderr, time.Millisecond)
 	defer logs.Flush()
-	tuneGC(os.LookupEnv)
 	logger := slog.New(logs)
 	s, err := Start(*path, logger)
 	if err != nil {
