@@ -67,3 +67,26 @@ func TestMedian(t *testing.T) {
 		t.Errorf("median(nil) = %v", m)
 	}
 }
+
+// TestWrong: a row counts the answers of another class than its target's,
+// so 429s in a forwarding row (or 200s in a rejection row) are reported.
+func TestWrong(t *testing.T) {
+	cases := []struct {
+		name string
+		r    wrkResult
+		want int
+		n    int64
+	}{
+		{"forward, all 2xx", wrkResult{Requests: 1000}, 200, 0},
+		{"forward, 429s mixed in", wrkResult{Requests: 1000, Non2xx: 340}, 200, 340},
+		{"forward, socket errors", wrkResult{Requests: 1000, Errors: 3}, 200, 3},
+		{"async 202, all accepted", wrkResult{Requests: 500}, 202, 0},
+		{"rejection, all 403", wrkResult{Requests: 1000, Non2xx: 1000}, 403, 0},
+		{"rejection, some let through", wrkResult{Requests: 1000, Non2xx: 990}, 403, 10},
+	}
+	for _, c := range cases {
+		if got := wrong(sample{wrkResult: c.r}, c.want); got != c.n {
+			t.Errorf("%s: wrong = %d, want %d", c.name, got, c.n)
+		}
+	}
+}
