@@ -176,18 +176,7 @@ var hopHeaders = []string{
 // removeHopHeaders deletes hop-by-hop headers and those the Connection
 // header names, before anything drawbridge adds.
 func removeHopHeaders(h http.Header) {
-	for _, v := range h["Connection"] {
-		for {
-			var name string
-			name, v, _ = strings.Cut(v, ",")
-			if name = strings.TrimSpace(name); name != "" {
-				delete(h, http.CanonicalHeaderKey(name))
-			}
-			if v == "" {
-				break
-			}
-		}
-	}
+	dropConnectionNamed(h, h["Connection"])
 	if len(h) > 2*len(hopHeaders) {
 		for _, k := range hopHeaders {
 			delete(h, k)
@@ -200,6 +189,23 @@ func removeHopHeaders(h http.Header) {
 	for k := range h {
 		if isHop(k) {
 			delete(h, k)
+		}
+	}
+}
+
+// dropConnectionNamed deletes from h the headers that conn, the values of
+// a Connection header, name: they are hop-by-hop too.
+func dropConnectionNamed(h http.Header, conn []string) {
+	for _, v := range conn {
+		for {
+			var name string
+			name, v, _ = strings.Cut(v, ",")
+			if name = strings.TrimSpace(name); name != "" {
+				delete(h, http.CanonicalHeaderKey(name))
+			}
+			if v == "" {
+				break
+			}
 		}
 	}
 }
@@ -384,15 +390,19 @@ var (
 // inbound headers.
 func (f *Forwarder) outbound(o *outReq, r *http.Request, fr *Request) *http.Request {
 	h := o.h
+	// One pass: hop-by-hop and protected headers are never copied (as
+	// removeHopHeaders and stripProtected would drop them), then those
+	// the client's Connection header names are dropped.
 	for k, vs := range r.Header {
-		h[k] = vs
+		if !isHop(k) && !Protected(k) {
+			h[k] = vs
+		}
 	}
+	dropConnectionNamed(h, r.Header["Connection"])
 	trailers := false
-	for _, v := range h["Te"] {
+	for _, v := range r.Header["Te"] {
 		trailers = trailers || strings.Contains(strings.ToLower(v), "trailers")
 	}
-	removeHopHeaders(h)
-	stripProtected(h)
 	if trailers {
 		// As ReverseProxy: "TE: trailers" is the one TE a proxy passes on.
 		h["Te"] = trailersOnly
