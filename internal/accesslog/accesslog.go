@@ -150,6 +150,16 @@ func (l *Line) Str(k, v string) {
 	l.b = appendString(l.b, v)
 }
 
+// Safe adds a string field whose value the caller knows needs no JSON
+// escaping: printable ASCII without '"' or '\\' (ids drawbridge makes,
+// escaped URL paths, names from a fixed set). It is Str without the scan.
+func (l *Line) Safe(k, v string) {
+	l.key(k)
+	l.b = append(l.b, '"')
+	l.b = append(l.b, v...)
+	l.b = append(l.b, '"')
+}
+
 // Str2 adds a string field whose value is a followed by b, without
 // concatenating them first. a must be valid UTF-8 (escaping then cannot
 // differ from escaping a+b).

@@ -22,12 +22,23 @@ type field struct {
 	num  int
 	flt  float64
 	addr netip.Addr
-	kind byte // s, 2, i, f, a
+	kind byte // s, S (Safe), 2, i, f, a
+}
+
+// safe reports whether s is in Line.Safe's domain: printable ASCII
+// without '"' or '\\'.
+func safe(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] > 0x7e || s[i] == '"' || s[i] == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func (f field) attr() slog.Attr {
 	switch f.kind {
-	case 's':
+	case 's', 'S':
 		return slog.String(f.key, f.str)
 	case '2':
 		return slog.String(f.key, f.str2[0]+f.str2[1])
@@ -46,6 +57,8 @@ func (f field) add(l *Line) {
 	switch f.kind {
 	case 's':
 		l.Str(f.key, f.str)
+	case 'S':
+		l.Safe(f.key, f.str)
 	case '2':
 		l.Str2(f.key, f.str2[0], f.str2[1])
 	case 'i':
@@ -119,6 +132,7 @@ func TestLineMatchesSlog(t *testing.T) {
 // slog spells them.
 func FuzzLineMatchesSlog(f *testing.F) {
 	f.Add("/pets/1", int64(403), 0.012, "192.0.2.1")
+	f.Add("6a1f3c2e-8d4b-4f0a-9c3e-2b7d5e1a0f9c !#$%&'()*+,-./:;<=>?@[]^_`{|}~", int64(200), 1.5, "::1")
 	f.Add("\xff\u2028\"\\\n", int64(-1), 1e-7, "fe80::1%x")
 	f.Fuzz(func(t *testing.T, s string, n int64, fl float64, ip string) {
 		if math.IsInf(fl, 0) || math.IsNaN(fl) {
@@ -127,6 +141,9 @@ func FuzzLineMatchesSlog(f *testing.F) {
 		a, _ := netip.ParseAddr(ip)
 		fs := []field{{key: "path", str: s, kind: 's'}, {key: "status", num: int(n), kind: 'i'},
 			{key: "duration_ms", flt: fl, kind: 'f'}, {key: "client_ip", addr: a, kind: 'a'}}
+		if safe(s) { // Safe writes what Str would, for the strings it takes
+			fs = append(fs, field{key: "request_id", str: s, kind: 'S'})
+		}
 		if fast, slow := both(t, time.Unix(1764619264, int64(n)%1e9).UTC(), s, fs); fast != slow {
 			t.Errorf("fast %s\nslog %s", fast, slow)
 		}
@@ -175,15 +192,15 @@ func BenchmarkLine(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		l := h.Line(now, "request")
-		l.Str("request_id", "6a1f3c2e-8d4b-4f0a-9c3e-2b7d5e1a0f9c")
+		l.Safe("request_id", "6a1f3c2e-8d4b-4f0a-9c3e-2b7d5e1a0f9c")
 		l.Str("method", "GET")
-		l.Str("path", "/forward")
+		l.Safe("path", "/forward")
 		l.Str("route", "/forward")
 		l.Int("status", 403)
-		l.Str("outcome", "key_rejected")
+		l.Safe("outcome", "key_rejected")
 		l.Addr("client_ip", a)
 		l.Float("duration_ms", 0.012)
-		l.Str("guard", "api_key")
+		l.Safe("guard", "api_key")
 		l.Write()
 	}
 }

@@ -13,6 +13,7 @@ import (
 // collects them for any other slog handler (tests, embedding programs).
 type fields interface {
 	Str(k, v string)
+	Safe(k, v string) // v needs no JSON escaping (accesslog.Line.Safe)
 	Str2(k, a, b string)
 	Int(k string, v int)
 	Ms(k string, d time.Duration)
@@ -42,19 +43,22 @@ func (g *Gateway) logRequest(c *call, end time.Time, label string, d time.Durati
 // logFields names what happened to the request; never a secret (the key's
 // name, not its value).
 func (c *call) logFields(f fields, label string, d time.Duration) {
-	f.Str("request_id", c.id)
+	// Safe: the id is ours (hex and '-'), an escaped path is printable
+	// ASCII without '"' or '\\' (FuzzEscapedPathIsSafe), outcomes and
+	// guards are names from fixed sets. The rest can hold anything.
+	f.Safe("request_id", c.id)
 	f.Str("method", c.r.Method)
-	f.Str("path", c.path)
+	f.Safe("path", c.path)
 	f.Str("route", label)
 	f.Int("status", c.status)
-	f.Str("outcome", string(c.outcome))
+	f.Safe("outcome", string(c.outcome))
 	f.Addr("client_ip", c.client)
 	f.Ms("duration_ms", d)
 	if c.upstream > 0 {
 		f.Ms("upstream_ms", c.upstream)
 	}
 	if c.guard != "" {
-		f.Str("guard", c.guard)
+		f.Safe("guard", c.guard)
 	}
 	if c.hasDecision {
 		f.Str2("rule", "resource_policy: ", c.decision.String())
@@ -79,6 +83,7 @@ func accessHandler(l *slog.Logger) *accesslog.Handler {
 type slogFields []slog.Attr
 
 func (s *slogFields) Str(k, v string)     { *s = append(*s, slog.String(k, v)) }
+func (s *slogFields) Safe(k, v string)    { s.Str(k, v) }
 func (s *slogFields) Str2(k, a, b string) { *s = append(*s, slog.String(k, a+b)) }
 func (s *slogFields) Int(k string, v int) { *s = append(*s, slog.Int(k, v)) }
 func (s *slogFields) Ms(k string, d time.Duration) {

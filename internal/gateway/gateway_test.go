@@ -700,3 +700,30 @@ func FuzzPathOK(f *testing.F) {
 }
 
 func pathUnescape(s string) (string, error) { return url.PathUnescape(s) }
+
+// FuzzEscapedPathIsSafe: the access line writes the escaped path without
+// escaping it (logFields: Safe), which holds only while every path a
+// request can carry escapes to printable ASCII without '"' or '\'. Both
+// ways a path arrives: parsed from a request line, or set by the Lambda
+// adapter on a URL.
+func FuzzEscapedPathIsSafe(f *testing.F) {
+	for _, s := range []string{"/a/b", "/a\"b", "/a\\b", "/%22%5c", "/é", "/\xff\x00\n", "/a b?c", "/%zz", "*", "/a%2Fb;c"} {
+		f.Add(s)
+	}
+	check := func(t *testing.T, from, p string) {
+		for i := 0; i < len(p); i++ {
+			if b := p[i]; b < 0x20 || b > 0x7e || b == '"' || b == '\\' {
+				t.Fatalf("%s: escaped path %q has byte %#x", from, p, b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if u, err := url.ParseRequestURI(s); err == nil {
+			check(t, "ParseRequestURI("+strconv.Quote(s)+")", u.EscapedPath())
+		}
+		u := url.URL{Path: s}
+		check(t, "URL{Path: "+strconv.Quote(s)+"}", u.EscapedPath())
+		u.RawPath = s // an invalid RawPath is ignored in favour of Path
+		check(t, "URL{Path, RawPath: "+strconv.Quote(s)+"}", u.EscapedPath())
+	})
+}
