@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"os"
+
+	"github.com/drawbridge/drawbridge/internal/contentlength"
 )
 
 // FramingHeader is the header the framing scanner adds to a request whose
@@ -203,7 +205,7 @@ func framingOf(h []byte) framing {
 		case asciiFold(name, "content-length"):
 			last = "cl"
 			f.cl = true
-			n, ok := parseLength(bytes.TrimSpace(line[colon+1:]))
+			n, ok := contentlength.Parse(bytes.TrimSpace(line[colon+1:]))
 			if !ok {
 				f.bad = true
 			}
@@ -223,20 +225,6 @@ func framingOf(h []byte) framing {
 		f.length = lens[0]
 	}
 	return f
-}
-
-func parseLength(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 func asciiFold(b []byte, lower string) bool {

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"net"
 	"sync"
+
+	"github.com/drawbridge/drawbridge/internal/contentlength"
 )
 
 // ErrFraming is the read error an upstream connection returns when the
@@ -215,7 +217,7 @@ func responseFraming(h []byte) respFraming {
 		name, value := line[:colon], bytes.TrimSpace(line[colon+1:])
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
-			n, ok := decimal(value)
+			n, ok := contentlength.Parse(value)
 			if !ok || (f.cl && n != f.length) {
 				f.bad = true
 			}
@@ -226,20 +228,6 @@ func responseFraming(h []byte) respFraming {
 		}
 	}
 	return f
-}
-
-func decimal(v []byte) (int64, bool) {
-	if len(v) == 0 || len(v) > 18 {
-		return 0, false
-	}
-	var n int64
-	for _, c := range v {
-		if c < '0' || c > '9' {
-			return 0, false
-		}
-		n = n*10 + int64(c-'0')
-	}
-	return n, true
 }
 
 // chunkSize reads "hex[;ext]\r\n".
