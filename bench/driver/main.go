@@ -29,6 +29,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -115,6 +116,13 @@ func run(ctx context.Context, o options) error {
 	for _, tool := range []string{"wrk", "taskset"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			return fmt.Errorf("%s not found (bench/run installs it)", tool)
+		}
+	}
+	if o.groups != "" {
+		for _, g := range strings.Split(o.groups, ",") {
+			if g = strings.TrimSpace(g); !slices.ContainsFunc(allModes, func(m mode) bool { return contains(m.Groups, g) }) {
+				return fmt.Errorf("unknown group %q (forward, large, reject, async)", g)
+			}
 		}
 	}
 	var modes []mode
