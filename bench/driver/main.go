@@ -45,6 +45,32 @@ type options struct {
 	reps     int
 	modes    string
 	groups   string // when set, only these target groups run
+	variants []variant
+}
+
+// variant is one more drawbridge-guards target (drawbridge-guards+LABEL,
+// lean path), run with more environment
+// (e.g. GOGC=off): an A/B experiment inside one interleaved run, against
+// the same anchors.
+type variant struct {
+	Label string   `json:"label"`
+	Env   []string `json:"env"`
+}
+
+// parseVariant reads LABEL:K=V[,K=V...].
+func parseVariant(s string) (variant, error) {
+	label, env, ok := strings.Cut(s, ":")
+	if !ok || label == "" || strings.Trim(label, "abcdefghijklmnopqrstuvwxyz0123456789-") != "" {
+		return variant{}, fmt.Errorf("variant %q: want LABEL:K=V[,K=V] with a label of a-z, 0-9 and -", s)
+	}
+	v := variant{Label: label}
+	for _, kv := range strings.Split(env, ",") {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
+			return variant{}, fmt.Errorf("variant %q: %q is not K=V", s, kv)
+		}
+		v.Env = append(v.Env, kv)
+	}
+	return v, nil
 }
 
 func main() {
@@ -55,6 +81,11 @@ func main() {
 	flag.IntVar(&o.reps, "reps", 3, "repetitions of each run (interleaved)")
 	flag.StringVar(&o.modes, "modes", "pinned-c64,pinned-c8,pinned-c1,unpinned-c64", "modes to run")
 	flag.StringVar(&o.groups, "groups", "", "only these target groups (forward,large,reject,async); all when empty")
+	flag.Func("variant", "one more drawbridge-guards target run with more environment, LABEL:K=V[,K=V] (e.g. gcoff:GOGC=off); repeatable", func(s string) error {
+		v, err := parseVariant(s)
+		o.variants = append(o.variants, v)
+		return err
+	})
 	flag.Parse()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -181,8 +212,8 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 			p.stop()
 		}
 	}()
-	start := func(name string, addr string, argv ...string) (*proc, error) {
-		p, err := startProc(dir, name, m.Pinned, addr, argv...)
+	start := func(name string, addr string, env []string, argv ...string) (*proc, error) {
+		p, err := startProc(dir, name, m.Pinned, addr, env, argv...)
 		if p != nil {
 			procs = append(procs, p)
 		}
@@ -190,24 +221,27 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	}
 
 	backendAddr := freeAddr()
-	if _, err := start("backend", backendAddr, filepath.Join(o.bin, "backend"), "-listen", backendAddr); err != nil {
+	if _, err := start("backend", backendAddr, nil, filepath.Join(o.bin, "backend"), "-listen", backendAddr); err != nil {
 		return nil, nil, fmt.Errorf("backend: %w", err)
 	}
 	backend := "http://" + backendAddr
 	var ts []target
 	add := func(t target) { ts = append(ts, t) }
-	server := func(name, group, path string, want int, argvOf func(addr string) ([]string, error), header ...string) *proc {
+	serverEnv := func(env []string, name, group, path string, want int, argvOf func(addr string) ([]string, error), header ...string) *proc {
 		addr := freeAddr()
 		t := target{Name: name, Group: group, URL: "http://" + addr + path, Want: want, header: header}
 		argv, err := argvOf(addr)
 		if err == nil {
-			t.proc, err = start(name, addr, argv...)
+			t.proc, err = start(name, addr, env, argv...)
 		}
 		if err != nil {
 			t.Unavailable = err.Error()
 		}
 		add(t)
 		return t.proc
+	}
+	server := func(name, group, path string, want int, argvOf func(addr string) ([]string, error), header ...string) *proc {
+		return serverEnv(nil, name, group, path, want, argvOf, header...)
 	}
 	// reuse adds a target served by a process already started.
 	reuse := func(p *proc, name, group, path string, want int, header ...string) {
@@ -270,6 +304,9 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	reuse(rp, "drawbridge-rp-16k", "large", "/large", 200)
 	guards := server("drawbridge-guards", "forward", "/forward", 200, dwArgv("guards", guardsConfig), "x-api-key: "+benchKey)
 	server("drawbridge-guards-rp", "forward", "/forward", 200, dwArgv("guards-rp", guardsConfig), "x-api-key: "+benchKey)
+	for _, v := range o.variants {
+		serverEnv(v.Env, "drawbridge-guards+"+v.Label, "forward", "/forward", 200, dwArgv("guards+"+v.Label, guardsConfig), "x-api-key: "+benchKey)
+	}
 	reuse(guards, "drawbridge-403-nokey", "reject", "/forward", 403)
 	reuse(guards, "drawbridge-403-policy", "reject", "/denied", 403, "x-api-key: "+benchKey)
 	reuse(guards, "drawbridge-429", "reject", "/throttled", 429)
@@ -399,7 +436,7 @@ type proc struct {
 	log  string
 }
 
-func startProc(dir, name string, pinned bool, addr string, argv ...string) (*proc, error) {
+func startProc(dir, name string, pinned bool, addr string, env []string, argv ...string) (*proc, error) {
 	if _, err := exec.LookPath(argv[0]); err != nil {
 		return nil, fmt.Errorf("%s not installed", argv[0])
 	}
@@ -415,6 +452,7 @@ func startProc(dir, name string, pinned bool, addr string, argv ...string) (*pro
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Stdout, cmd.Stderr = lf, lf
 	cmd.Env = append(os.Environ(), "DRAWBRIDGE_BENCH_KEY="+benchKey, "DRAWBRIDGE_BENCH_SECRET="+hookSecret)
+	cmd.Env = append(cmd.Env, env...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
 		return nil, err
@@ -676,6 +714,7 @@ func writeJSON(o options, modes []mode, ts []target, samples []sample) error {
 		"go":       runtime.Version(),
 		"duration": o.duration.String(),
 		"reps":     o.reps,
+		"variants": o.variants,
 		"modes":    modes,
 		"targets":  ts,
 		"samples":  samples,

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -87,6 +88,18 @@ func TestWrong(t *testing.T) {
 	for _, c := range cases {
 		if got := wrong(sample{wrkResult: c.r}, c.want); got != c.n {
 			t.Errorf("%s: wrong = %d, want %d", c.name, got, c.n)
+		}
+	}
+}
+
+func TestParseVariant(t *testing.T) {
+	v, err := parseVariant("gcoff:GOGC=off,GODEBUG=gctrace=1")
+	if err != nil || v.Label != "gcoff" || !slices.Equal(v.Env, []string{"GOGC=off", "GODEBUG=gctrace=1"}) {
+		t.Fatalf("got %+v, %v", v, err)
+	}
+	for _, bad := range []string{"", "gcoff", ":GOGC=off", "GC:GOGC=off", "a b:X=1", "gcoff:GOGC", "gcoff:=off", "gcoff:GOGC=off,"} {
+		if _, err := parseVariant(bad); err == nil {
+			t.Errorf("%q: no error", bad)
 		}
 	}
 }
