@@ -27,20 +27,31 @@ go test -run '^$' -bench . -benchtime 100x -count=1 ./... | grep -Ev '^(goos|goa
 
 # --- fuzz pass (egress/edge issue) -------------------------------------------
 # A short run of every `go test -fuzz` target in the repository, found by
-# name, each for FUZZ_SECONDS. The default keeps the whole pass near 90 s
-# of wall time: about 3 s per target goes to building the instrumented
-# test binary, the rest of the budget is shared out (at most 5 s each).
+# name: FUZZ_EXECS executions each (default 5000; the whole pass takes
+# about 45 s here, most of it building the instrumented test binaries).
+# A count, not a duration: with a -fuzztime duration, go1.26's fuzz
+# coordinator can fail a target with a bare "context deadline exceeded"
+# when the time runs out mid-call (go.dev/issue/75804, fixed in go1.27);
+# a count has no deadline to race. FUZZ_SECONDS=N fuzzes each target for
+# N seconds instead (a longer local run; that race is then reported as
+# such, not as a finding, when no failing input was written).
 # FUZZ_SECONDS=0 skips the pass; to fuzz one target longer:
 #   go test -run '^$' -fuzz '^FuzzScan$' -fuzztime 10m ./internal/edge
 if [ "${FUZZ_SECONDS:-}" != "0" ]; then
   mapfile -t targets < <(grep -rHo --include='*_test.go' '^func Fuzz[A-Za-z0-9_]*' internal |
     sed -E 's#^(.*)/[^/]+_test\.go:func (Fuzz.*)$#./\1 \2#' | sort -u)
-  per=${FUZZ_SECONDS:-$(( (90 - 3 * ${#targets[@]}) / ${#targets[@]} ))}
-  [ "$per" -le 5 ] || [ -n "${FUZZ_SECONDS:-}" ] || per=5
-  [ "$per" -ge 1 ] || per=1
+  budget="${FUZZ_EXECS:-5000}x"
+  [ -z "${FUZZ_SECONDS:-}" ] || budget="${FUZZ_SECONDS}s"
   for t in "${targets[@]}"; do
     pkg=${t% *} name=${t#* }
-    echo "fuzz ${pkg} ${name} (${per}s)"
-    out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "${per}s" "$pkg" 2>&1) || { echo "$out"; exit 1; }
+    echo "fuzz ${pkg} ${name} (${budget})"
+    if ! out=$(go test -run '^$' -fuzz "^${name}\$" -fuzztime "${budget}" "$pkg" 2>&1); then
+      if [[ $budget == *s && $out == *"context deadline exceeded"* && $out != *"Failing input written"* ]]; then
+        echo "  stopped by go1.26's fuzztime deadline race (go.dev/issue/75804); no failing input"
+        continue
+      fi
+      echo "$out"
+      exit 1
+    fi
   done
 fi
