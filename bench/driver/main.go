@@ -48,10 +48,9 @@ type options struct {
 	variants []variant
 }
 
-// variant is one more drawbridge-guards target (drawbridge-guards+LABEL,
-// lean path), run with more environment
-// (e.g. GOGC=off): an A/B experiment inside one interleaved run, against
-// the same anchors.
+// variant is one more guard-chain target, drawbridge-guards+LABEL (lean
+// path), whose process gets more environment (e.g. GOGC=off): an A/B
+// experiment inside one interleaved run, against the same anchors.
 type variant struct {
 	Label string   `json:"label"`
 	Env   []string `json:"env"`
