@@ -3,6 +3,7 @@ package main
 import (
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -101,5 +102,70 @@ func TestParseVariant(t *testing.T) {
 		if _, err := parseVariant(bad); err == nil {
 			t.Errorf("%q: no error", bad)
 		}
+	}
+}
+
+// TestPrintModeRatios holds the table bench/run prints to its figures:
+// medians over the repetitions, each row's ratio to the same mode's
+// anchors, the bare-403 ratio only for rejections, and a line under the
+// table for a row with wrong-class answers or a target that could not run.
+func TestPrintModeRatios(t *testing.T) {
+	m := mode{Name: "pinned-c64", Pinned: true, Conns: 64, Threads: 1, Groups: []string{"forward", "reject"}}
+	ts := []target{
+		{Name: "direct", Group: "forward", Want: 200},
+		{Name: "nginx", Group: "forward", Want: 200},
+		{Name: "bareproxy", Group: "forward", Want: 200},
+		{Name: "bare403", Group: "reject", Want: 403},
+		{Name: "drawbridge-guards", Group: "forward", Want: 200},
+		{Name: "drawbridge-429", Group: "reject", Want: 429},
+		{Name: "caddy", Group: "forward", Want: 200, Unavailable: "caddy not installed"},
+		{Name: "drawbridge-async", Group: "async", Want: 202}, // not in this mode
+	}
+	s := func(target string, rps float64, req, non2xx int64) sample {
+		return sample{Mode: m.Name, Target: target, CPUPerReq: 10, RSSKiB: 2048,
+			wrkResult: wrkResult{RPS: rps, P50: 1, P99: 2, Requests: req, Non2xx: non2xx}}
+	}
+	samples := []sample{
+		s("direct", 100000, 1000, 0), s("direct", 120000, 1000, 0), s("direct", 110000, 1000, 0),
+		s("nginx", 50000, 1000, 0),
+		s("bareproxy", 20000, 1000, 0),
+		s("bare403", 100000, 1000, 1000),
+		s("drawbridge-guards", 30000, 1000, 0), s("drawbridge-guards", 25000, 1000, 10),
+		s("drawbridge-429", 90000, 1000, 1000),
+		s("drawbridge-async", 5000, 1000, 0),
+		{Mode: "pinned-c8", Target: "nginx", wrkResult: wrkResult{RPS: 1}}, // another mode's anchor
+	}
+	var b strings.Builder
+	printMode(&b, m, ts, samples)
+	out := b.String()
+	row := func(name string) []string {
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 && f[0] == name {
+				return f
+			}
+		}
+		t.Fatalf("no row %s in:\n%s", name, out)
+		return nil
+	}
+	// name req/s p50 p99 cpu rss ×direct ×nginx ×bareproxy ×bare403
+	for name, want := range map[string][]string{
+		"direct":            {"110000", "1.000", "2.000", "10.0", "2.0", "1.00", "2.20", "5.50", "-"},
+		"drawbridge-guards": {"27500", "1.000", "2.000", "10.0", "2.0", "0.25", "0.55", "1.38", "-"},
+		"drawbridge-429":    {"90000", "1.000", "2.000", "10.0", "2.0", "0.82", "1.80", "4.50", "0.90"},
+	} {
+		if got := row(name)[1:]; !slices.Equal(got, want) {
+			t.Errorf("%s: got %v, want %v", name, got, want)
+		}
+	}
+	for _, want := range []string{
+		"caddy: unavailable: caddy not installed",
+		"drawbridge-guards: 10 of 2000 answers were not 200",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if strings.Contains(out, "drawbridge-async") || strings.Contains(out, "drawbridge-429: ") {
+		t.Errorf("a row out of the mode's groups, or a wrong-answer line for a right one:\n%s", out)
 	}
 }
