@@ -28,8 +28,8 @@ type Enqueuer interface {
 // dispatch, compiled once.
 type asyncRoute struct {
 	queue    Enqueuer // nil: answer 503 (check builds without one)
-	idHeader string // delivery.id_header, canonical; "" = provider's or defaults
-	provider string // verify.provider; its EventID names the event
+	idHeader string   // delivery.id_header, canonical; "" = provider's or defaults
+	provider string   // verify.provider; its EventID names the event
 	accepted [numMethods]prometheus.Counter
 }
 
