@@ -106,7 +106,8 @@ func forwardOnce(f *Forwarder) (*httptest.ResponseRecorder, error) {
 
 // TestRebindingDenied: a target name that resolves to an allowed address
 // and then to a forbidden one is denied on the second dial, before any
-// connection to the forbidden address (reliability §2.12 G4).
+// connection to the forbidden address: the check runs on each resolved
+// address, not once on the name (docs/hardening.md).
 func TestRebindingDenied(t *testing.T) { bothPaths(t, testRebindingDenied) }
 
 func testRebindingDenied(t *testing.T, lean bool) {
@@ -201,8 +202,9 @@ func frontend(t *testing.T, f *Forwarder) *httptest.Server {
 	return srv
 }
 
-// TestResponseHygiene: reliability §2.3 HD10 and §2.11 T6/T7 against a
-// raw-socket backend.
+// TestResponseHygiene: what a target's answer may not carry to the client
+// (hop-by-hop headers, ambiguous or unknown framing, an unasked 101),
+// against a raw-socket backend (docs/hardening.md).
 func TestResponseHygiene(t *testing.T) { bothPaths(t, testResponseHygiene) }
 
 func testResponseHygiene(t *testing.T, lean bool) {
@@ -269,7 +271,7 @@ func testResponseHygiene(t *testing.T, lean bool) {
 
 // TestBadChunkMidBody: a target that breaks its chunked framing after the
 // headers went out aborts the client connection: the client never sees a
-// clean, complete answer (reliability §2.11 T4).
+// clean, complete answer.
 func TestBadChunkMidBody(t *testing.T) { bothPaths(t, testBadChunkMidBody) }
 
 func testBadChunkMidBody(t *testing.T, lean bool) {

@@ -26,8 +26,8 @@ import (
 // with http.ReadResponse and copies it to the client, then puts the
 // connection back. Transport's per-connection read and write goroutines,
 // and the channel hand-offs between them and the caller, are most of the
-// cost of a bare ReverseProxy on loopback (the performance issue's
-// profile); the lean path has none. Framing stays the standard library's
+// cost of a bare ReverseProxy on loopback (docs/performance.md); the lean
+// path has none. Framing stays the standard library's
 // own: no HTTP parsing here.
 //
 // The request body is always already buffered (the gateway's body step),

@@ -195,8 +195,8 @@ func runCase(t *testing.T, lean bool, backend string, rec *recorder, c diffCase)
 	return rec.take(), answer{Status: res.StatusCode, Header: h, Body: body, Trailer: res.Trailer}
 }
 
-// TestLeanMatchesReverseProxy is the performance issue's differential
-// test: the same corpus through the lean path and the ReverseProxy path
+// TestLeanMatchesReverseProxy is the lean path's differential test
+// (docs/performance.md): the same corpus through the lean path and the ReverseProxy path
 // gives the backend the same request and the client the same answer.
 func TestLeanMatchesReverseProxy(t *testing.T) {
 	rec := &recorder{}
