@@ -129,7 +129,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == "lean"}
+		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == config.ForwarderLean}
 		if rc.Response == "envelope" {
 			opts.Response = forward.Envelope
 		}
