@@ -24,7 +24,7 @@ const (
 	DefaultReadHeader   = 10 * time.Second
 	DefaultIdle         = 120 * time.Second
 	DefaultShutdown     = 30 * time.Second
-	DefaultForwarder    = "lean"
+	DefaultForwarder    = ForwarderLean
 	DefaultStatePath    = "drawbridge.db"
 	DefaultStatePrefix  = "drawbridge:"
 	DefaultAccountRate  = 10000
@@ -133,11 +133,20 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
-	// Forwarder picks the upstream path: lean (default: pooled
-	// connections driven by the serving goroutine) or reverseproxy
-	// (httputil.ReverseProxy + http.Transport, the reference path).
-	Forwarder string `yaml:"forwarder"`
+	// Forwarder picks the upstream path (default lean).
+	Forwarder Forwarder `yaml:"forwarder"`
 }
+
+// Forwarder names an upstream path (server.forwarder).
+type Forwarder string
+
+const (
+	// ForwarderLean: pooled connections driven by the serving goroutine.
+	ForwarderLean Forwarder = "lean"
+	// ForwarderReverseProxy: httputil.ReverseProxy and http.Transport, the
+	// reference path.
+	ForwarderReverseProxy Forwarder = "reverseproxy"
+)
 
 // State selects where limits, quotas and deliveries live.
 type State struct {

@@ -303,7 +303,7 @@ func (v *validator) run() {
 	}
 	oneOf(v, "$.state.driver", "state.driver", c.State.Driver, "memory", "embedded", "redis")
 	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, "closed", "open")
-	oneOf(v, "$.server.forwarder", "server.forwarder", c.Server.Forwarder, "reverseproxy", "lean")
+	oneOf(v, "$.server.forwarder", "server.forwarder", string(c.Server.Forwarder), string(ForwarderReverseProxy), string(ForwarderLean))
 	if c.Limits.MaxBodyBytes < 0 {
 		v.errorf("$.limits.max_body_bytes", "limits.max_body_bytes must be positive")
 	}
@@ -343,7 +343,7 @@ func (v *validator) run() {
 	v.routes()
 }
 
-func setDefault(s *string, def string) {
+func setDefault[S ~string](s *S, def S) {
 	if *s == "" {
 		*s = def
 	}

@@ -1,19 +1,19 @@
 package delivery
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/forward"
 )
 
 // WorkerOptions tune a Worker. The zero value is usable.
@@ -21,7 +21,9 @@ type WorkerOptions struct {
 	Clock Clock        // nil: SystemClock; all retry timing reads it
 	Log   *slog.Logger // nil: discard; one line per attempt
 	// Control is called on every dial with the resolved address, before
-	// connecting: the egress guard, as on the sync path. Nil: no check.
+	// connecting: the egress guard, as on the sync path (deliveries go
+	// through forward.Client, the sync path's dialer and framing watch).
+	// Nil: no check.
 	Control func(network, address string, c syscall.RawConn) error
 	// Rand draws uniformly from [0, n) for the backoff jitter. Nil:
 	// math/rand/v2; tests inject a fixed one.
@@ -64,8 +66,7 @@ var _ Source = (*Queue)(nil)
 type Worker struct {
 	q      Source
 	opts   WorkerOptions
-	client *http.Client
-	tr     *http.Transport
+	client *forward.Client
 
 	mu       sync.Mutex
 	policies map[string]Policy // by route; routes not listed get the defaults
@@ -92,24 +93,10 @@ func NewWorker(q Source, opts WorkerOptions) *Worker {
 	if opts.Poll <= 0 {
 		opts.Poll = 10 * time.Second
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control}
-	tr := &http.Transport{
-		Proxy:               nil, // never an environment proxy: egress is decided by Control
-		DialContext:         dialer.DialContext,
-		MaxIdleConnsPerHost: 16,
-		IdleConnTimeout:     90 * time.Second,
-		TLSHandshakeTimeout: 10 * time.Second,
-		DisableCompression:  true, // the body goes as stored, the answer is discarded
-	}
 	return &Worker{
-		q:    q,
-		opts: opts,
-		tr:   tr,
-		client: &http.Client{
-			Transport: tr,
-			// Redirects are never followed: a 3xx is a permanent failure.
-			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
-		},
+		q:        q,
+		opts:     opts,
+		client:   forward.NewClient(forward.Options{Control: opts.Control}),
 		policies: map[string]Policy{},
 		busy:     map[string]bool{},
 		recent:   map[string]bool{},
@@ -181,7 +168,7 @@ func (w *Worker) release(id string) {
 }
 
 // Close drops idle connections to targets.
-func (w *Worker) Close() { w.tr.CloseIdleConnections() }
+func (w *Worker) Close() { w.client.Close() }
 
 // Run delivers until ctx is cancelled, then waits for the attempts in
 // flight to end. An attempt cut short by the cancellation is not recorded:
@@ -322,18 +309,19 @@ const maxDrain = 64 << 10
 func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, d.Method, d.URL, bytes.NewReader(d.Body))
-	if err != nil {
-		return Result{Err: err}
-	}
-	req.Header = d.Header.Clone()
-	if req.Header == nil {
-		req.Header = http.Header{}
+	// The header is the plan the gateway stored (forward.Plan). A
+	// X-Drawbridge-* name in it can only be a client's, stored before the
+	// gateway dropped them: this one is drawbridge's.
+	h := make(http.Header, len(d.Header)+1)
+	for k, vs := range d.Header {
+		if !drawbridgeHeader(k) {
+			h[k] = vs
+		}
 	}
 	// The same id on every attempt, so the target can drop our own
 	// at-least-once duplicates.
-	req.Header["X-Drawbridge-Delivery"] = []string{d.ID}
-	resp, err := w.client.Do(req)
+	h["X-Drawbridge-Delivery"] = []string{d.ID}
+	resp, err := w.client.Send(ctx, d.Method, d.URL, h, d.Body)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -348,4 +336,14 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) R
 		r.RetryAfter = ra
 	}
 	return r
+}
+
+// drawbridgeHeader reports whether name is in drawbridge's own header
+// space, x-drawbridge-*, in any case and with '_' for '-'.
+func drawbridgeHeader(name string) bool {
+	const p = "x-drawbridge-"
+	if len(name) <= len(p) {
+		return false
+	}
+	return strings.EqualFold(strings.ReplaceAll(name[:len(p)], "_", "-"), p)
 }

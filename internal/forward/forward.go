@@ -97,14 +97,11 @@ type Forwarder struct {
 }
 
 // New prepares a Forwarder for target (an absolute http or https URL
-// without query).
+// without query), parsed here once.
 func New(target string, opts Options) (*Forwarder, error) {
-	u, err := url.Parse(target)
+	u, err := parseTarget(target)
 	if err != nil {
-		return nil, fmt.Errorf("target %q: %w", target, err)
-	}
-	if u.Path == "" {
-		u.Path = "/"
+		return nil, err
 	}
 	if opts.MaxIdlePerHost == 0 {
 		opts.MaxIdlePerHost = 256
@@ -112,38 +109,14 @@ func New(target string, opts Options) (*Forwarder, error) {
 	if opts.MaxEnvelopeBytes == 0 {
 		opts.MaxEnvelopeBytes = 10 << 20
 	}
-	dialer := &net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
-	dial := dialer.DialContext
-	if u.Scheme == "http" {
-		// Watch plain-HTTP responses for Content-Length with
-		// Transfer-Encoding, which the Transport would accept (upstream.go).
-		dial = func(ctx context.Context, network, addr string) (net.Conn, error) {
-			c, err := dialer.DialContext(ctx, network, addr)
-			if err != nil {
-				return nil, err
-			}
-			return newUpstreamConn(c), nil
-		}
-	}
-	t := &http.Transport{
-		Proxy:                 nil, // never an environment proxy: egress is decided here
-		DialContext:           dial,
-		MaxIdleConns:          opts.MaxIdlePerHost,
-		MaxIdleConnsPerHost:   opts.MaxIdlePerHost,
-		IdleConnTimeout:       90 * time.Second,
-		TLSHandshakeTimeout:   10 * time.Second,
-		ExpectContinueTimeout: 0,
-		// The client's Accept-Encoding passes through and the body comes
-		// back as the target encoded it: no transparent gunzip.
-		DisableCompression: true,
-	}
-	f := &Forwarder{target: u, transport: t, opts: opts}
+	dialer := newDialer(opts)
+	f := &Forwarder{target: u, transport: newTransport(dialer, opts.MaxIdlePerHost, opts.MaxIdlePerHost), opts: opts}
 	if opts.Lean {
 		f.pool = newPool(u, dialer, opts.MaxIdlePerHost)
 	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:      f.rewrite,
-		Transport:    t,
+		Transport:    f.transport,
 		BufferPool:   bufferPool{},
 		ErrorHandler: recordError,
 		ErrorLog:     discardLog,
@@ -189,6 +162,7 @@ type state struct {
 	// succeeded: the timeout bounds the handshake, not the session.
 	upgraded func() bool
 	timedOut atomic.Bool // the handshake deadline fired
+	vals     [3]string   // the header values drawbridge sets (outHeader)
 }
 
 // Forward sends r (whose body was already read into fr.Body) to the target
@@ -245,86 +219,24 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	fr := st.req
 	out := pr.Out
 
-	// ReverseProxy has already dropped hop-by-hop headers, those named in
-	// Connection, and the inbound X-Forwarded-*, before this runs; headers
-	// set below therefore cannot be removed by a client's Connection list.
-	// The query goes byte-for-byte (targetURL): ReverseProxy re-encodes
-	// queries with ';' (cleanQueryParams) before Rewrite, which would
-	// reorder and re-escape a signed query.
+	// ReverseProxy re-adds Connection and Upgrade for an upgrade the
+	// client asked for; only a websocket one on a websocket route goes on
+	// (golang/go#80416: ReverseProxy forwards Upgrade: h2c, a tunnel past
+	// every guard).
+	up := out.Header.Get("Upgrade")
+	// The header is the plan's (plan.go), built from the client's header
+	// into ReverseProxy's copy; the query goes byte for byte: ReverseProxy
+	// re-encodes queries with ';' (cleanQueryParams) before Rewrite, which
+	// would reorder and re-escape a signed query.
+	clear(out.Header)
+	outHeader(out.Header, pr.In, fr, &st.vals)
+	if fr.WebSocket && strings.EqualFold(up, "websocket") {
+		out.Header["Connection"] = []string{"Upgrade"}
+		out.Header["Upgrade"] = []string{up}
+	}
 	out.URL = new(url.URL)
-	f.targetURL(out.URL, pr.In, fr)
+	f.targetURL(out.URL, pr.In.URL, fr.Rest)
 	out.Host = ""
-
-	h := out.Header
-	stripProtected(h)
-	if up := h.Get("Upgrade"); !fr.WebSocket || !strings.EqualFold(up, "websocket") {
-		// golang/go#80416: ReverseProxy forwards Upgrade: h2c; strip it.
-		h.Del("Upgrade")
-		h.Del("Connection")
-		h.Del("Http2-Settings")
-	}
-	if fr.ForwardedFor != "" {
-		h["X-Forwarded-For"] = []string{fr.ForwardedFor}
-	}
-	h["X-Forwarded-Host"] = []string{pr.In.Host}
-	if pr.In.TLS != nil {
-		h["X-Forwarded-Proto"] = []string{"https"}
-	} else {
-		h["X-Forwarded-Proto"] = []string{"http"}
-	}
-	h["X-Request-Id"] = []string{fr.RequestID}
-}
-
-// stripProtected drops headers a client must not set or pass on: the API
-// key and forwarding headers, also under '_' spellings (X_Api_Key) that a
-// CGI-style backend would map back to the protected name.
-func stripProtected(h http.Header) {
-	for k := range h {
-		if Protected(k) {
-			delete(h, k)
-		}
-	}
-}
-
-// Protected reports whether a header name, with '_' read as '-' and case
-// folded, is one drawbridge owns: x-api-key, x-forwarded-*, forwarded,
-// x-real-ip, x-request-id, http2-settings.
-func Protected(name string) bool {
-	if len(name) > 12 && foldEq(name[:12], "x-forwarded-") {
-		// First: a 14-byte X-Forwarded-Xy is a prefix match too (found by
-		// FuzzProtected: X_FORWARDED_00 once slipped through the length
-		// switch below).
-		return true
-	}
-	switch len(name) {
-	case 9: // forwarded, x-api-key, x-real-ip
-		return foldEq(name, "forwarded") || foldEq(name, "x-api-key") || foldEq(name, "x-real-ip")
-	case 12:
-		return foldEq(name, "x-request-id")
-	case 14:
-		return foldEq(name, "http2-settings")
-	}
-	return false
-}
-
-// foldEq compares a header name to a lower-case protected name, reading
-// '_' as '-', without allocating.
-func foldEq(s, lower string) bool {
-	if len(s) != len(lower) {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c == '_' {
-			c = '-'
-		} else if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != lower[i] {
-			return false
-		}
-	}
-	return true
 }
 
 // modifyResponse runs on the target's answer before anything reaches the

@@ -26,8 +26,8 @@ import (
 // with http.ReadResponse and copies it to the client, then puts the
 // connection back. Transport's per-connection read and write goroutines,
 // and the channel hand-offs between them and the caller, are most of the
-// cost of a bare ReverseProxy on loopback (the performance issue's
-// profile); the lean path has none. Framing stays the standard library's
+// cost of a bare ReverseProxy on loopback (docs/performance.md); the lean
+// path has none. Framing stays the standard library's
 // own: no HTTP parsing here.
 //
 // The request body is always already buffered (the gateway's body step),
@@ -80,7 +80,7 @@ func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
 		p.addr = net.JoinHostPort(u.Hostname(), port)
 	}
 	if u.Scheme == "https" {
-		p.tls = &tls.Config{ServerName: u.Hostname(), NextProtos: []string{"http/1.1"}}
+		p.tls = tlsConfig(u.Hostname())
 	}
 	return p
 }
@@ -123,22 +123,9 @@ func (p *pool) get(ctx context.Context, deadline time.Time) (*pconn, error) {
 }
 
 func (p *pool) dial(ctx context.Context) (*pconn, error) {
-	c, err := p.dialer.DialContext(ctx, "tcp", p.addr)
+	c, err := dialUpstream(ctx, p.dialer, p.addr, p.tls)
 	if err != nil {
 		return nil, err
-	}
-	if p.tls == nil {
-		// The same response-framing watch as the ReverseProxy path
-		// (upstream.go): a response with both Content-Length and
-		// Transfer-Encoding fails the read (502) instead of being parsed.
-		c = newUpstreamConn(c)
-	} else {
-		tc := tls.Client(c, p.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			c.Close()
-			return nil, err
-		}
-		c = tc
 	}
 	return newPconn(c), nil
 }
@@ -164,60 +151,6 @@ func (p *pool) closeIdle() {
 	for _, pc := range idle {
 		pc.c.Close()
 	}
-}
-
-// hopHeaders are dropped in both directions (RFC 9110 §7.6.1), as
-// ReverseProxy does.
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-}
-
-// removeHopHeaders deletes hop-by-hop headers and those the Connection
-// header names, before anything drawbridge adds.
-func removeHopHeaders(h http.Header) {
-	dropConnectionNamed(h, h["Connection"])
-	if len(h) > 2*len(hopHeaders) {
-		for _, k := range hopHeaders {
-			delete(h, k)
-		}
-		return
-	}
-	// A typical header map is smaller than the list: one pass over it
-	// costs a fraction of nine deletes, each a hash and a probe for a
-	// name that is usually absent.
-	for k := range h {
-		if isHop(k) {
-			delete(h, k)
-		}
-	}
-}
-
-// dropConnectionNamed deletes from h the headers that conn, the values of
-// a Connection header, name: they are hop-by-hop too.
-func dropConnectionNamed(h http.Header, conn []string) {
-	for _, v := range conn {
-		for {
-			var name string
-			name, v, _ = strings.Cut(v, ",")
-			if name = strings.TrimSpace(name); name != "" {
-				delete(h, http.CanonicalHeaderKey(name))
-			}
-			if v == "" {
-				break
-			}
-		}
-	}
-}
-
-// isHop reports whether k (canonical) is one of hopHeaders.
-func isHop(k string) bool {
-	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
-		return true
-	}
-	return false
 }
 
 // forwardLean is Forward on the lean path.
@@ -376,54 +309,13 @@ type body struct{ bytes.Reader }
 
 func (*body) Close() error { return nil }
 
-// Header values that never change, shared by every request (the standard
-// library only reads them).
-var (
-	trailersOnly = []string{"trailers"}
-	noUserAgent  = []string{""}
-	protoHTTP    = []string{"http"}
-	protoHTTPS   = []string{"https"}
-)
-
-// outbound builds the request sent to the target in o: the same rules as
-// the ReverseProxy path's rewrite (forward.go), applied to a copy of the
-// inbound headers.
+// outbound builds the request sent to the target in o, by the plan
+// (plan.go) into o's pooled memory.
 func (f *Forwarder) outbound(o *outReq, r *http.Request, fr *Request) *http.Request {
 	h := o.h
-	// One pass: hop-by-hop and protected headers are never copied (as
-	// removeHopHeaders and stripProtected would drop them), then those
-	// the client's Connection header names are dropped.
-	for k, vs := range r.Header {
-		if !isHop(k) && !Protected(k) {
-			h[k] = vs
-		}
-	}
-	dropConnectionNamed(h, r.Header["Connection"])
-	trailers := false
-	for _, v := range r.Header["Te"] {
-		trailers = trailers || strings.Contains(strings.ToLower(v), "trailers")
-	}
-	if trailers {
-		// As ReverseProxy: "TE: trailers" is the one TE a proxy passes on.
-		h["Te"] = trailersOnly
-	}
-	if _, ok := h["User-Agent"]; !ok {
-		// (*Request).Write would add Go's own User-Agent otherwise.
-		h["User-Agent"] = noUserAgent
-	}
-	o.vals = [3]string{fr.ForwardedFor, r.Host, fr.RequestID}
-	if fr.ForwardedFor != "" {
-		h["X-Forwarded-For"] = o.vals[0:1:1]
-	}
-	h["X-Forwarded-Host"] = o.vals[1:2:2]
-	if r.TLS != nil {
-		h["X-Forwarded-Proto"] = protoHTTPS
-	} else {
-		h["X-Forwarded-Proto"] = protoHTTP
-	}
-	h["X-Request-Id"] = o.vals[2:3:3]
-
-	f.targetURL(&o.url, r, fr)
+	outHeader(h, r, fr, &o.vals)
+	sendHeader(h)
+	f.targetURL(&o.url, r.URL, fr.Rest)
 	o.req = http.Request{
 		Method:        r.Method,
 		URL:           &o.url,
@@ -438,24 +330,6 @@ func (f *Forwarder) outbound(o *outReq, r *http.Request, fr *Request) *http.Requ
 		o.req.Body = &o.body // (re)filled by each exchange
 	}
 	return &o.req
-}
-
-// targetURL is the target URL with a prefix route's rest appended and the
-// client's raw query, byte for byte.
-func (f *Forwarder) targetURL(u *url.URL, r *http.Request, fr *Request) {
-	*u = *f.target
-	if fr.Rest != "" {
-		rest := fr.Rest
-		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
-			rest = rest[1:]
-		}
-		raw := u.EscapedPath() + rest
-		if p, err := url.PathUnescape(raw); err == nil {
-			u.Path, u.RawPath = p, raw
-		}
-	}
-	u.RawQuery = r.URL.RawQuery
-	u.ForceQuery = r.URL.ForceQuery
 }
 
 // copyBody copies the target's body to the client with a pooled buffer,

@@ -8,11 +8,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strconv"
-	"strings"
 
-	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -31,9 +28,8 @@ type Enqueuer interface {
 // dispatch, compiled once.
 type asyncRoute struct {
 	queue    Enqueuer // nil: answer 503 (check builds without one)
-	target   *url.URL
-	idHeader string // delivery.id_header, canonical; "" = provider's or defaults
-	provider string // verify.provider; its EventID names the event
+	idHeader string   // delivery.id_header, canonical; "" = provider's or defaults
+	provider string   // verify.provider; its EventID names the event
 	accepted [numMethods]prometheus.Counter
 }
 
@@ -45,21 +41,15 @@ var defaultIDHeaders = []string{"X-Github-Delivery", "Idempotency-Key", "X-Gitla
 
 var errNoQueue = errors.New("async route but no delivery queue is open")
 
-// buildAsync compiles the async routes.
-func buildAsync(cfg *config.Config, routes []*route, deps Deps) (map[*route]*asyncRoute, error) {
+// buildAsync compiles the async routes. Their targets were parsed with
+// their forwarders, whose plan they store.
+func buildAsync(routes []*route, deps Deps) map[*route]*asyncRoute {
 	m := map[*route]*asyncRoute{}
 	for _, r := range routes {
 		if r.cfg.Delivery == nil || r.cfg.Delivery.Mode != "async" {
 			continue
 		}
-		u, err := url.Parse(r.cfg.Target)
-		if err != nil {
-			return nil, fmt.Errorf("%s:%d: route %s: %w", cfg.File, r.cfg.Line, r.cfg.Path, err)
-		}
-		if u.Path == "" {
-			u.Path = "/"
-		}
-		a := &asyncRoute{queue: deps.Queue, target: u}
+		a := &asyncRoute{queue: deps.Queue}
 		if h := r.cfg.Delivery.IDHeader; h != "" {
 			a.idHeader = textproto.CanonicalMIMEHeaderKey(h)
 		}
@@ -73,26 +63,27 @@ func buildAsync(cfg *config.Config, routes []*route, deps Deps) (map[*route]*asy
 		}
 		m[r] = a
 	}
-	return m, nil
+	return m
 }
 
-// accept is dispatch for an async route (DESIGN §7): persist the request
-// as the target would have received it, fsync, answer 202 with the
-// delivery id. A duplicate event gets the first delivery's id and is not
+// accept is dispatch for an async route: persist the request as the
+// target will receive it (the route forwarder's plan, the same as a sync
+// route's), fsync, answer 202 with the delivery id (docs/delivery.md). A duplicate event gets the first delivery's id and is not
 // stored again. A store failure is 503: the sender keeps the event and
 // retries, which is better than a 202 for an event we may lose.
-func (g *Gateway) accept(c *call, a *asyncRoute) {
+func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
 	if a.queue == nil {
 		c.cause = errNoQueue
 		g.reject(c, unavailable)
 		return
 	}
+	p := c.route.fwd.Plan(c.r, fr)
 	d := &delivery.Delivery{
 		Route:  c.route.label,
-		Method: c.r.Method,
-		URL:    a.url(c.rest, c.r.URL),
-		Header: g.storedHeader(c),
+		Method: p.Method,
+		URL:    p.URL.String(),
+		Header: p.Header, // shares the client's values: Enqueue serialises before the request ends
 		Body:   c.body,
 		Key:    a.key(c.r.Header, c.body),
 	}
@@ -120,24 +111,6 @@ func (g *Gateway) accept(c *call, a *asyncRoute) {
 	if dup {
 		c.cause = fmt.Errorf("duplicate of delivery %s", id)
 	}
-}
-
-// url is where the target will receive the request: the same mapping as
-// forward's Rewrite (exact route: the target's path; prefix route: target
-// path + rest), and the raw query byte-for-byte.
-func (a *asyncRoute) url(rest string, in *url.URL) string {
-	u := *a.target
-	if rest != "" {
-		if strings.HasSuffix(u.Path, "/") && rest[0] == '/' {
-			rest = rest[1:]
-		}
-		raw := u.EscapedPath() + rest
-		if p, err := url.PathUnescape(raw); err == nil {
-			u.Path, u.RawPath = p, raw
-		}
-	}
-	u.RawQuery, u.ForceQuery = in.RawQuery, in.ForceQuery
-	return u.String()
 }
 
 // key is the idempotency key: the route's id_header; else the verified
@@ -171,48 +144,4 @@ func firstValue(h http.Header, canonical string) string {
 		return vs[0]
 	}
 	return ""
-}
-
-// hopByHop are RFC 9110 §7.6.1's connection-specific headers, plus Expect
-// (answered by us, not the target).
-var hopByHop = map[string]bool{
-	"Connection": true, "Proxy-Connection": true, "Keep-Alive": true, "Proxy-Authenticate": true,
-	"Proxy-Authorization": true, "Te": true, "Trailer": true, "Transfer-Encoding": true,
-	"Upgrade": true, "Expect": true, "Host": true, "Content-Length": true,
-}
-
-// storedHeader is the header the target will get, as on a sync route
-// (DESIGN §4): hop-by-hop headers and those named in Connection dropped,
-// protected ones (x-api-key, x-forwarded-*, …, also '_' spellings)
-// dropped, X-Forwarded-For/Host/Proto and X-Request-Id set. Signature
-// headers stay, so the target can verify the webhook itself.
-func (g *Gateway) storedHeader(c *call) http.Header {
-	in := c.r.Header
-	var named map[string]bool
-	for _, v := range in["Connection"] {
-		for f := range strings.SplitSeq(v, ",") {
-			if f = textproto.TrimString(f); f != "" {
-				if named == nil {
-					named = map[string]bool{}
-				}
-				named[textproto.CanonicalMIMEHeaderKey(f)] = true
-			}
-		}
-	}
-	out := make(http.Header, len(in)+4)
-	for k, vs := range in {
-		if hopByHop[k] || named[k] || forward.Protected(k) {
-			continue
-		}
-		out[k] = vs // Enqueue serialises before the request ends
-	}
-	out["X-Forwarded-For"] = []string{g.forwardedFor(c)}
-	out["X-Forwarded-Host"] = []string{c.r.Host}
-	proto := "http"
-	if c.r.TLS != nil {
-		proto = "https"
-	}
-	out["X-Forwarded-Proto"] = []string{proto}
-	out["X-Request-Id"] = []string{c.id}
-	return out
 }

@@ -3,10 +3,8 @@ package gateway
 import (
 	"context"
 	"net/http"
-	"net/url"
 	"sort"
 	"strconv"
-	"strings"
 	"time"
 )
 
@@ -82,7 +80,7 @@ func (g *Gateway) Explain(r *http.Request, body []byte) Explanation {
 			line(s.name, "allow", c.note)
 		}
 	}
-	e.Forward = r.Method + " " + c.route.targetURL(c.rest, r.URL)
+	e.Forward = r.Method + " " + c.route.fwd.TargetURL(c.rest, r.URL)
 	return e
 }
 
@@ -95,31 +93,6 @@ func (g *Gateway) explainReject(e *Explanation, c *call, rs reason) {
 	if c.retryAfter > 0 {
 		e.RetryAfter = strconv.Itoa(c.retryAfter)
 	}
-}
-
-// targetURL is the URL the forwarder sends a request to (forward's
-// rewrite: target path, plus the rest for a prefix route, plus the raw
-// query byte for byte), for explain.
-func (r *route) targetURL(rest string, in *url.URL) string {
-	u, err := url.Parse(r.cfg.Target)
-	if err != nil {
-		return r.cfg.Target
-	}
-	if u.Path == "" {
-		u.Path = "/"
-	}
-	p := u.EscapedPath()
-	if rest != "" {
-		if strings.HasSuffix(p, "/") && rest[0] == '/' {
-			rest = rest[1:]
-		}
-		p += rest
-	}
-	s := u.Scheme + "://" + u.Host + p
-	if in.RawQuery != "" || in.ForceQuery {
-		s += "?" + in.RawQuery
-	}
-	return s
 }
 
 // KeyUsage is one API key's quota in the current period, as API

@@ -129,7 +129,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == "lean"}
+		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == config.ForwarderLean}
 		if rc.Response == "envelope" {
 			opts.Response = forward.Envelope
 		}
@@ -156,10 +156,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	if g.store == nil && g.needsStore() {
 		return nil, errors.New("gateway: guards need a state store (Deps.Store)")
 	}
-	var err error
-	if g.async, err = buildAsync(cfg, g.routes, deps); err != nil {
-		return nil, err
-	}
+	g.async = buildAsync(g.routes, deps)
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -331,10 +328,6 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 
 // dispatch sends the request to the route's target.
 func (g *Gateway) dispatch(c *call) {
-	if a := g.async[c.route]; a != nil {
-		g.accept(c, a)
-		return
-	}
 	fr := &forward.Request{
 		Rest:         c.rest,
 		Body:         c.body,
@@ -342,6 +335,10 @@ func (g *Gateway) dispatch(c *call) {
 		RequestID:    c.id,
 		Deadline:     c.start.Add(time.Duration(c.route.timeout)),
 		WebSocket:    c.route.cfg.WebSocket,
+	}
+	if a := g.async[c.route]; a != nil {
+		g.accept(c, a, fr)
+		return
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.

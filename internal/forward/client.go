@@ -1,0 +1,119 @@
+package forward
+
+import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"net"
+	"net/http"
+	"time"
+)
+
+// Every connection to a target, whichever path sends on it, is made by
+// dialUpstream with a dialer from newDialer: the egress check on each
+// resolved address, bounded dial and TLS handshake times, and on plain
+// HTTP the framing watch (upstream.go).
+
+const (
+	dialTimeout      = 10 * time.Second
+	handshakeTimeout = 10 * time.Second
+)
+
+func newDialer(opts Options) *net.Dialer {
+	return &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
+}
+
+// dialUpstream connects to addr (host:port). With conf nil the connection
+// is plain HTTP and its responses are watched for Content-Length with
+// Transfer-Encoding, which net/http would accept; otherwise it is TLS,
+// HTTP/1.1 only (conf's NextProtos), handshaken before it is returned.
+func dialUpstream(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config) (net.Conn, error) {
+	c, err := d.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	if conf == nil {
+		return newUpstreamConn(c), nil
+	}
+	tc := tls.Client(c, conf)
+	hctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(hctx); err != nil {
+		c.Close()
+		return nil, err
+	}
+	return tc, nil
+}
+
+// tlsConfig is the client TLS configuration for host: the system roots,
+// and HTTP/1.1, the only protocol the framing rules here are written for.
+func tlsConfig(host string) *tls.Config {
+	return &tls.Config{ServerName: host, NextProtos: []string{"http/1.1"}}
+}
+
+// newTransport is an http.Transport whose connections come from
+// dialUpstream. maxIdle bounds idle connections per host, maxTotal in all
+// (zero: no bound).
+func newTransport(d *net.Dialer, maxIdle, maxTotal int) *http.Transport {
+	return &http.Transport{
+		Proxy: nil, // never an environment proxy: egress is decided here
+		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			return dialUpstream(ctx, d, addr, nil)
+		},
+		// https is dialed here rather than by the Transport so that
+		// DialContext is only ever asked for plain connections, the ones
+		// the framing watch can read.
+		DialTLSContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
+			host, _, err := net.SplitHostPort(addr)
+			if err != nil {
+				return nil, err
+			}
+			return dialUpstream(ctx, d, addr, tlsConfig(host))
+		},
+		MaxIdleConns:          maxTotal,
+		MaxIdleConnsPerHost:   maxIdle,
+		IdleConnTimeout:       90 * time.Second,
+		ExpectContinueTimeout: 0,
+		// The client's Accept-Encoding passes through and the body comes
+		// back as the target encoded it: no transparent gunzip.
+		DisableCompression: true,
+	}
+}
+
+// Client sends planned requests (a stored Plan) to any http or https URL,
+// over the same connections as the sync paths: egress check, dial and
+// handshake bounds, framing watch. It is the delivery worker's way to a
+// target: a delivery keeps the URL it was accepted for, whatever the
+// routes are now. Redirects are never followed and no cookie is kept.
+type Client struct {
+	tr *http.Transport
+}
+
+// NewClient makes a Client. opts.Control, Resolver and MaxIdlePerHost
+// (zero: 16 per target) apply; the others are the Forwarder's.
+func NewClient(opts Options) *Client {
+	maxIdle := opts.MaxIdlePerHost
+	if maxIdle == 0 {
+		maxIdle = 16
+	}
+	return &Client{tr: newTransport(newDialer(opts), maxIdle, 0)}
+}
+
+// Send sends method rawURL with header h (as planned; Send applies the
+// User-Agent rule to it, and it must not be used after) and body, and
+// returns the target's answer, whose body the caller must close.
+func (c *Client) Send(ctx context.Context, method, rawURL string, h http.Header, body []byte) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, rawURL, bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	if h == nil {
+		h = http.Header{}
+	}
+	sendHeader(h)
+	req.Header = h
+	return c.tr.RoundTrip(req)
+}
+
+// Close drops idle connections.
+func (c *Client) Close() { c.tr.CloseIdleConnections() }
