@@ -290,7 +290,7 @@ func parseAge(s string) (time.Duration, error) {
 
 // openOps reaches the delivery history: the state file itself if no
 // serve holds it (offline), else the running serve's admin API.
-func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, close func() error, err error) {
+func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() error, err error) {
 	st, err := openState(cfg, operating)
 	if errors.Is(err, errStateLocked) {
 		if cfg.Admin == "off" {
