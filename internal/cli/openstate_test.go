@@ -139,3 +139,22 @@ func TestOnePlaceChoosesStateDriver(t *testing.T) {
 		t.Fatalf("checked only %d files: is the test running in internal/cli?", checked)
 	}
 }
+
+// TestGatewayDepsQueue: a state without a queue gives the gateway a nil
+// Enqueuer interface, not a typed nil (async routes then answer 503
+// rather than calling through a nil pointer); one with a queue hands it
+// over; metrics are never nil.
+func TestGatewayDepsQueue(t *testing.T) {
+	cfg := &config.Config{File: filepath.Join(t.TempDir(), "drawbridge.yaml"), State: config.State{Driver: "embedded", Path: "state.db"}}
+	for _, use := range []stateUse{servingLambda, serving} {
+		st, err := openState(cfg, use)
+		if err != nil {
+			t.Fatal(err)
+		}
+		d := gatewayDeps(cfg, wiring{state: st})
+		if (d.Queue != nil) != (use == serving) || d.Metrics == nil || d.Store != st.store {
+			t.Errorf("%s state: deps queue %v, metrics %v, store %v", st.driver, d.Queue, d.Metrics != nil, d.Store != nil)
+		}
+		st.close()
+	}
+}
