@@ -14,8 +14,6 @@ import (
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/export"
 	"github.com/drawbridge/drawbridge/internal/gateway"
-	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/drawbridge/drawbridge/internal/store/memory"
 )
 
 // runCheck validates a config the way serve would load it: exit 0 with
@@ -52,15 +50,15 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range guard.Warnings() {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
 	}
-	if err := checkRedis(cfg, *path, stderr); err != nil {
+	// Never the embedded file: check must work while serve holds it.
+	st, err := openState(cfg, checking)
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %v\n", *path, err)
 		return exitError(1)
 	}
-	// A memory store: check must work while serve holds the state file.
-	st := memory.New()
-	defer st.Close()
-	g, err := gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, Control: guard.Control,
-		IPSets: localIPSets(*path, slog.New(slog.NewTextHandler(stderr, nil)))})
+	defer st.close()
+	checkDurability(cfg, st, *path, stderr)
+	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, control: guard.Control, log: slog.New(slog.NewTextHandler(stderr, nil))}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
@@ -71,38 +69,32 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// checkRedis prints the redis driver's durability warnings (appendonly,
-// appendfsync, maxmemory-policy), or a note that they could not be read.
-// Neither is an error: check validates the config, and the server may
-// well be unreachable from where check runs; a state.url serve would
-// refuse is. The URL is never printed whole (it may hold a password):
-// only its host.
-func checkRedis(cfg *config.Config, path string, stderr io.Writer) error {
-	if cfg.State.Driver != "redis" {
-		return nil
+// checkDurability prints the redis driver's durability warnings
+// (appendonly, appendfsync, maxmemory-policy), or a note that they could
+// not be read. Neither is an error: check validates the config, and the
+// server may well be unreachable from where check runs (a state.url serve
+// would refuse is, from openState). The URL is never printed whole (it
+// may hold a password): only its host.
+func checkDurability(cfg *config.Config, st *state, path string, stderr io.Writer) {
+	if st.durability == nil {
+		return
 	}
-	st, err := openRedis(cfg)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
 	host := "state.url"
 	if u, err := url.Parse(cfg.State.URL); err == nil && u.Host != "" {
 		host = u.Host
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	if err := st.Ready(ctx); err != nil {
+	if err := st.store.Ready(ctx); err != nil {
 		fmt.Fprintf(stderr, "%s: note: redis at %s is not reachable from here (%v): durability not checked\n", path, host, err)
-		return nil
+		return
 	}
-	ws, err := st.Durability(ctx)
+	ws, err := st.durability(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "%s: WARNING: redis at %s refuses CONFIG GET (%v): durability unverified; it needs appendonly yes, appendfsync always, maxmemory-policy noeviction\n", path, host, err)
-		return nil
+		return
 	}
 	for _, w := range ws {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", path, w)
 	}
-	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"log/slog"
 	"maps"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,57 +21,36 @@ import (
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
-	"github.com/drawbridge/drawbridge/internal/delivery/streams"
-	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/drawbridge/drawbridge/internal/store"
-	"github.com/drawbridge/drawbridge/internal/store/bolt"
-	"github.com/drawbridge/drawbridge/internal/store/redis"
 )
 
-// deliveries is serve's durable delivery queue and its background worker:
-// in the embedded state file, or on Redis (streams, shared by replicas).
-// The zero of *deliveries (nil) means no queue: the state driver is
-// memory, so no async route can be configured (config refuses them).
+// deliveries is serve's background delivery worker over the state's
+// queue (in the embedded state file, or on Redis shared by replicas). The
+// zero of *deliveries (nil) means no queue: the state driver is memory, so
+// no async route can be configured (config refuses them).
 type deliveries struct {
-	queue  *delivery.Queue // embedded; nil on redis
-	shared *streams.Queue  // redis; nil on embedded
+	queue  delivery.Backend
 	worker *delivery.Worker
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
-// startDeliveries opens the queue in the embedded state file that st
-// (serve's one Store) already holds, or on st's Redis, and starts
-// delivering. bbolt locks its file, so the queue shares the Store's DB
-// instead of opening the file again. control is the egress check for the
-// worker's dials, the same as the sync path's.
-func startDeliveries(cfg *config.Config, st store.Store, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) (*deliveries, error) {
-	d := &deliveries{done: make(chan struct{})}
-	var src delivery.Source
-	var poll time.Duration
-	switch st := st.(type) {
-	case *bolt.Store:
-		q, err := delivery.Open(st.DB(), delivery.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("state file %s: %w", statePath(cfg), err)
-		}
-		d.queue, src = q, q
-	case *redis.Store:
-		// Other replicas' enqueues wake nobody here: poll each second.
-		d.shared = streams.New(st, delivery.Policies(cfg), "")
-		src, poll = d.shared, time.Second
-	default:
-		return nil, nil
+// startDeliveries starts delivering from st's queue, if it has one.
+// control is the egress check for the worker's dials, the same as the
+// sync path's.
+func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) *deliveries {
+	if st.queue == nil {
+		return nil
 	}
-	d.worker = newWorker(src, cfg, m, log, control, poll)
+	d := &deliveries{queue: st.queue, done: make(chan struct{})}
+	d.worker = newWorker(st.queue, cfg, m, log, control, st.poll)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
 		defer close(d.done)
 		d.worker.Run(ctx)
 	}()
-	return d, nil
+	return d
 }
 
 // newWorker is the delivery worker of serve and of Lambda's scheduled
@@ -91,36 +69,15 @@ func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log 
 	return w
 }
 
-// enqueuer is the gateway's view of the queue; a nil interface, not a nil
-// pointer, when there is none.
-func (d *deliveries) enqueuer() gateway.Enqueuer {
-	switch {
-	case d == nil:
-		return nil
-	case d.shared != nil:
-		return d.shared
-	}
-	return d.queue
-}
-
-// ops is the admin API's view of the queue (nil: none, also on redis,
-// which keeps no delivery history).
-func (d *deliveries) ops() delivery.Ops {
-	if d == nil || d.queue == nil {
-		return nil
-	}
-	return d.queue
-}
-
-// reload gives the worker the new config's retry policies.
+// reload gives the worker and the queue the new config's retry policies
+// and async routes.
 func (d *deliveries) reload(cfg *config.Config) {
 	if d == nil {
 		return
 	}
-	d.worker.SetPolicies(delivery.Policies(cfg))
-	if d.shared != nil {
-		d.shared.SetPolicies(delivery.Policies(cfg))
-	}
+	p := delivery.Policies(cfg)
+	d.worker.SetPolicies(p)
+	d.queue.SetPolicies(p)
 }
 
 // stop ends the worker (an attempt in flight is abandoned, not recorded:
@@ -190,7 +147,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ops, closeOps, err := openOps(cfg)
+	ops, offline, closeOps, err := openOps(cfg)
 	if err != nil {
 		return err
 	}
@@ -257,7 +214,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 		default:
 			return errors.New("deliveries replay: want one delivery id, or --dead [--since AGE]")
 		}
-		if _, offline := ops.(*delivery.Queue); offline {
+		if offline {
 			fmt.Fprintln(stdout, "serve is not running: the delivery is sent when it starts")
 		}
 	case "purge":
@@ -331,34 +288,20 @@ func parseAge(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// openOps reaches the queue: the state file itself if no serve holds it,
-// else the running serve's admin API.
-func openOps(cfg *config.Config) (delivery.Ops, func() error, error) {
-	if cfg.State.Driver == "redis" {
-		return nil, nil, fmt.Errorf("state.driver redis keeps no delivery history (delivered entries are deleted); dead letters are in the Redis stream %s{d:<route>}:dead (see docs/redis.md)", cfg.State.Prefix)
-	}
-	if cfg.State.Driver != "embedded" {
-		return nil, nil, fmt.Errorf("state.driver %s keeps no delivery queue (async routes need embedded)", cfg.State.Driver)
-	}
-	if _, err := os.Stat(statePath(cfg)); errors.Is(err, os.ErrNotExist) {
-		return nil, nil, fmt.Errorf("no state file at %s: nothing was accepted yet (or -c names another config)", statePath(cfg))
-	}
-	st, err := bolt.Open(statePath(cfg), bolt.Options{Timeout: -1})
-	if errors.Is(err, bolt.ErrLocked) {
+// openOps reaches the delivery history: the state file itself if no
+// serve holds it (offline), else the running serve's admin API.
+func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() error, err error) {
+	st, err := openState(cfg, operating)
+	if errors.Is(err, errStateLocked) {
 		if cfg.Admin == "off" {
-			return nil, nil, fmt.Errorf("%w, and its admin listener is off: stop it, or set admin", err)
+			return nil, false, nil, fmt.Errorf("%w, and its admin listener is off: stop it, or set admin", err)
 		}
-		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin)}, func() error { return nil }, nil
+		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin)}, false, func() error { return nil }, nil
 	}
 	if err != nil {
-		return nil, nil, err
+		return nil, false, nil, err
 	}
-	q, err := delivery.Open(st.DB(), delivery.Options{})
-	if err != nil {
-		st.Close()
-		return nil, nil, err
-	}
-	return q, st.Close, nil
+	return st.history, true, st.close, nil
 }
 
 // dialAddr turns a listen address into one to dial: an empty or

@@ -7,32 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
 	"os"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/edge"
-	"github.com/drawbridge/drawbridge/internal/egress"
-	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus"
 )
-
-// withEgress puts cfg's egress guard into deps. The table is compiled
-// afresh (target names resolved now) at start and on every reload, so the
-// default allow list follows DNS; its warnings are logged loudly.
-func (s *Server) withEgress(cfg *config.Config, deps gateway.Deps) (gateway.Deps, error) {
-	g, err := egress.Compile(cfg, egress.Options{}, nil)
-	if err != nil {
-		return deps, err
-	}
-	for _, w := range g.Warnings() {
-		s.log.Warn("WARNING: " + w)
-	}
-	deps.Control = g.Control
-	return deps, nil
-}
 
 // listen opens the public listener: the edge's connection caps (and, on
 // plain HTTP, its framing scanner) below net/http, and TLS with HTTP/2
@@ -50,12 +32,6 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	var exempt []netip.Prefix
-	for _, p := range cfg.ClientIP.TrustedProxies {
-		if pr, err := config.ParsePrefix(p); err == nil {
-			exempt = append(exempt, pr)
-		}
-	}
 	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "drawbridge_connections_shed_total",
 		Help: "Client connections refused at accept (503 and close), by the limit that was reached.",
@@ -64,7 +40,7 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 	eln := edge.NewListener(ln, edge.ListenerOptions{
 		MaxConns:       int(cfg.Limits.MaxConnections),
 		MaxPerIP:       int(cfg.Limits.MaxConnsPerIP),
-		Exempt:         exempt,
+		Exempt:         trustedProxies(cfg),
 		ScanFraming:    tcfg == nil,
 		TLS:            tcfg != nil,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),

@@ -8,16 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os"
 	"strings"
-	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/gateway"
-	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/drawbridge/drawbridge/internal/store"
-	"github.com/drawbridge/drawbridge/internal/store/bolt"
-	"github.com/drawbridge/drawbridge/internal/store/memory"
 )
 
 // headerFlags collects repeated --header 'K: V'.
@@ -100,37 +94,10 @@ func readingGateway(path string, exact bool, stderr io.Writer) (g *gateway.Gatew
 	if note != "" {
 		fmt.Fprintln(stderr, "note:", note)
 	}
-	g, err = gateway.Build(cfg, gateway.Deps{Metrics: metrics.New(), Store: st, IPSets: localIPSets(path, discardLog())})
+	g, err = gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st}))
 	if err != nil {
-		st.Close()
+		st.close()
 		return nil, nil, err
 	}
-	return g, func() { g.Close(); st.Close() }, nil
-}
-
-// openStateForReading opens the configured store for a command that only
-// reads it (explain, keys usage). A missing file has nothing to read: an
-// empty memory store stands in, with a note saying so. A running serve
-// holds the embedded file's lock: unless exact (keys usage, whose numbers
-// must not be guessed), explain also falls back, with a note.
-func openStateForReading(cfg *config.Config, exact bool) (store.Store, string, error) {
-	if cfg.State.Driver == "embedded" {
-		p := statePath(cfg)
-		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
-			return memory.New(), "no state file " + p + " yet: limits shown as fresh", nil
-		}
-		st, err := bolt.Open(p, bolt.Options{Timeout: 200 * time.Millisecond})
-		if errors.Is(err, bolt.ErrLocked) && !exact {
-			return memory.New(), "state file " + p + " is held by a running drawbridge: limits shown as fresh (quota counts are in the server)", nil
-		}
-		if err != nil {
-			return nil, "", err
-		}
-		return st, "", nil
-	}
-	if cfg.State.Driver == "memory" {
-		return memory.New(), "state.driver is memory: the server's state lives in its process; limits shown as fresh", nil
-	}
-	st, err := openStore(cfg)
-	return st, "", err
+	return g, func() { g.Close(); st.close() }, nil
 }

@@ -7,17 +7,15 @@ import (
 	"io"
 	"log/slog"
 	"net/netip"
+	"slices"
 	"strconv"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
-	"github.com/drawbridge/drawbridge/internal/delivery/streams"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/lambda"
 	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/drawbridge/drawbridge/internal/store"
-	"github.com/drawbridge/drawbridge/internal/store/redis"
 )
 
 // Environment variables of Lambda mode (docs/lambda.md).
@@ -65,16 +63,15 @@ func RunLambda(env config.LookupEnv, stderr io.Writer) int {
 // first use.
 type lambdaFunction struct {
 	cfg     *config.Config
-	store   store.Store   // throttle buckets, quota counters, leases
+	state   *state        // per instance (memory) unless shared (redis)
 	egress  *egress.Guard // loopback refused: the Runtime API lives there
 	gateway *gateway.Gateway
 	opts    lambda.Options
 	log     *slog.Logger
 	metrics *metrics.Metrics
-	// With state.driver redis, async routes enqueue into the shared
-	// Redis Streams queue and a scheduled event runs one delivery pass
-	// over it. Both nil otherwise.
-	queue  *streams.Queue
+	// worker runs one delivery pass over the state's queue per scheduled
+	// event. Nil when the state keeps no queue (only redis's is shared,
+	// so it is the only one Lambda keeps).
 	worker *delivery.Worker
 }
 
@@ -86,35 +83,28 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	for _, w := range cfg.Warnings {
 		logger.Warn(w.String())
 	}
-	// The deployment package is read-only and every execution environment
-	// has its own /tmp, so an embedded state file could only ever be
-	// per-instance; memory says so honestly. redis is shared and kept.
-	if cfg.State.Driver == "embedded" {
-		cfg.State.Driver = "memory"
-	}
-	st, err := openStore(cfg)
+	st, err := openState(cfg, servingLambda)
 	if err != nil {
 		return nil, err
 	}
-	// DESIGN §4a: in Lambda the forwarder may never reach loopback, where
-	// the Runtime API (and any extension) listens. Target host names are
-	// resolved here, once, for the default allow list.
+	// In Lambda the forwarder may never reach loopback, where the Runtime
+	// API (and any extension) listens (docs/lambda.md). Target host names
+	// are resolved here, once, for the default allow list.
 	guard, err := egress.Compile(cfg, egress.Options{Lambda: !lambdaLoopbackAllowed}, nil)
 	if err != nil {
-		st.Close()
+		st.close()
 		return nil, err
 	}
 	for _, w := range guard.Warnings() {
 		logger.Warn("WARNING: " + w)
 	}
-	fn := &lambdaFunction{cfg: cfg, store: st, egress: guard, log: logger, metrics: metrics.New()}
-	if rs, ok := st.(*redis.Store); ok {
-		fn.queue = streams.New(rs, delivery.Policies(cfg), "")
-		fn.worker = newWorker(fn.queue, cfg, fn.metrics, logger, guard.Control, 0)
+	fn := &lambdaFunction{cfg: cfg, state: st, egress: guard, log: logger, metrics: metrics.New()}
+	if st.queue != nil {
+		fn.worker = newWorker(st.queue, cfg, fn.metrics, logger, guard.Control, 0)
 	}
-	g, err := gateway.Build(cfg, fn.deps())
+	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, metrics: fn.metrics, log: logger, control: guard.Control}))
 	if err != nil {
-		st.Close()
+		st.close()
 		return nil, err
 	}
 	fn.gateway = g
@@ -133,17 +123,8 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 		}
 		fn.opts.ALBPeer = ip.Unmap().String()
 	}
-	logger.Info("lambda: ready", "config", cfg.File, "routes", len(cfg.Routes), "state", cfg.State.Driver)
+	logger.Info("lambda: ready", "config", cfg.File, "routes", len(cfg.Routes), "state", st.driver)
 	return fn, nil
-}
-
-// deps are the gateway's dependencies in Lambda mode.
-func (fn *lambdaFunction) deps() gateway.Deps {
-	d := gateway.Deps{Metrics: fn.metrics, Log: fn.log, Store: fn.store, Control: fn.egress.Control}
-	if fn.queue != nil { // not a typed nil: a nil Queue means "answer 503"
-		d.Queue = fn.queue
-	}
-	return d
 }
 
 // lambdaLoopbackAllowed lifts the Lambda-mode loopback ban. Only a binary
@@ -211,10 +192,5 @@ func urlConfig(target string, env config.LookupEnv) (*config.Config, error) {
 }
 
 func trusts(cfg *config.Config, ip netip.Addr) bool {
-	for _, s := range cfg.ClientIP.TrustedProxies {
-		if p, err := config.ParsePrefix(s); err == nil && p.Contains(ip) {
-			return true
-		}
-	}
-	return false
+	return slices.ContainsFunc(trustedProxies(cfg), func(p netip.Prefix) bool { return p.Contains(ip) })
 }

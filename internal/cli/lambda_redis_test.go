@@ -27,9 +27,9 @@ func TestLambdaRedisDrain(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { fn.gateway.Close(); fn.store.Close() })
-		if fn.cfg.State.Driver != "redis" {
-			t.Fatalf("Lambda mode changed state.driver redis to %q", fn.cfg.State.Driver)
+		t.Cleanup(func() { fn.gateway.Close(); fn.state.close() })
+		if fn.state.driver != "redis" || fn.state.queue == nil {
+			t.Fatalf("Lambda mode opened state.driver redis as %q, queue %v", fn.state.driver, fn.state.queue)
 		}
 		return lambda.New(fn.gateway, fn.opts)
 	}

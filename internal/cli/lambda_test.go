@@ -60,16 +60,16 @@ func TestLambdaConfig(t *testing.T) {
 				!slices.Equal(r[0].Methods, []string{"GET", "HEAD", "POST", "PUT"}) {
 				t.Errorf("routes = %+v", r)
 			}
-			if fn.cfg.State.Driver != "memory" {
-				t.Errorf("state = %q", fn.cfg.State.Driver)
+			if fn.state.driver != "memory" {
+				t.Errorf("state = %q", fn.state.driver)
 			}
 		}},
 		{"config file wins over URL", map[string]string{EnvConfig: good, EnvURL: "http://10.0.0.2/"}, "", func(t *testing.T, fn *lambdaFunction) {
 			if len(fn.cfg.Routes) != 1 || fn.cfg.Routes[0].Path != "/hooks/*" {
 				t.Errorf("routes = %+v", fn.cfg.Routes)
 			}
-			if fn.cfg.State.Driver != "memory" {
-				t.Errorf("embedded state in Lambda: driver %q, want memory (per instance)", fn.cfg.State.Driver)
+			if fn.state.driver != "memory" || fn.state.queue != nil {
+				t.Errorf("embedded state in Lambda: driver %q, queue %v; want memory (per instance), none", fn.state.driver, fn.state.queue)
 			}
 		}},
 		{"ALB peer", map[string]string{EnvConfig: good, EnvALBPeer: "::ffff:10.1.2.3"}, "", func(t *testing.T, fn *lambdaFunction) {
@@ -178,4 +178,62 @@ func allowLoopback(t *testing.T) {
 	prev := lambdaLoopbackAllowed
 	lambdaLoopbackAllowed = true
 	t.Cleanup(func() { lambdaLoopbackAllowed = prev })
+}
+
+// TestLambdaUsesRefreshedIPSet: Lambda mode builds its gateway with the
+// local copy of github-hooks that `drawbridge ipsets update` writes next
+// to the config (deployed with it in the package), as serve does: an
+// address only in the refreshed copy is admitted, one only in the
+// built-in list is refused.
+func TestLambdaUsesRefreshedIPSet(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "drawbridge.yaml")
+	writeConfig(t, path, `state: {driver: memory}
+routes: [{path: /h, target: "`+okBackend(t)+`/h", allow_ips: [github-hooks]}]
+`)
+	allowLoopback(t)
+	from := func(ip string) int {
+		t.Helper()
+		fn, err := newLambdaFunction(envMap(map[string]string{EnvConfig: path}), slog.New(slog.DiscardHandler))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer fn.state.close()
+		defer fn.gateway.Close()
+		ev, err := json.Marshal(map[string]any{
+			"httpMethod": "GET", "path": "/h",
+			"requestContext": map[string]any{"stage": "prod", "requestId": "r1", "identity": map[string]any{"sourceIp": ip}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := lambda.New(fn.gateway, fn.opts).Invoke(context.Background(), ev)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var r struct {
+			StatusCode int `json:"statusCode"`
+		}
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("response %s: %v", out, err)
+		}
+		return r.StatusCode
+	}
+	wantEq := func(what string, got, want int) {
+		t.Helper()
+		if got != want {
+			t.Errorf("%s: %d, want %d", what, got, want)
+		}
+	}
+	wantEq("built-in list, GitHub address", from("140.82.112.5"), 200)
+	wantEq("built-in list, other address", from("203.0.113.7"), 403)
+
+	meta := filepath.Join(dir, "meta.json")
+	writeConfig(t, meta, `{"hooks": ["203.0.113.0/24"]}`)
+	var errb bytes.Buffer
+	if code := Main(context.Background(), []string{"ipsets", "update", "github-hooks", "--from", meta, "-c", path}, io.Discard, &errb); code != 0 {
+		t.Fatalf("ipsets update exit %d: %s", code, errb.String())
+	}
+	wantEq("refreshed copy, new address", from("203.0.113.7"), 200)
+	wantEq("refreshed copy, old address", from("140.82.112.5"), 403)
 }

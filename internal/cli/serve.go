@@ -20,9 +20,9 @@ import (
 	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/drawbridge/drawbridge/internal/store"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -65,7 +65,7 @@ type Server struct {
 	current atomic.Pointer[gateway.Gateway]
 	cfg     atomic.Pointer[config.Config]
 	reload  sync.Mutex
-	store   store.Store      // opened once, shared by every reload, closed last
+	state   *state           // opened once, shared by every reload, closed last
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
 	deliveries        *deliveries // nil on the memory driver (no queue)
@@ -89,28 +89,24 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 // start is Start with an injected clock for the guards (tests).
 func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Server, error) {
 	path := cfg.File
-	st, err := openStore(cfg)
+	st, err := openState(cfg, serving)
 	if err != nil {
 		return nil, err
 	}
 	logDurability(st, logger)
-	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), store: st, now: now}
-	deps, err := s.withEgress(cfg, s.deps())
+	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now}
+	deps, err := s.deps(cfg)
 	if err != nil {
-		st.Close()
+		st.close()
 		return nil, err
 	}
 	// The delivery worker dials through the same egress guard as the
 	// sync path.
-	if s.deliveries, err = startDeliveries(cfg, st, s.metrics, logger, deps.Control); err != nil {
-		st.Close()
-		return nil, err
-	}
-	deps.Queue = s.deliveries.enqueuer()
+	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Control)
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		s.deliveries.stop()
-		st.Close()
+		st.close()
 		return nil, err
 	}
 	s.current.Store(g)
@@ -125,20 +121,20 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	if s.publicLn, err = s.listen(cfg, s.public); err != nil {
 		s.deliveries.stop()
-		st.Close()
+		st.close()
 		return nil, err
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
 	if cfg.Admin != "off" {
 		s.admin = &http.Server{
-			Handler:           admin.Handler(s.metrics.Registry, s.ready, s.deliveries.ops()),
+			Handler:           admin.Handler(s.metrics.Registry, s.ready, st.history),
 			ReadHeaderTimeout: 10 * time.Second,
 		}
 		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 			s.publicLn.Close()
 			s.deliveries.stop()
-			st.Close()
+			st.close()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
 		go func() { s.done <- s.admin.Serve(s.adminLn) }()
@@ -148,8 +144,18 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	return s, nil
 }
 
-func (s *Server) deps() gateway.Deps {
-	return gateway.Deps{Metrics: s.metrics, Log: s.log, Store: s.store, Now: s.now, IPSets: localIPSets(s.path, s.log), Queue: s.deliveries.enqueuer()}
+// deps are the gateway's dependencies for cfg, at start and on each
+// reload: the egress table is compiled afresh (target names resolved
+// now, so the default allow list follows DNS), its warnings logged loudly.
+func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
+	eg, err := egress.Compile(cfg, egress.Options{}, nil)
+	if err != nil {
+		return gateway.Deps{}, err
+	}
+	for _, w := range eg.Warnings() {
+		s.log.Warn("WARNING: " + w)
+	}
+	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, control: eg.Control, now: s.now}), nil
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -173,7 +179,7 @@ func (s *Server) ready(ctx context.Context) error {
 	if s.current.Load() == nil {
 		return errors.New("no config loaded")
 	}
-	if err := s.store.Ready(ctx); err != nil {
+	if err := s.state.store.Ready(ctx); err != nil {
 		return fmt.Errorf("state store: %w", err)
 	}
 	return nil
@@ -189,7 +195,7 @@ func (s *Server) Reload() error {
 	if err != nil {
 		return err
 	}
-	deps, err := s.withEgress(cfg, s.deps())
+	deps, err := s.deps(cfg)
 	if err != nil {
 		return err
 	}
@@ -234,7 +240,7 @@ func (s *Server) Shutdown() error {
 	}
 	// Last: requests still finishing release their leases into it, and
 	// the embedded driver writes its final quota counts on Close.
-	cerr := s.store.Close()
+	cerr := s.state.close()
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}

@@ -6,18 +6,86 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/delivery/streams"
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/store/bolt"
 	"github.com/drawbridge/drawbridge/internal/store/memory"
 	"github.com/drawbridge/drawbridge/internal/store/redis"
 )
 
-// openStore opens the state store cfg.State names: the one place drivers
-// are chosen (STYLE §2: drivers are wired by cli alone). The caller closes
+// state is what the configured state driver provides. Callers use the
+// fields that are set and never ask which driver it was: a nil queue or
+// history means the driver keeps none.
+type state struct {
+	driver string      // the driver opened: memory, embedded or redis (for logs)
+	store  store.Store // throttle buckets, quota counters, concurrency leases
+	// queue holds async routes' deliveries (nil: none, so async routes
+	// answer 503). On the embedded driver it shares the store's file.
+	queue delivery.Backend
+	// poll bounds the delivery worker's sleep between scans (0: its
+	// default). Redis needs 1 s: other replicas' enqueues wake nobody here.
+	poll time.Duration
+	// history is the operator's view of the queue (`drawbridge
+	// deliveries`, the admin API). Nil: the driver keeps none (redis
+	// deletes what it delivered; memory keeps no queue).
+	history delivery.Ops
+	// durability reports what makes the driver lose acknowledged writes
+	// (docs/redis.md). Nil: nothing to check beyond the driver itself.
+	durability func(context.Context) ([]string, error)
+}
+
+// close closes the store, after everything that uses it (the queue shares
+// it).
+func (s *state) close() error { return s.store.Close() }
+
+// stateUse is what a command opens the state for: it decides which parts
+// are opened and how the embedded driver's file and lock are treated.
+type stateUse int
+
+const (
+	// serving: store and queue; the embedded file is created if missing
+	// and its lock waited for bolt.DefaultTimeout (1 s) before an error
+	// naming the file.
+	serving stateUse = iota
+	// servingLambda is serving inside a Lambda execution environment. The
+	// deployment package is read-only and every environment has its own
+	// /tmp, so an embedded file could only ever be per-instance: memory
+	// says so honestly. redis is shared and kept.
+	servingLambda
+	// checking: only what check can report on without serving: the redis
+	// store (connected lazily) for its durability; never the embedded
+	// file, which a running serve holds.
+	checking
+	// reading: the store, for commands that read it (explain, keys
+	// usage); a missing embedded file is errNoStateFile, its lock waited
+	// for 200 ms.
+	reading
+	// operating: the delivery history (`drawbridge deliveries`): the
+	// embedded file must exist, and its lock is not waited for
+	// (bolt.ErrLocked: a running serve holds it; its admin API is the way
+	// in). Drivers without a history are refused with the reason.
+	operating
+)
+
+// Errors of openState callers branch on.
+var (
+	// errNoStateFile: a command that only reads found no embedded state
+	// file.
+	errNoStateFile = errors.New("no state file")
+	// errStateLocked: another process, a running serve, holds the
+	// embedded state file.
+	errStateLocked = bolt.ErrLocked
+)
+
+// openState opens the state cfg.State names, for use: the one place a
+// driver is chosen (drivers are wired by cli alone). The caller closes
 // it, after everything that uses it.
 //
 // A relative embedded path is taken relative to the config file, as
@@ -27,19 +95,98 @@ import (
 // The redis driver connects lazily (Lambda init does no network I/O; a
 // gateway whose Redis is down starts, answers 503 on guarded routes and
 // reports not ready) and bounds every call by redis.DefaultTimeout.
-func openStore(cfg *config.Config) (store.Store, error) {
-	switch cfg.State.Driver {
-	case "memory":
-		return memory.New(), nil
-	case "embedded", "":
-		// bolt.Open gives up after bolt.DefaultTimeout (1 s) when another
-		// process holds the file, with an error naming it.
-		return bolt.Open(statePath(cfg), bolt.Options{})
-	case "redis":
-		return openRedis(cfg)
+func openState(cfg *config.Config, use stateUse) (*state, error) {
+	driver := cfg.State.Driver
+	if driver == "" {
+		driver = "embedded"
 	}
-	return nil, errors.New("state.driver " + cfg.State.Driver + " is unknown")
+	if driver == "embedded" && (use == servingLambda || use == checking) {
+		driver = "memory"
+	}
+	switch driver {
+	case "memory":
+		if use == operating {
+			return nil, errors.New("state.driver memory keeps no delivery queue (async routes need embedded)")
+		}
+		return &state{driver: driver, store: memory.New()}, nil
+	case "embedded":
+		return openEmbedded(cfg, use)
+	case "redis":
+		if use == operating {
+			return nil, fmt.Errorf("state.driver redis keeps no delivery history (delivered entries are deleted); dead letters are in the Redis stream %s{d:<route>}:dead (see docs/redis.md)", cfg.State.Prefix)
+		}
+		rs, err := openRedis(cfg)
+		if err != nil {
+			return nil, err
+		}
+		s := &state{driver: driver, store: rs, durability: rs.Durability}
+		if use == serving || use == servingLambda {
+			s.queue, s.poll = streams.New(rs, delivery.Policies(cfg), ""), time.Second
+		}
+		return s, nil
+	}
+	return nil, errors.New("state.driver " + driver + " is unknown")
 }
+
+// openEmbedded opens the bbolt state file and, unless use only reads
+// limits, the delivery queue in it: bbolt locks its file, so the queue
+// shares the Store's DB instead of opening the file again.
+func openEmbedded(cfg *config.Config, use stateUse) (*state, error) {
+	p := statePath(cfg)
+	var opts bolt.Options
+	switch use {
+	case reading, operating:
+		if _, err := os.Stat(p); errors.Is(err, os.ErrNotExist) {
+			if use == operating {
+				return nil, fmt.Errorf("no state file at %s: nothing was accepted yet (or -c names another config)", p)
+			}
+			return nil, fmt.Errorf("%w %s", errNoStateFile, p)
+		}
+		opts.Timeout = 200 * time.Millisecond
+		if use == operating {
+			opts.Timeout = -1
+		}
+	}
+	bs, err := bolt.Open(p, opts)
+	if err != nil {
+		return nil, err
+	}
+	s := &state{driver: "embedded", store: bs}
+	if use == reading {
+		return s, nil
+	}
+	q, err := delivery.Open(bs.DB(), delivery.Options{})
+	if err != nil {
+		bs.Close()
+		return nil, fmt.Errorf("state file %s: %w", p, err)
+	}
+	s.queue, s.history = q, q
+	return s, nil
+}
+
+// openStateForReading opens the configured store for a command that only
+// reads it (explain, keys usage). A missing file has nothing to read: an
+// empty memory store stands in, with a note saying so. A running serve
+// holds the embedded file's lock: unless exact (keys usage, whose numbers
+// must not be guessed), explain also falls back, with a note.
+func openStateForReading(cfg *config.Config, exact bool) (*state, string, error) {
+	st, err := openState(cfg, reading)
+	switch {
+	case errors.Is(err, errNoStateFile):
+		return freshState(), err.Error() + " yet: limits shown as fresh", nil
+	case errors.Is(err, errStateLocked) && !exact:
+		return freshState(), "state file " + statePath(cfg) + " is held by a running drawbridge: limits shown as fresh (quota counts are in the server)", nil
+	case err != nil:
+		return nil, "", err
+	case st.driver == "memory":
+		return st, "state.driver is memory: the server's state lives in its process; limits shown as fresh", nil
+	}
+	return st, "", nil
+}
+
+// freshState stands in for state a command cannot or need not read: an
+// empty memory store, no queue.
+func freshState() *state { return &state{driver: "memory", store: memory.New()} }
 
 // quietRedis silences go-redis's process-wide logger once: while Redis is
 // down it would print a line per failed dial, about one per guarded
@@ -61,16 +208,15 @@ func openRedis(cfg *config.Config) (*redis.Store, error) {
 	return st, err
 }
 
-// logDurability logs the redis driver's durability warnings once at serve
-// start (check prints the same). It waits at most the driver's per-call
-// budget: a Redis that is down delays the start by that much and is
-// reported, not fatal. Other drivers: nothing.
-func logDurability(st store.Store, log *slog.Logger) {
-	rs, ok := st.(*redis.Store)
-	if !ok {
+// logDurability logs the driver's durability warnings once at serve start
+// (check prints the same). It waits at most the driver's per-call budget:
+// a Redis that is down delays the start by that much and is reported, not
+// fatal. Drivers with nothing to check: nothing.
+func logDurability(st *state, log *slog.Logger) {
+	if st.durability == nil {
 		return
 	}
-	ws, err := rs.Durability(context.Background())
+	ws, err := st.durability(context.Background())
 	if err != nil {
 		log.Warn("redis durability not checked", "error", err.Error())
 		return

@@ -279,7 +279,7 @@ func TestReadyzReportsStore(t *testing.T) {
 	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 200 {
 		t.Fatalf("readyz = %d %s", code, body)
 	}
-	s.store.Close()
+	s.state.store.Close()
 	if code, body := get(t, "http://"+s.AdminAddr()+"/readyz"); code != 503 || !strings.Contains(body, "state store: store closed") {
 		t.Fatalf("readyz with the store closed = %d %s", code, body)
 	}

@@ -11,6 +11,21 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
+// Backend is a durable delivery queue as a state driver keeps it: Queue
+// (this file) in the embedded driver's bbolt file, streams.Queue in Redis
+// Streams shared by replicas. The gateway enqueues into it (its Enqueuer)
+// and the Worker delivers from it (Source); SetPolicies hands it a
+// reloaded config's async routes. The two differ in what else they keep
+// (docs/delivery.md, "Where the queue lives"): only Queue has a history
+// for the operator (Ops).
+type Backend interface {
+	Enqueue(ctx context.Context, d *Delivery) (id string, duplicate bool, err error)
+	Source
+	SetPolicies(map[string]Policy)
+}
+
+var _ Backend = (*Queue)(nil)
+
 // Buckets of the queue in the shared state file. Records hold everything
 // but the body, so List and the worker's scan never read bodies they do
 // not need.
@@ -63,6 +78,11 @@ func Open(db *bbolt.DB, opts Options) (*Queue, error) {
 	q.group = group{db: db, solo: opts.NoGroupCommit}
 	return q, nil
 }
+
+// SetPolicies implements Backend. The file queue keeps no per-route
+// state (every route's deliveries share its buckets, and the Worker
+// applies the policies), so there is nothing to change.
+func (q *Queue) SetPolicies(map[string]Policy) {}
 
 // Wake implements Source.
 func (q *Queue) Wake() <-chan struct{} { return q.notify }

@@ -36,8 +36,9 @@ import (
 // taken over; a dead worker's entries wait at most this much longer.
 const TakeoverMargin = 2 * time.Second
 
-// Queue is the async routes' shared queue on one redis Store. It is safe
-// for concurrent use.
+// Queue is the async routes' shared queue on one redis Store: the redis
+// driver's delivery.Backend, beside delivery.Queue of the embedded one.
+// It is safe for concurrent use.
 type Queue struct {
 	st       *redis.Store
 	consumer string
@@ -87,6 +88,8 @@ func (q *Queue) SetPolicies(p map[string]delivery.Policy) {
 	}
 	slices.Sort(q.order)
 }
+
+var _ delivery.Backend = (*Queue)(nil)
 
 func (q *Queue) route(path string) (*route, error) {
 	q.mu.Lock()

@@ -1,0 +1,55 @@
+package cli
+
+import (
+	"log/slog"
+	"net/netip"
+	"syscall"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/gateway"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+)
+
+// wiring is what a command has for its gateway beyond the config: the
+// parts that differ between serve, Lambda, check and explain.
+type wiring struct {
+	state   *state           // required
+	metrics *metrics.Metrics // nil: a fresh registry nobody scrapes (check, explain)
+	log     *slog.Logger     // nil: discard
+	// control is the egress check on every upstream dial. Nil: none,
+	// for explain, whose gateway never dials.
+	control func(network, address string, c syscall.RawConn) error
+	now     func() time.Time // the guards' clock; nil: real time (tests inject one)
+}
+
+// gatewayDeps builds the gateway's dependencies for every command that
+// builds one (serve and each reload, Lambda, check, explain, keys usage),
+// so none of them can miss one: the local copies of built-in ip sets next
+// to cfg's file are read afresh on every call (a reload picks up
+// `drawbridge ipsets update`), and the queue is the state's own, a nil
+// interface when it has none (async routes then answer 503).
+func gatewayDeps(cfg *config.Config, w wiring) gateway.Deps {
+	log := w.log
+	if log == nil {
+		log = discardLog()
+	}
+	m := w.metrics
+	if m == nil {
+		m = metrics.New()
+	}
+	return gateway.Deps{Metrics: m, Log: w.log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
+		Control: w.control, IPSets: localIPSets(cfg.File, log)}
+}
+
+// trustedProxies is client_ip.trusted_proxies parsed (the config loader
+// has refused any entry that does not parse).
+func trustedProxies(cfg *config.Config) []netip.Prefix {
+	var ps []netip.Prefix
+	for _, s := range cfg.ClientIP.TrustedProxies {
+		if p, err := config.ParsePrefix(s); err == nil {
+			ps = append(ps, p)
+		}
+	}
+	return ps
+}
