@@ -89,7 +89,7 @@ func printExplanation(w io.Writer, e *gateway.Explanation) {
 // opened for reading (openStateForReading), for commands that inspect
 // rather than serve. done closes both.
 func readingGateway(path string, exact bool, stderr io.Writer) (g *gateway.Gateway, done func(), err error) {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}
