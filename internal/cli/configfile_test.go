@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
 // badPolicy is a policy config.Validate accepts (a document with a
@@ -58,5 +60,46 @@ func TestCheckBuildErrorLines(t *testing.T) {
 				t.Errorf("exit %d, stderr:\n%s\nwant exit 1 and %q", code, stderr, want)
 			}
 		})
+	}
+}
+
+// TestLoadConfigPicksFormat: every command's config file may be a
+// serverless.yml or a drawbridge.yaml (Lambda's DRAWBRIDGE_CONFIG too), and
+// what neither reader can take is reported by config's messages.
+func TestLoadConfigPicksFormat(t *testing.T) {
+	dir := t.TempDir()
+	files := map[string]string{
+		"serverless.yml":  "service: s\nprovider:\n  name: aws\nfunctions:\n  f:\n    environment:\n      URL: http://10.0.0.1/\n    events:\n      - http: POST hook\n",
+		"drawbridge.yaml": "routes:\n  - path: /hook\n    target: http://10.0.0.1/\n",
+		"two.yml":         "service: s\n---\nservice: t\n",
+		"empty.yml":       "",
+	}
+	for name, text := range files {
+		os.WriteFile(filepath.Join(dir, name), []byte(text), 0o644)
+	}
+	sls := filepath.Join(dir, "serverless.yml")
+	for _, load := range []func(string) (*config.Config, error){
+		loadConfig,
+		func(path string) (*config.Config, error) {
+			return lambdaConfig(func(k string) (string, bool) { return path, k == EnvConfig })
+		},
+	} {
+		cfg, err := load(sls)
+		if err != nil || cfg.Stage != "dev" || cfg.Routes[0].Path != "/hook" || cfg.Line("$.routes[0].target") != 7 {
+			t.Errorf("serverless.yml: %v, %+v", err, cfg)
+		}
+	}
+	cfg, err := loadConfig(filepath.Join(dir, "drawbridge.yaml"))
+	if err != nil || cfg.Stage != "prod" || cfg.Line("$.routes[0].target") != 3 {
+		t.Errorf("drawbridge.yaml: %v, %+v", err, cfg)
+	}
+	for name, want := range map[string]string{
+		"two.yml":   "two.yml:3: more than one YAML document",
+		"empty.yml": "empty.yml: config is empty",
+		"nope.yml":  "nope.yml: cannot read config: no such file or directory",
+	} {
+		if _, err := loadConfig(filepath.Join(dir, name)); err == nil || !strings.HasSuffix(err.Error(), want) {
+			t.Errorf("%s: error %v, want it to end in %q", name, err, want)
+		}
 	}
 }
