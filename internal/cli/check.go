@@ -25,7 +25,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	cfg, err := config.Load(*path)
+	cfg, err := loadConfig(*path)
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) {

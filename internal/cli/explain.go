@@ -10,7 +10,6 @@ import (
 	"net/netip"
 	"strings"
 
-	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 )
 
@@ -83,7 +82,7 @@ func printExplanation(w io.Writer, e *gateway.Explanation) {
 // opened for reading (openStateForReading), for commands that inspect
 // rather than serve. done closes both.
 func readingGateway(path string, exact bool, stderr io.Writer) (g *gateway.Gateway, done func(), err error) {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/export"
+	"github.com/drawbridge/drawbridge/internal/serverless"
 )
 
 // runExport writes a deployable AWS template for a config:
@@ -62,8 +63,8 @@ func loadWithoutSecrets(path string) (*config.Config, error) {
 	if err != nil {
 		return nil, &config.Error{Problems: []config.Problem{{File: path, Msg: "cannot read config: " + err.Error()}}}
 	}
-	if config.IsServerless(data) {
-		im, err := config.ImportServerless(path, data, os.LookupEnv, config.ServerlessOptions{WithoutSecrets: true})
+	if serverless.Detect(data) {
+		im, err := serverless.Import(path, data, os.LookupEnv, serverless.Options{WithoutSecrets: true})
 		if err != nil {
 			return nil, err
 		}

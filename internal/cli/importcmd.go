@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/serverless"
 )
 
 // runImport writes the drawbridge.yaml equivalent of another tool's
@@ -37,7 +38,7 @@ func runImport(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "%s: cannot read: %v\n", file, errors.Unwrap(err))
 		return exitError(1)
 	}
-	im, err := config.ImportServerless(file, data, os.LookupEnv, config.ServerlessOptions{Stage: *stage, Region: *region, WithoutSecrets: true})
+	im, err := serverless.Import(file, data, os.LookupEnv, serverless.Options{Stage: *stage, Region: *region, WithoutSecrets: true})
 	if err != nil {
 		return printProblems(err, stderr)
 	}

@@ -14,9 +14,10 @@ import (
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/serverless"
 )
 
-const blogFile = "../config/testdata/serverless/blog.yml"
+const blogFile = "../serverless/testdata/blog.yml"
 
 func keyEnv(name string) (string, bool) {
 	if strings.HasPrefix(name, "DRAWBRIDGE_KEY_") {
@@ -62,11 +63,11 @@ func TestImportCommand(t *testing.T) {
 		t.Fatalf("output does not load: %v\n%s", err, out)
 	}
 	data, _ := os.ReadFile(blogFile)
-	orig, err := config.Parse(blogFile, data, keyEnv)
+	orig, err := serverless.Import(blogFile, data, keyEnv, serverless.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := guardJSON(native), guardJSON(orig); got != want {
+	if got, want := guardJSON(native), guardJSON(orig.Config); got != want {
 		t.Errorf("native guards\n%s\nwant\n%s", got, want)
 	}
 

@@ -155,7 +155,7 @@ func (fn *lambdaFunction) drain(ctx context.Context) error {
 // URL when it is the only one set.
 func lambdaConfig(env config.LookupEnv) (*config.Config, error) {
 	if path, ok := env(EnvConfig); ok && path != "" {
-		return config.Load(path)
+		return loadConfig(path)
 	}
 	if u, ok := env(EnvURL); ok && u != "" {
 		return urlConfig(u, env)

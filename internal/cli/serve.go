@@ -76,7 +76,7 @@ type Server struct {
 
 // Start loads the config at path, builds the gateway and starts listening.
 func Start(path string, logger *slog.Logger) (*Server, error) {
-	cfg, err := config.Load(path)
+	cfg, err := loadConfig(path)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ func (s *Server) ready(ctx context.Context) error {
 func (s *Server) Reload() error {
 	s.reload.Lock()
 	defer s.reload.Unlock()
-	cfg, err := config.Load(s.path)
+	cfg, err := loadConfig(s.path)
 	if err != nil {
 		return err
 	}

@@ -12,23 +12,42 @@ import (
 	"time"
 )
 
-// Defaults as DESIGN §3.
+// API Gateway's limits, which drawbridge's defaults follow and which the
+// serverless.yml reader and the export templates apply.
 const (
-	DefaultStage        = "prod"
-	DefaultAPI          = "rest"
-	DefaultListen       = ":8080"
-	DefaultAdmin        = "127.0.0.1:9090"
-	DefaultMaxBody      = 10 << 20 // 10 MiB, as API Gateway
-	DefaultMaxHeader    = 64 << 10
-	DefaultTimeout      = 29 * time.Second // API Gateway's REST maximum
-	DefaultReadHeader   = 10 * time.Second
-	DefaultIdle         = 120 * time.Second
-	DefaultShutdown     = 30 * time.Second
-	DefaultForwarder    = ForwarderLean
-	DefaultStatePath    = "drawbridge.db"
-	DefaultStatePrefix  = "drawbridge:"
+	// RESTMaxTimeout and HTTPMaxTimeout are the longest a REST API and an
+	// HTTP API wait for their integration.
+	RESTMaxTimeout = 29 * time.Second
+	HTTPMaxTimeout = 30 * time.Second
+	// DefaultAccountRate and DefaultAccountBurst are the account-level
+	// throttle every API in a region shares by default.
 	DefaultAccountRate  = 10000
 	DefaultAccountBurst = 5000
+)
+
+// MaxTimeout is API Gateway's integration limit for api (rest or http).
+func MaxTimeout(api string) time.Duration {
+	if api == "http" {
+		return HTTPMaxTimeout
+	}
+	return RESTMaxTimeout
+}
+
+// Defaults of the keys a drawbridge.yaml leaves out (docs/config.md).
+const (
+	DefaultStage       = "prod"
+	DefaultAPI         = "rest"
+	DefaultListen      = ":8080"
+	DefaultAdmin       = "127.0.0.1:9090"
+	DefaultMaxBody     = 10 << 20 // 10 MiB, as API Gateway
+	DefaultMaxHeader   = 64 << 10
+	DefaultTimeout     = RESTMaxTimeout
+	DefaultReadHeader  = 10 * time.Second
+	DefaultIdle        = 120 * time.Second
+	DefaultShutdown    = 30 * time.Second
+	DefaultForwarder   = ForwarderLean
+	DefaultStatePath   = "drawbridge.db"
+	DefaultStatePrefix = "drawbridge:"
 	// Edge bounds (docs/hardening.md): HAProxy's 101 headers, Envoy's
 	// 10,000 connections per listener.
 	DefaultMaxHeaders      = 100
@@ -77,6 +96,10 @@ type Config struct {
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.
 	Warnings []Problem `yaml:"-"`
+
+	// Lines maps a key's path ("$.routes[0].timeout") to the line of File
+	// that set it; Line reads it.
+	Lines map[string]int `yaml:"-"`
 }
 
 // AWS holds the identifiers that appear in resource-policy ARNs.

@@ -38,14 +38,23 @@ func (e *Error) Error() string {
 // a map in tests.
 type LookupEnv func(name string) (string, bool)
 
-// Load reads and validates the config file at path, with secrets from the
-// process environment.
+// Load reads and validates the drawbridge.yaml at path, with secrets from
+// the process environment.
 func Load(path string) (*Config, error) {
+	data, err := ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data, os.LookupEnv)
+}
+
+// ReadFile reads a config file; its error is an *Error naming the file.
+func ReadFile(path string) ([]byte, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, &Error{Problems: []Problem{{File: path, Msg: "cannot read config: " + errText(err)}}}
 	}
-	return Parse(path, data, os.LookupEnv)
+	return data, nil
 }
 
 // errText strips the path from an os error: the Problem already names it.
@@ -57,43 +66,30 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// Parse decodes and validates data read from file (the name is used in
-// messages and to resolve resource_policy_file).
+// Parse decodes and validates a drawbridge.yaml read from file (the name
+// is used in messages and to resolve resource_policy_file). Other formats
+// are read by their own packages, which hand the result to Validate.
 func Parse(file string, data []byte, env LookupEnv) (*Config, error) {
-	if env == nil {
-		env = func(string) (string, bool) { return "", false }
-	}
-	f, err := parseDoc(file, data)
+	body, err := Document(file, data)
 	if err != nil {
 		return nil, err
 	}
-	body := f.Docs[0].Body
-	// A Serverless Framework file is accepted as it is (DESIGN §3).
-	if isServerless(body) {
-		im, err := importServerless(file, body, env, ServerlessOptions{})
-		if err != nil {
-			return nil, err
-		}
-		return im.Config, nil
-	}
 	cfg := &Config{}
-	if err := decode(body, cfg); err != nil {
-		var ne *nodeError
-		if errors.As(err, &ne) {
-			return nil, problem(file, ne.line, ne.msg)
-		}
-		return nil, problem(file, yamlLine(err), yamlMessage(err))
+	if err := Decode(file, body, cfg); err != nil {
+		return nil, err
 	}
 	cfg.File = file
-	return validate(&validator{cfg: cfg, file: file, ast: f, env: env})
+	cfg.Lines = yamlLines(body)
+	return Validate(cfg, env)
 }
 
 func problem(file string, line int, msg string) error {
 	return &Error{Problems: []Problem{{File: file, Line: line, Msg: msg}}}
 }
 
-// parseDoc reads data as exactly one YAML document with a body.
-func parseDoc(file string, data []byte) (*ast.File, error) {
+// Document reads data as exactly one YAML document and returns its body.
+// A malformed file is an *Error with the line the parser stopped at.
+func Document(file string, data []byte) (ast.Node, error) {
 	f, err := parseBytes(data)
 	if err != nil {
 		return nil, problem(file, yamlLine(err), yamlMessage(err))
@@ -104,18 +100,42 @@ func parseDoc(file string, data []byte) (*ast.File, error) {
 	if len(f.Docs) > 1 {
 		return nil, problem(file, docLine(f.Docs[1]), "more than one YAML document")
 	}
-	return f, nil
+	return f.Docs[0].Body, nil
 }
 
-// validate fills defaults and checks v.cfg, whatever format it was read
-// from: drawbridge.yaml and serverless.yml get the same checks.
-func validate(v *validator) (*Config, error) {
+// Decode decodes node into v as Parse decodes drawbridge.yaml: strictly
+// (an unknown key is an error), with the config's own scalar types. Its
+// error is an *Error with one Problem at the offending line of file.
+func Decode(file string, node ast.Node, v any) error {
+	if err := decode(node, v); err != nil {
+		var ne *nodeError
+		if errors.As(err, &ne) {
+			return problem(file, ne.line, ne.msg)
+		}
+		return problem(file, yamlLine(err), yamlMessage(err))
+	}
+	return nil
+}
+
+// Validate fills the defaults of cfg and checks it, whatever format it
+// was read from: drawbridge.yaml and serverless.yml get the same checks.
+// Problems are reported at cfg.File and cfg.Line of the key, so a reader
+// of another format fills cfg.Lines with its own lines first. env reads
+// the secrets (nil: none is set).
+func Validate(cfg *Config, env LookupEnv) (*Config, error) {
+	if env == nil {
+		env = func(string) (string, bool) { return "", false }
+	}
+	if cfg.Lines == nil {
+		cfg.Lines = map[string]int{}
+	}
+	v := &validator{cfg: cfg, file: cfg.File, env: env}
 	v.run()
 	if len(v.problems) > 0 {
 		return nil, &Error{Problems: v.problems}
 	}
-	v.cfg.Warnings = append(v.cfg.Warnings, v.warnings...)
-	return v.cfg, nil
+	cfg.Warnings = append(cfg.Warnings, v.warnings...)
+	return cfg, nil
 }
 
 // parseBytes is parser.ParseBytes made panic-safe, as decode.
@@ -131,13 +151,13 @@ func parseBytes(data []byte) (f *ast.File, err error) {
 // decode turns the AST into cfg. goccy/go-yaml can panic on odd input
 // (found by FuzzParse: "routes:  ! " dereferences a nil sequence), and a
 // config file must never crash the gateway, so a panic becomes an error.
-func decode(body ast.Node, cfg *Config) (err error) {
+func decode(body ast.Node, v any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &nodeError{line: body.GetToken().Position.Line, msg: "malformed YAML that the parser cannot decode"}
+			err = &nodeError{line: nodeLine(body), msg: "malformed YAML that the parser cannot decode"}
 		}
 	}()
-	return yaml.NodeToValue(body, cfg, yaml.Strict())
+	return yaml.NodeToValue(body, v, yaml.Strict())
 }
 
 func docLine(d *ast.DocumentNode) int {
@@ -219,37 +239,16 @@ func (p *Policy) UnmarshalYAML(node ast.Node) error {
 }
 
 type validator struct {
-	cfg  *Config
-	file string
-	ast  *ast.File
-	env  LookupEnv
-	// lineOf, when set, maps a drawbridge path such as "$.routes[0].timeout"
-	// to a line of another format's file (serverless.yml) instead of ast.
-	lineOf   func(path string) int
+	cfg      *Config
+	file     string
+	env      LookupEnv
 	problems []Problem
 	warnings []Problem
 }
 
-// line finds the line of a YAML path such as "$.routes[2].timeout",
-// falling back to its parents when the key is absent.
-func (v *validator) line(path string) int {
-	if v.lineOf != nil {
-		return v.lineOf(path)
-	}
-	for path != "" && path != "$" {
-		if p, err := yaml.PathString(path); err == nil {
-			if n, err := p.FilterFile(v.ast); err == nil && n != nil && n.GetToken() != nil {
-				return n.GetToken().Position.Line
-			}
-		}
-		i := strings.LastIndexAny(path, ".[")
-		if i <= 0 {
-			break
-		}
-		path = path[:i]
-	}
-	return 0
-}
+// line finds the line of a path such as "$.routes[2].timeout", falling
+// back to its parents when the key is absent.
+func (v *validator) line(path string) int { return v.cfg.Line(path) }
 
 func (v *validator) errorf(path, format string, args ...any) {
 	v.problems = append(v.problems, Problem{File: v.file, Line: v.line(path), Msg: fmt.Sprintf(format, args...)})
@@ -452,6 +451,8 @@ func (v *validator) policy() {
 		return
 	}
 	c.ResourcePolicy = Policy(bytes.TrimSpace(buf.Bytes()))
+	// The gateway compiles the policy later; its errors point here.
+	c.Lines["$.resource_policy"] = v.line("$.resource_policy_file")
 }
 
 func (v *validator) plans() {

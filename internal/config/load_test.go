@@ -216,3 +216,51 @@ func TestKeyFormat(t *testing.T) {
 		t.Errorf("valid 20-character key: %v", err)
 	}
 }
+
+// TestLines: Config.Line gives the line a key was set at, its nearest
+// parent's when the key is absent, for keys with dots and slashes too
+// (usage-plan method overrides), and 0 for a Config built in code.
+func TestLines(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "p.json"), []byte(`{"Statement": []}`), 0o644)
+	src := "stage: prod\n" + // 1
+		"resource_policy_file: p.json\n" + // 2
+		"usage_plans:\n" + // 3
+		"  gold:\n" + // 4
+		"    methods:\n" + // 5
+		"      /a/GET: {rate: 1, burst: 1}\n" + // 6
+		"      \"/v1.0/POST\":\n" + // 7
+		"        rate: 2\n" + // 8
+		"        burst: 3\n" + // 9
+		"routes:\n" + // 10
+		"  - path: /a\n" + // 11
+		"    methods: [GET]\n" + // 12
+		"    target: http://127.0.0.1:1/\n" + // 13
+		"  - path: /v1.0\n" + // 14
+		"    target: http://127.0.0.1:1/\n" // 15
+	cfg, err := Parse(filepath.Join(dir, "c.yaml"), []byte(src), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]int{
+		"$.stage":                               1,
+		"$.resource_policy":                     2, // read from resource_policy_file
+		"$.usage_plans.gold.methods./a/GET":     6,
+		"$.usage_plans.gold.methods./v1.0/POST": 8, // a mapping value starts at its first key
+		"$.usage_plans.gold.methods./b/GET":     6, // absent: its parent, which starts at its first key
+		"$.usage_plans.gold.quota":              5,
+		"$.routes[1]":                           14,
+		"$.routes[0].methods[0]":                12,
+		"$.routes[0].timeout":                   11,
+		"$.routes[7].timeout":                   11,
+		"$.nothing":                             0,
+		"$":                                     0,
+	} {
+		if got := cfg.Line(path); got != want {
+			t.Errorf("Line(%q) = %d, want %d", path, got, want)
+		}
+	}
+	if got := (&Config{}).Line("$.routes[0]"); got != 0 {
+		t.Errorf("Config without Lines: %d", got)
+	}
+}

@@ -24,13 +24,11 @@ import (
 
 // Lambda and API Gateway facts the templates rely on.
 const (
-	memoryMB       = 512
-	runtime        = "provided.al2023"
-	handler        = "bootstrap"
-	configFile     = "drawbridge.yaml"
-	lambdaMaxBody  = 6 << 20 // synchronous invoke payload limit
-	restMaxTimeout = 29 * time.Second
-	httpMaxTimeout = 30 * time.Second
+	memoryMB      = 512
+	runtime       = "provided.al2023"
+	handler       = "bootstrap"
+	configFile    = "drawbridge.yaml"
+	lambdaMaxBody = 6 << 20 // synchronous invoke payload limit
 )
 
 // Notes lists what AWS cannot enforce for cfg, each with what happens
@@ -59,10 +57,7 @@ func Notes(cfg *config.Config) []string {
 		if r.Throttle != nil && r.Throttle.MaxConcurrent > 0 {
 			add("route %s: max_concurrent %d: API Gateway has no concurrency cap; the drawbridge function enforces it (across instances only with state.driver: redis)", r.Path, r.Throttle.MaxConcurrent)
 		}
-		limit := restMaxTimeout
-		if cfg.API == "http" {
-			limit = httpMaxTimeout
-		}
+		limit := config.MaxTimeout(cfg.API)
 		if time.Duration(r.Timeout) > limit {
 			add("route %s: timeout %s: API Gateway ends requests after %s", r.Path, time.Duration(r.Timeout), limit)
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/goccy/go-yaml"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/serverless"
 )
 
 const testKey = "exportTestKey0123456789abcdef"
@@ -33,7 +34,7 @@ func loadBlog(t *testing.T) *config.Config {
 	if err != nil {
 		t.Fatal(err)
 	}
-	im, err := config.ImportServerless("blog-serverless.yml", data, testEnv, config.ServerlessOptions{})
+	im, err := serverless.Import("blog-serverless.yml", data, testEnv, serverless.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -376,7 +377,7 @@ routes:
 		if err != nil {
 			t.Fatal(err)
 		}
-		im, err := config.ImportServerless("exported.yml", out, testEnv, config.ServerlessOptions{})
+		im, err := serverless.Import("exported.yml", out, testEnv, serverless.Options{})
 		if err != nil {
 			t.Fatalf("%s: exported serverless.yml does not import: %v\n%s", name, err, out)
 		}

@@ -131,7 +131,7 @@ func (g *Gateway) compileGuards(cfg *config.Config, ipsets map[string][]string) 
 	if cfg.ResourcePolicy != "" {
 		p, err := policy.CompileFor([]byte(cfg.ResourcePolicy), g.id)
 		if err != nil {
-			return configError(cfg, 0, "resource_policy: %v", err)
+			return configError(cfg, cfg.Line("$.resource_policy"), "resource_policy: %v", err)
 		}
 		g.policy = p
 	}
@@ -233,7 +233,7 @@ func (g *Gateway) compilePlans(cfg *config.Config) error {
 		if q := pc.Quota; q != nil {
 			aq := apikey.Quota{Limit: int64(q.Limit), Offset: int64(q.Offset), Unit: apikey.Unit(q.Period)}
 			if err := aq.Validate(); err != nil {
-				return configError(cfg, 0, "usage_plans.%s.quota: %v", name, err)
+				return configError(cfg, cfg.Line("$.usage_plans."+name+".quota"), "usage_plans.%s.quota: %v", name, err)
 			}
 			p.quota = &aq
 		}
@@ -251,7 +251,7 @@ func (g *Gateway) compilePlans(cfg *config.Config) error {
 				}
 			}
 			if hit == nil {
-				return configError(cfg, 0, "usage_plans.%s.methods: %q names no configured route and method (want /path/METHOD of a route, e.g. %s/GET)", name, m, g.routes[0].cfg.Path)
+				return configError(cfg, cfg.Line("$.usage_plans."+name+".methods."+m), "usage_plans.%s.methods: %q names no configured route and method (want /path/METHOD of a route, e.g. %s/GET)", name, m, g.routes[0].cfg.Path)
 			}
 			p.methods[methodKey{hit, method}] = t
 		}

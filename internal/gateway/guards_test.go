@@ -545,8 +545,8 @@ func (l *lockedWriter) Write(p []byte) (int, error) {
 
 func TestBuildErrors(t *testing.T) {
 	cases := []struct{ name, yaml, want string }{
-		{"bad policy", "resource_policy: {Statement: [{Effect: Maybe, Principal: '*', Action: '*', Resource: '*'}]}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", "test.yaml: resource_policy: "},
-		{"override names no route", "usage_plans: {p: {methods: {/nope/GET: {rate: 1, burst: 1}}}}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", `usage_plans.p.methods: "/nope/GET" names no configured route`},
+		{"bad policy", "resource_policy: {Statement: [{Effect: Maybe, Principal: '*', Action: '*', Resource: '*'}]}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", "test.yaml:1: resource_policy: "},
+		{"override names no route", "usage_plans: {p: {methods: {/nope/GET: {rate: 1, burst: 1}}}}\nroutes: [{path: /a, target: 'http://127.0.0.1:1/'}]", `test.yaml:1: usage_plans.p.methods: "/nope/GET" names no configured route`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,4 +1,4 @@
-package config
+package serverless
 
 import (
 	"bytes"
@@ -9,11 +9,13 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
-// Native writes im.Config as a drawbridge.yaml that Parse reads back into
-// the same Config, each value commented with the serverless.yml key it
-// came from. source names the serverless.yml in those comments. Only what
+// Native writes im.Config as a drawbridge.yaml that config.Parse reads
+// back into the same Config, each value commented with the serverless.yml
+// key it came from. source names the serverless.yml in those comments. Only what
 // the import set is written; everything else keeps its default.
 func (im *Imported) Native(source string) []byte {
 	c := im.Config
@@ -120,7 +122,7 @@ func (im *Imported) Native(source string) []byte {
 }
 
 // drawbridgeKeys writes what custom.drawbridge set.
-func (w *nativeWriter) drawbridgeKeys(c *Config) {
+func (w *nativeWriter) drawbridgeKeys(c *config.Config) {
 	set := func(k string) bool { _, ok := w.origins["$."+k]; return ok }
 	list := func(l []string) string {
 		q := make([]string, len(l))
@@ -129,7 +131,7 @@ func (w *nativeWriter) drawbridgeKeys(c *Config) {
 		}
 		return "[" + strings.Join(q, ", ") + "]"
 	}
-	dur := func(d Duration) string { return time.Duration(d).String() }
+	dur := func(d config.Duration) string { return time.Duration(d).String() }
 	if set("listen") {
 		w.line(0, "listen: "+quote(c.Listen), w.note("$.listen", ""))
 	}
@@ -284,7 +286,7 @@ func flow(v any) (string, bool) {
 	return string(b), true
 }
 
-func throttleFlow(t *Throttle) string {
+func throttleFlow(t *config.Throttle) string {
 	s := "{rate: " + strconv.FormatFloat(float64(t.Rate), 'f', -1, 64) + ", burst: " + strconv.FormatInt(int64(t.Burst), 10)
 	if t.MaxConcurrent != 0 {
 		s += ", max_concurrent: " + strconv.FormatInt(int64(t.MaxConcurrent), 10)

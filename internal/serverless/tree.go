@@ -1,4 +1,4 @@
-package config
+package serverless
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml/ast"
+
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
 // This file turns a serverless.yml AST into a small tree that keeps every
@@ -101,7 +103,7 @@ func nodeLine(n ast.Node) int {
 }
 
 // buildTree converts body; goccy/go-yaml ASTs can be odd on odd input, so
-// a panic becomes an error as in decode.
+// a panic becomes an error as in config.Decode.
 func buildTree(body ast.Node) (n *snode, err error) {
 	defer func() {
 		if r := recover(); r != nil {
@@ -240,11 +242,11 @@ func (b *treeBuilder) entry(m *snode, mv *ast.MappingValueNode, depth int) error
 	return nil
 }
 
-// ServerlessOptions are the command-line options a serverless.yml may read
+// Options are the command-line options a serverless.yml may read
 // as ${opt:NAME}: stage and region have their own fields, the rest are in
 // Opts. The zero value means "none given", as `serverless package` run
 // without flags.
-type ServerlessOptions struct {
+type Options struct {
 	Stage  string
 	Region string
 	Opts   map[string]string
@@ -254,7 +256,7 @@ type ServerlessOptions struct {
 	WithoutSecrets bool
 }
 
-func (o ServerlessOptions) lookup(name string) (string, bool) {
+func (o Options) lookup(name string) (string, bool) {
 	switch {
 	case name == "stage" && o.Stage != "":
 		return o.Stage, true
@@ -268,8 +270,8 @@ func (o ServerlessOptions) lookup(name string) (string, bool) {
 // resolver resolves ${...} variables of one serverless.yml.
 type resolver struct {
 	root  *snode
-	env   LookupEnv
-	opts  ServerlessOptions
+	env   config.LookupEnv
+	opts  Options
 	stage string // for ${sls:stage}, once known
 	work  int
 	stack []string // self: addresses being resolved, to report cycles

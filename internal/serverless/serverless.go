@@ -1,4 +1,16 @@
-package config
+// Package serverless reads a serverless.yml (Serverless Framework v3,
+// provider aws) as drawbridge config: its http/httpApi events become
+// routes, the function's environment.URL their target, and the API
+// Gateway guards it asks AWS for (resource policy, API keys and usage
+// plans, stage and endpoint throttling of the
+// serverless-api-gateway-throttling plugin) become drawbridge's.
+// docs/serverless.md has the whole mapping. Keys drawbridge does not need
+// (VPC, IAM, layers, packaging) are reported as warnings, never dropped
+// silently; keys that would guard a route but that drawbridge cannot
+// honour (authorizers) are errors, so an import never opens a route that
+// AWS kept closed. The result goes through config.Validate, the checks
+// drawbridge.yaml gets, and Imported.Native writes it as drawbridge.yaml.
+package serverless
 
 import (
 	"encoding/json"
@@ -12,28 +24,17 @@ import (
 
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
-)
 
-// A serverless.yml (Serverless Framework v3, provider aws) is read as
-// drawbridge config: its http/httpApi events become routes, the function's
-// environment.URL their target, and the API Gateway guards it asks AWS
-// for (resource policy, API keys and usage plans, stage and endpoint
-// throttling of the serverless-api-gateway-throttling plugin) become
-// drawbridge's. docs/serverless.md has the whole mapping. Keys drawbridge
-// does not need (VPC, IAM, layers, packaging) are reported as warnings,
-// never dropped silently; keys that would guard a route but that drawbridge
-// cannot honour (authorizers) are errors, so an import never opens a
-// route that AWS kept closed.
+	"github.com/drawbridge/drawbridge/internal/config"
+)
 
 // Serverless Framework defaults that differ from drawbridge's.
 const (
 	serverlessStage   = "dev"
 	serverlessTimeout = 6 * time.Second // Lambda timeout when none is set
-	restMaxTimeout    = 29 * time.Second
-	httpMaxTimeout    = 30 * time.Second
-	// the throttling plugin's defaults, API Gateway's account limits
-	pluginRate  = 10000
-	pluginBurst = 5000
+	// the throttling plugin's defaults are API Gateway's account limits
+	pluginRate  = config.DefaultAccountRate
+	pluginBurst = config.DefaultAccountBurst
 )
 
 const awsOnly = "not needed outside AWS"
@@ -41,7 +42,7 @@ const awsOnly = "not needed outside AWS"
 // Imported is a serverless.yml read as drawbridge config, with where each
 // drawbridge value came from (for `drawbridge import`'s comments).
 type Imported struct {
-	Config *Config
+	Config *config.Config
 	// Origins maps a drawbridge path ("$.routes[0].timeout") to the
 	// serverless.yml key it came from.
 	Origins map[string]Origin
@@ -53,27 +54,25 @@ type Origin struct {
 	Key  string // "functions.proxy.timeout"
 }
 
-// ImportServerless reads a serverless.yml. opts are the values of
-// ${opt:...} (--stage and so on).
-func ImportServerless(file string, data []byte, env LookupEnv, opts ServerlessOptions) (*Imported, error) {
+// Import reads a serverless.yml. opts are the values of ${opt:...}
+// (--stage and so on); env reads ${env:...} and the secrets.
+func Import(file string, data []byte, env config.LookupEnv, opts Options) (*Imported, error) {
 	if env == nil {
 		env = func(string) (string, bool) { return "", false }
 	}
-	f, err := parseDoc(file, data)
+	body, err := config.Document(file, data)
 	if err != nil {
 		return nil, err
 	}
-	return importServerless(file, f.Docs[0].Body, env, opts)
+	return importServerless(file, body, env, opts)
 }
 
-// IsServerless reports whether data looks like a serverless.yml rather than
-// a drawbridge.yaml; unreadable YAML is neither.
-func IsServerless(data []byte) bool {
-	f, err := parseBytes(data)
-	if err != nil || len(f.Docs) == 0 || f.Docs[0].Body == nil {
-		return false
-	}
-	return isServerless(f.Docs[0].Body)
+// Detect reports whether data is a serverless.yml rather than a
+// drawbridge.yaml; YAML that config.Document refuses is neither, so
+// config.Parse reports it.
+func Detect(data []byte) bool {
+	body, err := config.Document("", data)
+	return err == nil && isServerless(body)
 }
 
 // isServerless: a top-level service, provider or functions key. None of
@@ -102,17 +101,17 @@ func isServerless(body ast.Node) bool {
 type slsImport struct {
 	file     string
 	r        *resolver
-	cfg      *Config
+	cfg      *config.Config
 	origins  map[string]Origin
-	problems []Problem
-	warnings []Problem
+	problems []config.Problem
+	warnings []config.Problem
 	service  string
 	plugins  map[string]bool
 	api      string // rest or http, from the first event
 	apiLine  int
 }
 
-func importServerless(file string, body ast.Node, env LookupEnv, opts ServerlessOptions) (*Imported, error) {
+func importServerless(file string, body ast.Node, env config.LookupEnv, opts Options) (*Imported, error) {
 	root, err := buildTree(body)
 	if err != nil {
 		return nil, asProblem(file, err)
@@ -120,7 +119,7 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 	s := &slsImport{
 		file:    file,
 		r:       &resolver{root: root, env: env, opts: opts},
-		cfg:     &Config{File: file},
+		cfg:     &config.Config{File: file},
 		origins: map[string]Origin{},
 		plugins: map[string]bool{},
 	}
@@ -128,7 +127,7 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 	s.drawbridgeKeys(body)
 	if len(s.problems) > 0 {
 		sortProblems(s.problems)
-		return nil, &Error{Problems: s.problems}
+		return nil, &config.Error{Problems: s.problems}
 	}
 	sortProblems(s.warnings)
 	s.cfg.Warnings = s.warnings
@@ -146,7 +145,11 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 			return "", false
 		}
 	}
-	cfg, err := validate(&validator{cfg: s.cfg, file: file, env: venv, lineOf: s.lineOf})
+	s.cfg.Lines = make(map[string]int, len(s.origins))
+	for path, o := range s.origins {
+		s.cfg.Lines[path] = o.Line
+	}
+	cfg, err := config.Validate(s.cfg, venv)
 	if err != nil {
 		return nil, err
 	}
@@ -163,18 +166,19 @@ func importServerless(file string, body ast.Node, env LookupEnv, opts Serverless
 }
 
 func asProblem(file string, err error) error {
+	p := config.Problem{File: file, Msg: err.Error()}
 	if le, ok := err.(*lineError); ok {
-		return problem(file, le.line, le.msg)
+		p.Line = le.line
 	}
-	return problem(file, 0, err.Error())
+	return &config.Error{Problems: []config.Problem{p}}
 }
 
-func sortProblems(ps []Problem) {
+func sortProblems(ps []config.Problem) {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
 }
 
 // lineOf maps a drawbridge path to its serverless.yml line, falling back
-// to the parents as validator.line does.
+// to the parents as config.Config.Line does.
 func (s *slsImport) lineOf(path string) int {
 	for path != "" {
 		if o, ok := s.origins[path]; ok {
@@ -196,11 +200,11 @@ func (s *slsImport) from(path string, line int, key string) {
 }
 
 func (s *slsImport) errorf(line int, format string, args ...any) {
-	s.problems = append(s.problems, Problem{File: s.file, Line: line, Msg: fmt.Sprintf(format, args...)})
+	s.problems = append(s.problems, config.Problem{File: s.file, Line: line, Msg: fmt.Sprintf(format, args...)})
 }
 
 func (s *slsImport) warnf(line int, format string, args ...any) {
-	s.warnings = append(s.warnings, Problem{File: s.file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
+	s.warnings = append(s.warnings, config.Problem{File: s.file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
 }
 
 // fail records err (a lineError from the resolver).
@@ -518,7 +522,7 @@ func (s *slsImport) throttling(top *snode) {
 	if !s.plugins[pluginThrottling] {
 		s.warnf(line, "custom.apiGatewayThrottling is applied although plugins does not list %s", pluginThrottling)
 	}
-	t := &Throttle{Rate: pluginRate, Burst: pluginBurst}
+	t := &config.Throttle{Rate: pluginRate, Burst: pluginBurst}
 	rl, bl := s.throttleFields(m, "custom.apiGatewayThrottling", t)
 	s.from("$.throttle.rate", rl, "custom.apiGatewayThrottling.maxRequestsPerSecond")
 	s.from("$.throttle.burst", bl, "custom.apiGatewayThrottling.maxConcurrentRequests")
@@ -528,16 +532,16 @@ func (s *slsImport) throttling(top *snode) {
 
 // throttleFields overrides t with the plugin's fields found in m and
 // returns their lines.
-func (s *slsImport) throttleFields(m *snode, what string, t *Throttle) (rateLine, burstLine int) {
+func (s *slsImport) throttleFields(m *snode, what string, t *config.Throttle) (rateLine, burstLine int) {
 	if n, line := m.get("maxRequestsPerSecond"); n != nil {
 		if v, ok := s.number(n, what+".maxRequestsPerSecond"); ok {
-			t.Rate = Number(v)
+			t.Rate = config.Number(v)
 			rateLine = line
 		}
 	}
 	if n, line := m.get("maxConcurrentRequests"); n != nil {
 		if v, ok := s.integer(n, what+".maxConcurrentRequests"); ok {
-			t.Burst = Int(v)
+			t.Burst = config.Int(v)
 			burstLine = line
 		}
 	}
@@ -588,23 +592,23 @@ func (s *slsImport) policy(p *snode) {
 		s.errorf(line, "%s: %v", key, err)
 		return
 	}
-	s.cfg.ResourcePolicy = Policy(b)
+	s.cfg.ResourcePolicy = config.Policy(b)
 	s.from("$.resource_policy", line, key)
 }
 
-// Native holds the drawbridge.yaml keys a serverless.yml may set under
+// customKeys holds the drawbridge.yaml keys a serverless.yml may set under
 // custom.drawbridge: what drawbridge needs outside AWS that AWS never
 // had (the listener, the state store, the egress allow list, ...). They
 // are written as in drawbridge.yaml and checked as strictly.
-type Native struct {
+type customKeys struct {
 	Listen          string              `yaml:"listen"`
 	Admin           string              `yaml:"admin"`
-	ClientIP        ClientIP            `yaml:"client_ip"`
-	Limits          Limits              `yaml:"limits"`
-	Server          Server              `yaml:"server"`
-	State           State               `yaml:"state"`
-	AccountThrottle *Throttle           `yaml:"account_throttle"`
-	Egress          Egress              `yaml:"egress"`
+	ClientIP        config.ClientIP     `yaml:"client_ip"`
+	Limits          config.Limits       `yaml:"limits"`
+	Server          config.Server       `yaml:"server"`
+	State           config.State        `yaml:"state"`
+	AccountThrottle *config.Throttle    `yaml:"account_throttle"`
+	Egress          config.Egress       `yaml:"egress"`
 	IPSets          map[string][]string `yaml:"ip_sets"`
 }
 
@@ -616,7 +620,7 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 	if n == nil {
 		return
 	}
-	var nat Native
+	var nat customKeys
 	if sn := s.r.root.at("custom").at("drawbridge"); hasVariable(sn) {
 		// resolve, then decode the result; errors point to custom.drawbridge
 		v, err := s.r.plain(sn)
@@ -626,19 +630,18 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 		}
 		b, err := yaml.Marshal(v)
 		if err == nil {
-			err = yaml.UnmarshalWithOptions(b, &nat, yaml.Strict())
+			var doc ast.Node
+			if doc, err = config.Document(s.file, b); err == nil {
+				err = config.Decode(s.file, doc, &nat)
+			}
 		}
 		if err != nil {
-			s.errorf(sn.line, "custom.drawbridge: %s", yamlMessage(err))
+			s.errorf(sn.line, "custom.drawbridge: %s", firstProblem(err).Msg)
 			return
 		}
-	} else if err := decodeNative(n, &nat); err != nil {
-		var ne *nodeError
-		if errors.As(err, &ne) {
-			s.errorf(ne.line, "custom.drawbridge: %s", ne.msg)
-		} else {
-			s.errorf(yamlLine(err), "custom.drawbridge: %s", yamlMessage(err))
-		}
+	} else if err := config.Decode(s.file, n, &nat); err != nil {
+		p := firstProblem(err)
+		s.errorf(p.Line, "custom.drawbridge: %s", p.Msg)
 		return
 	}
 	c := s.cfg
@@ -668,13 +671,13 @@ func hasVariable(n *snode) bool {
 	return false
 }
 
-func decodeNative(n ast.Node, nat *Native) (err error) {
-	defer func() {
-		if r := recover(); r != nil {
-			err = &nodeError{line: nodeLine(n), msg: "malformed YAML that the parser cannot decode"}
-		}
-	}()
-	return yaml.NodeToValue(n, nat, yaml.Strict())
+// firstProblem is the Problem of a config.Document or config.Decode error.
+func firstProblem(err error) config.Problem {
+	var ce *config.Error
+	if errors.As(err, &ce) && len(ce.Problems) > 0 {
+		return ce.Problems[0]
+	}
+	return config.Problem{Msg: err.Error()}
 }
 
 func unwrap(n ast.Node) ast.Node {

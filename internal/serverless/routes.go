@@ -1,10 +1,12 @@
-package config
+package serverless
 
 import (
 	"fmt"
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
 // Functions and their http/httpApi events, as routes.
@@ -94,8 +96,8 @@ func (s *slsImport) functions(top, p *snode) {
 				at = len(s.cfg.Routes)
 				index[k] = at
 				path := fmt.Sprintf("$.routes[%d]", at)
-				s.cfg.Routes = append(s.cfg.Routes, Route{
-					Path: r.path, Target: target, Timeout: Duration(timeout),
+				s.cfg.Routes = append(s.cfg.Routes, config.Route{
+					Path: r.path, Target: target, Timeout: config.Duration(timeout),
 					APIKeyRequired: r.private, Throttle: r.throttle,
 				})
 				s.from(path, r.line, ew)
@@ -109,7 +111,7 @@ func (s *slsImport) functions(top, p *snode) {
 			}
 			rt := &s.cfg.Routes[at]
 			if r.method == "" {
-				rt.Methods = append(rt.Methods, AllMethods...)
+				rt.Methods = append(rt.Methods, config.AllMethods...)
 			} else {
 				rt.Methods = append(rt.Methods, r.method)
 			}
@@ -120,7 +122,7 @@ func (s *slsImport) functions(top, p *snode) {
 		s.cfg.Routes[i].Methods = dedupe(s.cfg.Routes[i].Methods)
 	}
 	if s.api == "" {
-		s.api = DefaultAPI
+		s.api = config.DefaultAPI
 	}
 	s.cfg.API = s.api
 	if s.api == "http" && s.cfg.ResourcePolicy != "" {
@@ -144,7 +146,7 @@ func dedupe(ms []string) []string {
 	return out
 }
 
-func throttleID(t *Throttle) string {
+func throttleID(t *config.Throttle) string {
 	if t == nil {
 		return ""
 	}
@@ -195,16 +197,13 @@ func (s *slsImport) timeout(fn, prov *snode, pline int, what string) (time.Durat
 // capTimeouts applies API Gateway's integration limit (29 s REST, 30 s
 // HTTP) to the Lambda timeouts, which may be longer.
 func (s *slsImport) capTimeouts() {
-	limit := restMaxTimeout
-	if s.api == "http" {
-		limit = httpMaxTimeout
-	}
+	limit := config.MaxTimeout(s.api)
 	for i := range s.cfg.Routes {
 		r := &s.cfg.Routes[i]
 		if time.Duration(r.Timeout) > limit {
 			o := s.origins[fmt.Sprintf("$.routes[%d].timeout", i)]
 			s.warnf(o.Line, "%s: %s: API Gateway ends requests after %s, so drawbridge uses %s", o.Key, time.Duration(r.Timeout), limit, limit)
-			r.Timeout = Duration(limit)
+			r.Timeout = config.Duration(limit)
 		}
 	}
 }
@@ -213,7 +212,7 @@ func (s *slsImport) capTimeouts() {
 type eventRoute struct {
 	path, method string // method "" = any
 	private      bool
-	throttle     *Throttle
+	throttle     *config.Throttle
 	line         int
 	pathLine     int
 	methodLine   int
@@ -419,11 +418,11 @@ func (s *slsImport) endpointThrottle(m *snode, r *eventRoute, what string) {
 	r.throttleLine = line
 	if d := tm.at("disabled"); d != nil {
 		if b, ok := s.boolean(d, w+".disabled"); ok && b {
-			r.throttle = &Throttle{Rate: DefaultAccountRate, Burst: DefaultAccountBurst}
+			r.throttle = &config.Throttle{Rate: config.DefaultAccountRate, Burst: config.DefaultAccountBurst}
 			return
 		}
 	}
-	t := &Throttle{Rate: pluginRate, Burst: pluginBurst}
+	t := &config.Throttle{Rate: pluginRate, Burst: pluginBurst}
 	if g := s.cfg.Throttle; g != nil { // custom.apiGatewayThrottling
 		t.Rate, t.Burst = g.Rate, g.Burst
 	}

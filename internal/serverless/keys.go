@@ -1,4 +1,4 @@
-package config
+package serverless
 
 import (
 	"crypto/sha256"
@@ -7,6 +7,9 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/apikey"
+	"github.com/drawbridge/drawbridge/internal/config"
 )
 
 // API keys and usage plans, in the plugin's and the framework's spellings.
@@ -34,7 +37,7 @@ var envOnly = regexp.MustCompile(`^\$\{\s*env:([A-Za-z_][A-Za-z0-9_]*)\s*(,[^{}]
 // (AWS would generate it) → value_env DRAWBRIDGE_KEY_<NAME>; ${env:X} →
 // value_env X; any other value → its SHA-256, with a warning that the
 // key is written in the file. The plain value is never kept.
-func (s *slsImport) keyValue(k *APIKey, n *snode, line int, what string) {
+func (s *slsImport) keyValue(k *config.APIKey, n *snode, line int, what string) {
 	if n == nil {
 		k.ValueEnv = keyEnvName(k.Name)
 		return
@@ -61,7 +64,7 @@ func (s *slsImport) keyValue(k *APIKey, n *snode, line int, what string) {
 	if !ok {
 		return
 	}
-	if !keyFormat.MatchString(val) {
+	if !apikey.Valid(val) {
 		s.errorf(line, "%s: API Gateway keys are 20 to 128 letters and digits, this one has %d characters", what, len(val))
 		return
 	}
@@ -76,16 +79,16 @@ var planRules = map[string]rule{
 
 // plan reads a usage plan body: quota {limit, period, offset}, throttle
 // {burstLimit, rateLimit}.
-func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
-	var up UsagePlan
+func (s *slsImport) plan(m *snode, what, path string) config.UsagePlan {
+	var up config.UsagePlan
 	if q, line := m.get("quota"); q != nil {
 		w := what + ".quota"
 		if qm := s.keys(q, w, true, map[string]rule{"limit": use, "period": use, "offset": use}); qm != nil {
-			up.Quota = &Quota{}
+			up.Quota = &config.Quota{}
 			s.from(path+".quota", line, w)
 			s.field(qm, "limit", w, path+".quota.limit", func(n *snode, w string) bool {
 				v, ok := s.integer(n, w)
-				up.Quota.Limit = Int(v)
+				up.Quota.Limit = config.Int(v)
 				return ok
 			})
 			s.field(qm, "period", w, path+".quota.period", func(n *snode, w string) bool {
@@ -95,7 +98,7 @@ func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
 			})
 			s.field(qm, "offset", w, path+".quota.offset", func(n *snode, w string) bool {
 				v, ok := s.integer(n, w)
-				up.Quota.Offset = Int(v)
+				up.Quota.Offset = config.Int(v)
 				return ok
 			})
 		}
@@ -103,16 +106,16 @@ func (s *slsImport) plan(m *snode, what, path string) UsagePlan {
 	if t, line := m.get("throttle"); t != nil {
 		w := what + ".throttle"
 		if tm := s.keys(t, w, true, map[string]rule{"burstLimit": use, "rateLimit": use}); tm != nil {
-			up.Throttle = &Throttle{}
+			up.Throttle = &config.Throttle{}
 			s.from(path+".throttle", line, w)
 			s.field(tm, "rateLimit", w, path+".throttle.rate", func(n *snode, w string) bool {
 				v, ok := s.number(n, w)
-				up.Throttle.Rate = Number(v)
+				up.Throttle.Rate = config.Number(v)
 				return ok
 			})
 			s.field(tm, "burstLimit", w, path+".throttle.burst", func(n *snode, w string) bool {
 				v, ok := s.integer(n, w)
-				up.Throttle.Burst = Int(v)
+				up.Throttle.Burst = config.Int(v)
 				return ok
 			})
 		}
@@ -138,9 +141,9 @@ func (s *slsImport) field(m *snode, key, what, path string, read func(n *snode, 
 }
 
 // addPlan adds a named plan; the same name twice must mean the same plan.
-func (s *slsImport) addPlan(name string, up UsagePlan, line int, what string) {
+func (s *slsImport) addPlan(name string, up config.UsagePlan, line int, what string) {
 	if s.cfg.UsagePlans == nil {
-		s.cfg.UsagePlans = map[string]UsagePlan{}
+		s.cfg.UsagePlans = map[string]config.UsagePlan{}
 	}
 	if old, ok := s.cfg.UsagePlans[name]; ok {
 		if !samePlan(old, up) && (up.Quota != nil || up.Throttle != nil) {
@@ -152,13 +155,13 @@ func (s *slsImport) addPlan(name string, up UsagePlan, line int, what string) {
 	s.from("$.usage_plans."+name, line, what)
 }
 
-func samePlan(a, b UsagePlan) bool {
+func samePlan(a, b config.UsagePlan) bool {
 	ja, _ := json.Marshal(a)
 	jb, _ := json.Marshal(b)
 	return string(ja) == string(jb)
 }
 
-func (s *slsImport) addKey(k APIKey, line int, what string) {
+func (s *slsImport) addKey(k config.APIKey, line int, what string) {
 	for _, o := range s.cfg.APIKeys {
 		if o.Name == k.Name {
 			s.errorf(line, "%s: API key %q is defined twice", what, k.Name)
@@ -221,7 +224,7 @@ func (s *slsImport) pluginKeys(top, p *snode) {
 		if !ok {
 			continue
 		}
-		k := APIKey{Name: name}
+		k := config.APIKey{Name: name}
 		val, vline := m.get("value")
 		s.keyValue(&k, val, vline, w+".value")
 		path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
@@ -246,7 +249,7 @@ func (s *slsImport) pluginKeys(top, p *snode) {
 			k.Plan = pname
 		} else {
 			k.Plan = name + "-usage-plan"
-			s.addPlan(k.Plan, UsagePlan{}, m.line, w)
+			s.addPlan(k.Plan, config.UsagePlan{}, m.line, w)
 		}
 		s.from(path+".plan", pl, planWhat)
 		s.from(path+".value_env", vline, w+".value")
@@ -304,7 +307,7 @@ func (s *slsImport) nativeKeys(p *snode) {
 				}
 				name := im.keys[0]
 				m := s.keys(im.vals[0], w+"."+name, true, planRules)
-				up := UsagePlan{}
+				up := config.UsagePlan{}
 				if m != nil {
 					up = s.plan(m, w+"."+name, "$.usage_plans."+name)
 				}
@@ -319,7 +322,7 @@ func (s *slsImport) nativeKeys(p *snode) {
 	if len(items) > 0 && single == "" && len(s.cfg.UsagePlans) == 0 {
 		// the framework makes a plan without limits for the keys
 		single = s.service + "-" + s.cfg.Stage
-		s.addPlan(single, UsagePlan{}, n.line, "provider.apiGateway.apiKeys")
+		s.addPlan(single, config.UsagePlan{}, n.line, "provider.apiGateway.apiKeys")
 	}
 	for i, item := range items {
 		w := fmt.Sprintf("provider.apiGateway.apiKeys[%d]", i)
@@ -353,7 +356,7 @@ func (s *slsImport) nativeKey(n *snode, what, plan string) {
 	if v == nil {
 		return
 	}
-	k := APIKey{Plan: plan}
+	k := config.APIKey{Plan: plan}
 	path := fmt.Sprintf("$.api_keys[%d]", len(s.cfg.APIKeys))
 	if v.kind == snScalar {
 		name, ok := s.text(v, what)
