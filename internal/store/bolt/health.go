@@ -199,7 +199,8 @@ func (s *Store) Committed(err error) {
 		return
 	}
 	h.failedAt.Store(h.now().UnixNano())
-	if h.failed.Swap(&err) == nil {
+	e := err // a copy: taking err's address would move it to the heap on every call
+	if h.failed.Swap(&e) == nil {
 		h.emit(HealthEvent{Err: err})
 	}
 	s.CheckFile()

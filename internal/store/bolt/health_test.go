@@ -263,3 +263,25 @@ func TestCommitFailure(t *testing.T) {
 		t.Fatalf("event = %+v", ev)
 	}
 }
+
+// BenchmarkAcceptChecks is what an async accept adds on the embedded
+// store: Healthy before the commit, Committed and Healthy after it.
+func BenchmarkAcceptChecks(b *testing.B) {
+	s, err := Open(filepath.Join(b.TempDir(), "state.db"), Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if s.Healthy() != nil {
+				b.Fatal("unhealthy")
+			}
+			s.Committed(nil)
+			if s.Healthy() != nil {
+				b.Fatal("unhealthy")
+			}
+		}
+	})
+}
