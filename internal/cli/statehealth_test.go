@@ -120,6 +120,7 @@ func TestStateFileDeleted(t *testing.T) {
 				mu       sync.Mutex
 				accepted []string
 				refused  atomic.Int64
+				late     []string // 202 to a request sent after a 503 was received
 				first503 = make(chan time.Time, 1)
 				halt     atomic.Bool
 				errs     []error
@@ -130,6 +131,7 @@ func TestStateFileDeleted(t *testing.T) {
 				wg.Go(func() {
 					for !halt.Load() {
 						guid := fmt.Sprintf("guid-%d", seq.Add(1))
+						afterSwitch := refused.Load() > 0
 						status, id, err := sendEvent(p.addr, guid, "event "+guid)
 						mu.Lock()
 						switch {
@@ -138,6 +140,9 @@ func TestStateFileDeleted(t *testing.T) {
 							halt.Store(true)
 						case status == http.StatusAccepted:
 							accepted = append(accepted, id)
+							if afterSwitch {
+								late = append(late, guid)
+							}
 						default:
 							if refused.Add(1) == 1 {
 								first503 <- time.Now()
@@ -175,6 +180,9 @@ func TestStateFileDeleted(t *testing.T) {
 			wg.Wait()
 			if len(errs) > 0 {
 				t.Fatalf("senders: %v", errs)
+			}
+			if len(late) > 0 {
+				t.Errorf("answered 202 although sent after a 503 had come back: %v", late)
 			}
 			if d := switched.Sub(unlinked); d > 3*time.Second {
 				t.Errorf("first 503 %v after the unlink, want within 3 s", d)
