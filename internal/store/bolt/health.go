@@ -125,11 +125,17 @@ func (s *Store) healthLoop() {
 	}
 }
 
-// stopHealth ends the loop and waits for a rescue in progress, which
-// reads the DB: call it before the DB closes. Safe to call twice.
+// stopHealth checks the file one last time, ends the loop and waits for a
+// rescue in progress, which reads the DB: call it before the DB closes.
+// The last check is for a file removed since the last tick: serve closes
+// the store after its listener drained, so that copy misses no 202. Safe
+// to call twice.
 func (s *Store) stopHealth() {
 	h := &s.health
 	h.stopped.Do(func() {
+		if h.stop != nil {
+			s.CheckFile()
+		}
 		h.spawn.Lock()
 		h.closing = true
 		h.spawn.Unlock()

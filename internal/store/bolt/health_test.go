@@ -176,6 +176,27 @@ func TestFileRemoved(t *testing.T) {
 	}
 }
 
+// TestCloseChecksFile: a file removed after the last tick is found, and
+// copied back, by Close.
+func TestCloseChecksFile(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "state.db")
+	w := openWatched(t, path)
+	os.Remove(path)
+	put(t, w.DB(), "after-unlink")
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if ev := w.event(t); !ev.Lost {
+		t.Fatalf("event = %+v", ev)
+	}
+	if ev := w.event(t); ev.Rescue != path {
+		t.Fatalf("rescue event = %+v", ev)
+	}
+	if got := keys(t, path); strings.Join(got, ",") != "after-unlink" {
+		t.Fatalf("after restart: %v", got)
+	}
+}
+
 // TestFileReplaced: another file renamed over the path. It is left alone;
 // the open file's content goes beside it.
 func TestFileReplaced(t *testing.T) {
