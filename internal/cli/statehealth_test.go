@@ -206,6 +206,8 @@ func TestStateFileDeleted(t *testing.T) {
 			waitLog(t, p, "the open file was copied back to its path")
 			if n := strings.Count(p.logText(), `"msg":"state file lost`); n != 1 {
 				t.Errorf("%d 'state file lost' lines, want 1:\n%s", n, p.logText())
+			} else if !strings.Contains(p.logText(), state+` was removed while in use; restart drawbridge"`) {
+				t.Errorf("the log does not say why:\n%s", p.logText())
 			}
 			p.cmd.Process.Signal(stop)
 			p.cmd.Wait()
