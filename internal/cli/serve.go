@@ -95,6 +95,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	logDurability(st, logger)
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now}
+	watchStateHealth(st.store, logger, s.metrics)
 	deps, err := s.deps(cfg)
 	if err != nil {
 		st.close()

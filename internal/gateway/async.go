@@ -24,12 +24,25 @@ type Enqueuer interface {
 	Enqueue(ctx context.Context, d *delivery.Delivery) (id string, duplicate bool, err error)
 }
 
+// StateHealth is implemented by a store whose file can be lost under the
+// running process (the embedded driver, bolt.Store): a file removed or
+// replaced, so a commit no longer reaches what the next start reads
+// (docs/hardening.md). Deps.Store is asked for it.
+type StateHealth interface {
+	// Healthy is nil while commits land in the file a restart reads.
+	Healthy() error
+	// Committed records a commit's outcome (for /readyz; a failure also
+	// checks the file at once).
+	Committed(err error)
+}
+
 // asyncRoute is what an async route (delivery.mode: async) needs at
 // dispatch, compiled once.
 type asyncRoute struct {
-	queue    Enqueuer // nil: answer 503 (check builds without one)
-	idHeader string   // delivery.id_header, canonical; "" = provider's or defaults
-	provider string   // verify.provider; its EventID names the event
+	queue    Enqueuer    // nil: answer 503 (check builds without one)
+	idHeader string      // delivery.id_header, canonical; "" = provider's or defaults
+	provider string      // verify.provider; its EventID names the event
+	health   StateHealth // nil: the store cannot lose its file
 	accepted [numMethods]prometheus.Counter
 }
 
@@ -50,6 +63,7 @@ func buildAsync(routes []*route, deps Deps) map[*route]*asyncRoute {
 			continue
 		}
 		a := &asyncRoute{queue: deps.Queue}
+		a.health, _ = deps.Store.(StateHealth)
 		if h := r.cfg.Delivery.IDHeader; h != "" {
 			a.idHeader = textproto.CanonicalMIMEHeaderKey(h)
 		}
@@ -78,6 +92,13 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 		g.reject(c, unavailable)
 		return
 	}
+	if a.health != nil {
+		if err := a.health.Healthy(); err != nil {
+			c.cause = err
+			g.reject(c, unavailable)
+			return
+		}
+	}
 	p := c.route.fwd.Plan(c.r, fr)
 	d := &delivery.Delivery{
 		Route:  c.route.label,
@@ -88,6 +109,14 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 		Key:    a.key(c.r.Header, c.body),
 	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
+	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {
+		a.health.Committed(err)
+		if err == nil {
+			// The file may have been lost since the check above: then
+			// this commit may have missed the copy a restart reads.
+			err = a.health.Healthy()
+		}
+	}
 	if err != nil {
 		// Never fails open, whatever state.on_error says: a 202 promises
 		// the event is stored.

@@ -58,6 +58,7 @@ type Metrics struct {
 	DeliveryAttempts *prometheus.HistogramVec // route: attempts a finished delivery took
 	DeliveryLatency  *prometheus.HistogramVec // route: acceptance to delivered
 	StoreErrors      prometheus.Counter
+	StateHealthy     prometheus.Gauge // 0 while the embedded state file is lost or cannot commit
 }
 
 // New registers drawbridge's collectors and the Go and process collectors
@@ -107,9 +108,15 @@ func New() *Metrics {
 			Name: "drawbridge_state_errors_total",
 			Help: "State store operations that failed (Redis unreachable, file errors).",
 		}),
+		StateHealthy: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "drawbridge_state_healthy",
+			Help: "0 while the embedded state file was removed or replaced under serve (restart needed) or its latest commit failed; 1 otherwise, and always on other drivers.",
+		}),
 	}
+	m.StateHealthy.Set(1)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
 		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.StoreErrors,
+		m.StateHealthy,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -56,6 +56,14 @@ type Options struct {
 	// FlushInterval is how often dirty quota counters are written: the
 	// most a crash can lose. Zero means DefaultFlushInterval.
 	FlushInterval time.Duration
+	// HealthInterval is how often the store checks that its path still
+	// names the file it opened (health.go). Zero means
+	// DefaultHealthInterval.
+	HealthInterval time.Duration
+
+	healthTick    <-chan time.Time // tests: drives the health loop instead of a ticker
+	healthChecked chan<- struct{}  // tests: told after each tick's work
+	now           func() time.Time // tests: the health probe's clock
 }
 
 // Bucket names and the counter record layout: three big-endian int64
@@ -87,6 +95,8 @@ type Store struct {
 
 	stop chan struct{}
 	done chan struct{}
+
+	health health
 }
 
 type counter struct {
@@ -131,6 +141,10 @@ func Open(path string, opts Options) (*Store, error) {
 		done:     make(chan struct{}),
 	}
 	if err := s.load(); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open state file %s: %w", path, err)
+	}
+	if err := s.startHealth(opts.HealthInterval, opts.healthTick, opts.healthChecked, opts.now); err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open state file %s: %w", path, err)
 	}
@@ -271,6 +285,7 @@ func (s *Store) Flush() error {
 		}
 		return nil
 	})
+	s.Committed(err)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if err != nil {
@@ -285,10 +300,14 @@ func (s *Store) Flush() error {
 	return err
 }
 
-// Ready implements store.Store: closed, or the last flush failed.
+// Ready implements store.Store: closed, the file lost, the last flush or
+// the latest commit failed.
 func (s *Store) Ready(ctx context.Context) error {
 	if s.closed.Load() {
 		return store.ErrClosed
+	}
+	if err := s.healthErr(); err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -309,6 +328,7 @@ func (s *Store) Close() error {
 	}
 	close(s.stop)
 	<-s.done
+	s.stopHealth()
 	ferr := s.Flush()
 	s.Store.Close()
 	if err := s.db.Close(); err != nil {
