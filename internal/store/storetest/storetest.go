@@ -40,6 +40,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Quota", func(t *testing.T) { testQuota(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("Admit", func(t *testing.T) { testAdmit(t, open) })
+	t.Run("AdmitConcurrent", func(t *testing.T) { testAdmitConcurrent(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
 
