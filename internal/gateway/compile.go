@@ -21,7 +21,8 @@ import (
 // nothing.
 
 // Store keys. They are built once at Build, never per request, and stay
-// the same across reloads so limits carry over (DESIGN §6).
+// the same across reloads so limits and counts carry over a SIGHUP
+// (docs/guards.md, State).
 const (
 	accountKey    = "account"
 	stageConcKey  = "concurrency:stage"

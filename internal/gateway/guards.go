@@ -26,9 +26,10 @@ var (
 
 func deny(rs reason) verdict { return verdict{reason: rs} }
 
-// step is one guard. Steps run in DESIGN §1's order; the first that
-// denies ends the request. run does no I/O but the Store, and in a dry
-// call (explain) it reads state without consuming any.
+// step is one guard. Steps run in the order docs/guards.md gives and
+// explains; the first that denies ends the request. run does no I/O but
+// the Store, and in a dry call (explain) it reads state without
+// consuming any.
 type step struct {
 	name string // shown by explain and in the log's "guard"
 	run  func(*call, time.Time) verdict
@@ -37,7 +38,8 @@ type step struct {
 	note func(*call, time.Time) string
 }
 
-// steps lists the guards, cheapest first (DESIGN §1). explain walks the
+// steps lists the guards, cheapest first, so a request that will be
+// refused costs as little as possible (docs/guards.md). explain walks the
 // same list, so the order lives here only.
 func (g *Gateway) newSteps() []step {
 	return []step{
