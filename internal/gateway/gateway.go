@@ -141,7 +141,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 			base:    rc.Base(),
 			prefix:  rc.Prefix(),
 			fwd:     fwd,
-			timeout: int64(rc.Timeout),
+			timeout: time.Duration(rc.Timeout),
 		}
 		r.methods, r.other = methodsOf(rc.Methods)
 		r.newMetrics(deps.Metrics, &g.replies)
