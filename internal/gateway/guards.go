@@ -266,12 +266,12 @@ type admission struct {
 	buckets [4]store.Bucket
 }
 
-// admission makes the request's one store call, once: store.Admit when
+// admit makes the request's one store call, once: store.Admit when
 // serving, store.Peek in explain, which reads state and consumes none.
 // The levels a token is taken from are account, route or stage default,
 // the key's plan, the plan's override for this method; the caps (the
 // stage's and the route's max_concurrent) are the route's, made at Build.
-func (g *Gateway) admission(c *call, now time.Time) *admission {
+func (g *Gateway) admit(c *call, now time.Time) *admission {
 	a := &c.adm
 	if a.made {
 		return a
@@ -315,7 +315,7 @@ func (g *Gateway) admission(c *call, now time.Time) *admission {
 // throttle is step 4: one token from every level the request is subject
 // to, all or none.
 func (g *Gateway) throttle(c *call, now time.Time) verdict {
-	a := g.admission(c, now)
+	a := g.admit(c, now)
 	switch {
 	case len(a.req.Buckets) == 0:
 		return skipped
@@ -332,7 +332,7 @@ func (g *Gateway) throttle(c *call, now time.Time) verdict {
 // quota is step 5: one request counted against the key's plan quota for
 // the current UTC calendar period. A refused request is not counted.
 func (g *Gateway) quota(c *call, now time.Time) verdict {
-	a := g.admission(c, now)
+	a := g.admit(c, now)
 	switch {
 	case a.req.QuotaKey == "":
 		return skipped
@@ -351,7 +351,7 @@ func (g *Gateway) quota(c *call, now time.Time) verdict {
 // max_concurrent, all or none. The leases are released by ServeHTTP's
 // deferred release however the request ends (answered, failed, panicked).
 func (g *Gateway) concurrency(c *call, now time.Time) verdict {
-	a := g.admission(c, now)
+	a := g.admit(c, now)
 	switch {
 	case len(a.req.Caps) == 0:
 		return skipped
