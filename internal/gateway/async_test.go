@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -23,25 +22,13 @@ import (
 	bbolt "go.etcd.io/bbolt"
 )
 
-type stepClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *stepClock) Now() time.Time { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
-func (c *stepClock) Add(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 type asyncFixture struct {
 	url    string
 	m      *metrics.Metrics
 	db     *bbolt.DB
 	q      *delivery.Queue
 	w      *delivery.Worker
-	clock  *stepClock
+	clock  *clock
 	target string // host:port of the (initially down) backend
 }
 
@@ -54,7 +41,7 @@ func asyncGateway(t *testing.T, yaml string) *asyncFixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	f := &asyncFixture{target: l.Addr().String(), clock: &stepClock{t: time.Date(2026, 5, 1, 0, 0, 0, 0, time.UTC)}}
+	f := &asyncFixture{target: l.Addr().String(), clock: newClock("2026-05-01T00:00:00Z")}
 	l.Close() // the backend is down
 	yaml = strings.ReplaceAll(yaml, "{T}", "http://"+f.target)
 	cfg, err := config.Parse("test.yaml", []byte(yaml), func(string) (string, bool) { return "", false })

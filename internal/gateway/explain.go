@@ -69,6 +69,9 @@ func (g *Gateway) Explain(r *http.Request, body []byte) Explanation {
 		s := &g.steps[i]
 		c.note = ""
 		v := s.run(c, now)
+		if s.note != nil {
+			c.note = s.note(c, now)
+		}
 		switch {
 		case v.reason != pass:
 			line(s.name, "deny", c.note)

@@ -80,8 +80,7 @@ type Gateway struct {
 
 	steps       []step
 	store       store.Store
-	admitter    store.Admitter // the store, when it can run steps 4-6 in one call
-	failOpen    bool           // state.on_error: open lets throttles pass when the store fails
+	failOpen    bool // state.on_error: open lets throttles pass when the store fails
 	storeErrors prometheus.Counter
 	id          policy.Identity
 	policy      *policy.Policy // nil: no resource policy
@@ -110,7 +109,6 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		failOpen:  cfg.State.OnError == "open",
 	}
 	g.storeErrors = deps.Metrics.StoreErrors
-	g.admitter, _ = deps.Store.(store.Admitter)
 	g.steps = g.newSteps()
 	if g.log == nil {
 		g.log = slog.New(slog.DiscardHandler)
@@ -143,7 +141,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 			base:    rc.Base(),
 			prefix:  rc.Prefix(),
 			fwd:     fwd,
-			timeout: int64(rc.Timeout),
+			timeout: time.Duration(rc.Timeout),
 		}
 		r.methods, r.other = methodsOf(rc.Methods)
 		r.newMetrics(deps.Metrics, &g.replies)
@@ -196,9 +194,7 @@ type call struct {
 	upstream time.Duration
 
 	key         *key            // the request's API key, once step api_key passed
-	buckets     [4]store.Bucket // scratch for step throttle: no allocation
-	leases      [2]store.Lease  // stage and route concurrency slots held
-	adm         *admission      // steps 4-6 in one Store call (guards.go); nil until made
+	adm         admission       // steps 4-6's one store call and its result (guards.go)
 	reply       *reply          // overrides replies[reason] (policy denials name the ARN)
 	guard       string          // the step that rejected, for the log
 	rule        string          // the rule that decided (statement, bucket, quota), for the log

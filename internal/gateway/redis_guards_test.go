@@ -4,12 +4,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/bolt"
+	"github.com/drawbridge/drawbridge/internal/store/memory"
 	"github.com/drawbridge/drawbridge/internal/store/redis"
 	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
@@ -30,18 +34,41 @@ routes:
   - {path: /t, target: "{T}/t", throttle: {rate: 1000, burst: 1000, max_concurrent: 10}}
 `
 
-// TestRedisAdmitKeepsStepOrder: on the redis driver steps 4-6 are one
-// Admit, and the gateway's semantics are those of the separate steps
+// TestAdmitKeepsStepOrder: steps 4-6 are one store.Admit on every driver
+// (one script on redis, the separate calls in order on memory and bolt),
+// and the gateway's semantics are those of the separate steps
 // (docs/guards.md): a quota refusal has taken its token, a throttled
 // request is not counted against the quota, a max_concurrent refusal has
 // been counted; every lease is released; keys usage reads what Admit wrote.
-func TestRedisAdmitKeepsStepOrder(t *testing.T) {
+func TestAdmitKeepsStepOrder(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})
-	rs, err := redis.New(redis.Options{URL: srv.URL(), Timeout: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
+	drivers := map[string]func(t *testing.T) store.Store{
+		"memory": func(*testing.T) store.Store { return memory.New() },
+		"bolt": func(t *testing.T) store.Store {
+			s, err := bolt.Open(filepath.Join(t.TempDir(), "state.db"), bolt.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
+		"redis": func(t *testing.T) store.Store {
+			s, err := redis.New(redis.Options{URL: srv.URL(), Prefix: t.Name() + ":", Timeout: 2 * time.Second})
+			if err != nil {
+				t.Fatal(err)
+			}
+			return s
+		},
 	}
-	defer rs.Close()
+	for name, open := range drivers {
+		t.Run(name, func(t *testing.T) {
+			rs := open(t)
+			defer rs.Close()
+			testAdmitKeepsStepOrder(t, rs)
+		})
+	}
+}
+
+func testAdmitKeepsStepOrder(t *testing.T, rs store.Store) {
 	entered, hold := make(chan struct{}, 1), make(chan struct{})
 	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == "/slow" {
@@ -51,9 +78,6 @@ func TestRedisAdmitKeepsStepOrder(t *testing.T) {
 		io.WriteString(w, "ok")
 	})
 	g, m := buildFor(t, admitYAML, b.URL, Deps{Store: rs}, nil)
-	if g.admitter == nil {
-		t.Fatal("the redis driver is not used through Admit")
-	}
 	used := func(key string) int64 {
 		t.Helper()
 		us, err := g.Usage(t.Context(), time.Now())

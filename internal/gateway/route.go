@@ -4,6 +4,7 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
@@ -20,7 +21,7 @@ type route struct {
 	methods methodSet
 	other   []string // configured methods outside methodNames (PROPFIND...)
 	fwd     *forward.Forwarder
-	timeout int64 // nanoseconds
+	timeout time.Duration // the request's deadline from its start
 	guards  guards
 
 	// Metric children, made once: a label lookup per request costs a hash

@@ -17,15 +17,21 @@
 // Times are passed in: the gateway reads its clock once per request, and
 // tests move time by hand. A Redis driver may substitute the server's clock.
 //
-// How a Redis driver maps onto this interface (issue 9): Take is one script
-// over the buckets of one request (each a hash {tokens, last}, the state of
+// How a Redis driver maps onto this interface: Take is one script over
+// the buckets of one request (each a hash {tokens, last}, the state of
 // throttle.Bucket, with PEXPIRE at the time to refill); Count is one script
 // over a hash {period, first, used} (the state of Counter); Acquire/Release
 // are ZADD/ZREM of Lease.ID in a sorted set scored by expiry, with
 // ZREMRANGEBYSCORE before counting, which is why leases carry an ID and a
-// ttl. The optional Admitter runs all three for one request in one script,
-// one round trip, so every key of a request must share one hash tag to
-// live in one Cluster slot.
+// ttl.
+//
+// A request passes the three in one shape on every driver: Admit (admit.go)
+// runs Take, Count and Acquire in that order, stopping at the first
+// refusal and giving back a refused request's leases, either as the
+// driver's own single call (Admitter: the redis driver's one script, one
+// round trip, so every key of a request shares one hash tag to live in one
+// Cluster slot) or as the separate calls. Peek is its read-only twin, for
+// explain.
 package store
 
 import (
@@ -169,66 +175,3 @@ var (
 	// slow, state file unwritable). Guards fail closed with 503.
 	ErrUnavailable = errors.New("state store unavailable")
 )
-
-// Admitter is implemented by drivers that can run a request's throttle,
-// quota and concurrency steps in one call (the redis driver: one script,
-// one round trip, instead of Take, Count and Acquire). It is optional: the
-// gateway uses it when the store has it and the three calls otherwise, and
-// both give the same decisions. Explain keeps using the read-only calls.
-type Admitter interface {
-	// Admit runs, atomically and in this order, stopping at the first
-	// refusal: Take(now, r.N, r.Buckets); Count(r.QuotaKey, r.Quota) when
-	// r.QuotaKey is set; then one lease of every cap in r.Caps, all or none,
-	// each with ttl r.LeaseTTL. So a throttled request costs nothing, a
-	// quota refusal has taken its tokens, and a max_concurrent refusal has
-	// taken its tokens and been counted against the quota, exactly as the
-	// separate calls in that order would leave it (but a refused cap holds
-	// no lease of an earlier one). An error means none of the result is
-	// known; the call may or may not have run.
-	Admit(ctx context.Context, now time.Time, r AdmitRequest) (AdmitResult, error)
-}
-
-// MaxCaps is how many concurrency caps one Admit takes leases on (the
-// stage's and the route's).
-const MaxCaps = 2
-
-// AdmitRequest is what one request must pass at the store. Admit does not
-// retain it.
-type AdmitRequest struct {
-	N        int64    // tokens to take from every bucket
-	Buckets  []Bucket // may be empty: no throttle
-	QuotaKey string   // "" : no quota
-	Quota    Quota
-	Caps     []Cap // at most MaxCaps; may be empty
-	LeaseTTL time.Duration
-}
-
-// Cap is one max_concurrent limit: Acquire's key and max.
-type Cap struct {
-	Key string
-	Max int64 // <= 0 admits nothing
-}
-
-// Stage names the step of an Admit that refused.
-type Stage uint8
-
-// The stages, in the order Admit runs them.
-const (
-	Admitted Stage = iota
-	Throttled
-	OverQuota
-	OverConcurrency
-)
-
-// AdmitResult is the outcome of Admit. Refused is the first stage that
-// refused, or Admitted. Take is valid always; Quota once the quota was
-// counted or refused (Refused >= OverQuota or Admitted, with a QuotaKey);
-// Denied is the index in Caps of the cap that refused (OverConcurrency);
-// Leases[i] is the lease taken on Caps[i] when Admitted, to be Released.
-type AdmitResult struct {
-	Refused Stage
-	Take    TakeResult
-	Quota   QuotaResult
-	Denied  int
-	Leases  [MaxCaps]Lease
-}

@@ -89,6 +89,11 @@ func (s serverClock) Acquire(ctx context.Context, key string, max int64, ttl tim
 	return s.Store.Acquire(ctx, key, max, ttl, now)
 }
 
+func (s serverClock) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) (store.AdmitResult, error) {
+	s.srv.SetTime(now)
+	return s.Store.Admit(ctx, now, r)
+}
+
 func (s serverClock) InUse(ctx context.Context, key string, now time.Time) (int64, error) {
 	s.srv.SetTime(now)
 	return s.Store.InUse(ctx, key, now)

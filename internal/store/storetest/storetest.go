@@ -2,8 +2,9 @@
 // call Run from the driver's tests with a function returning a fresh,
 // empty store. The suite pins the semantics the guards rely on (bucket
 // refill and all-or-nothing takes, quota periods and offsets, idempotent
-// lease release) and hammers each operation from many goroutines, so run it
-// under -race.
+// lease release, and store.Admit's shape: the separate calls' decisions,
+// no lease left by a refusal, store.Peek predicting it) and hammers each
+// operation from many goroutines, so run it under -race.
 package storetest
 
 import (
@@ -40,6 +41,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 	t.Run("Quota", func(t *testing.T) { testQuota(t, open) })
 	t.Run("Leases", func(t *testing.T) { testLeases(t, open) })
 	t.Run("Concurrent", func(t *testing.T) { testConcurrent(t, open) })
+	t.Run("Admit", func(t *testing.T) { testAdmit(t, open) })
+	t.Run("AdmitConcurrent", func(t *testing.T) { testAdmitConcurrent(t, open) })
 	t.Run("Closed", func(t *testing.T) { testClosed(t, open) })
 }
 
