@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"runtime/metrics"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -394,4 +395,35 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("holds %d bytes for a %d-byte body", held, len(got))
 		}
 	})
+}
+
+// BenchmarkRead: a small body through the budget against the plain
+// allocation the gateway made before (make of the declared length, then
+// io.ReadFull): the budget's cost on the request path.
+func BenchmarkRead(b *testing.B) {
+	for _, n := range []int{30, 2000} {
+		data := pattern(n)
+		src := bytes.NewReader(data)
+		b.Run("budget/"+strconv.Itoa(n), func(b *testing.B) {
+			budget := NewBudget(128 << 20)
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(data)
+				_, held, err := budget.Read(src, int64(n), 10<<20, time.Time{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				budget.Release(held)
+			}
+		})
+		b.Run("make/"+strconv.Itoa(n), func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				src.Reset(data)
+				if _, err := io.ReadFull(src, make([]byte, n)); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }
