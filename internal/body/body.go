@@ -4,9 +4,10 @@
 // A declared Content-Length is a promise, not bytes: a client can declare
 // 10 MiB and send nothing. So a body's buffers grow with the bytes that
 // arrive, never with the declared length alone: a first buffer of at most
-// FirstBuffer bytes (nginx's client_body_buffer_size: min(declared, 16k)),
-// then Chunk-sized buffers as bytes keep coming, joined into one buffer of
-// exactly the body's length once it is complete. Every buffer is taken
+// FirstBuffer bytes (nginx's first buffer is likewise min(declared,
+// client_body_buffer_size)), then Chunk-sized buffers as bytes keep
+// coming, joined into one buffer of exactly the body's length once it is
+// complete. Every buffer is taken
 // from a Budget before it is allocated; when the budget is spent, a
 // request waits up to Wait for memory another request gives back, then
 // fails with ErrNoMemory (the gateway answers 503 and closes the
