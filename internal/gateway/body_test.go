@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -56,7 +58,10 @@ func holdBody(t *testing.T, base string, n int) net.Conn {
 func TestBodyMemoryBudget(t *testing.T) {
 	b := newBackend(t, nil)
 	yaml := "limits: {max_body_bytes: 1000, max_body_memory: 3000}\n" + strings.ReplaceAll(routesYAML, "timeout: 1s", "timeout: 10s")
-	g, m := buildFor(t, yaml, b.URL, Deps{}, nil)
+	var buf bytes.Buffer
+	var mu sync.Mutex
+	log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: &mu}, nil))
+	g, m := buildFor(t, yaml, b.URL, Deps{Log: log}, nil)
 	base := serveGateway(t, g)
 
 	held := []net.Conn{holdBody(t, base, 1000), holdBody(t, base, 1000), holdBody(t, base, 1000)}
@@ -72,6 +77,12 @@ func TestBodyMemoryBudget(t *testing.T) {
 		t.Errorf("503 after %v: the wait for memory is brief", d)
 	}
 	wantEq(t, "unavailable count", testutil.ToFloat64(m.Requests.WithLabelValues("/forward", "POST", "unavailable")), 1.0)
+	mu.Lock()
+	line := buf.String()
+	mu.Unlock()
+	if want := `"guard":"body","rule":"limits.max_body_memory"`; !strings.Contains(line, want) {
+		t.Errorf("log lacks %s:\n%s", want, line)
+	}
 
 	resp, _ = do(t, mustReq("GET", base+"/forward", nil))
 	wantEq(t, "GET without a body while the budget is spent", resp.StatusCode, 200)
