@@ -6,7 +6,6 @@ import (
 	"flag"
 	"io"
 	"runtime"
-	"runtime/metrics"
 	"strconv"
 	"sync"
 	"testing"
@@ -55,19 +54,20 @@ func (a *arrival) Read(p []byte) (int, error) {
 }
 
 // heapAllocs is the bytes the process has allocated on the heap so far.
-// The runtime counts small objects a span at a time, so the figure moves
-// in steps of up to a few KiB.
-// Not safe for concurrent use: the sample is reused so that measuring
+// ReadMemStats stops the world and flushes every P's allocation cache
+// first, so small objects are counted when they are allocated, not when
+// their span is next swapped out (runtime/metrics counts them then).
+// Not safe for concurrent use: the stats are reused so that measuring
 // allocates nothing.
 func heapAllocs() uint64 {
-	metrics.Read(allocSample[:])
-	return allocSample[0].Value.Uint64()
+	runtime.ReadMemStats(&memStats)
+	return memStats.TotalAlloc
 }
 
-var allocSample = [1]metrics.Sample{{Name: "/gc/heap/allocs:bytes"}}
+var memStats runtime.MemStats
 
-// measureSlack is what heapAllocs may be off by, beyond the reader's own
-// buffers: span-granular counting and the list of filled buffers.
+// measureSlack is what heapAllocs may count beyond the reader's buffers:
+// the list of filled buffers and the test's own bookkeeping.
 const measureSlack = 64 << 10
 
 func TestRead(t *testing.T) {
@@ -294,14 +294,17 @@ func TestSmallBodiesKeepRoom(t *testing.T) {
 	}
 }
 
-// fuzzWorker reports whether this process is a fuzzing worker, where the
-// fuzzing engine allocates beside the target (hundreds of KiB at
-// times) and heap figures say nothing about the reader. There only the
-// budget's count is checked; `go test` runs the seed corpus and every
-// stored input with both.
-func fuzzWorker() bool {
-	f := flag.Lookup("test.fuzzworker")
-	return f != nil && f.Value.String() == "true"
+// fuzzing reports whether this process runs under -fuzz (the coordinator
+// or a worker), where the fuzzing engine allocates beside the target
+// (hundreds of KiB at times) and heap figures say nothing about the
+// reader. There only the budget's count is checked; `go test` runs the
+// seed corpus and every stored input with both.
+func fuzzing() bool {
+	if f := flag.Lookup("test.fuzzworker"); f != nil && f.Value.String() == "true" {
+		return true
+	}
+	f := flag.Lookup("test.fuzz")
+	return f != nil && f.Value.String() != ""
 }
 
 // FuzzRead: for any body, declared length, limit and arrival pattern, the
@@ -342,22 +345,30 @@ func FuzzRead(f *testing.F) {
 		b := NewBudget(1 << 30)
 		b.wait = 0
 		var failure string
-		measure := !fuzzWorker()
-		start := heapAllocs()
+		measure := !fuzzing()
+		var start uint64
+		if measure {
+			start = heapAllocs()
+		}
 		src := &arrival{data: data, sizes: rs, check: func(received int) {
 			if used := b.Used(); failure == "" && used > int64(received)+Slack {
 				failure = "budget"
 				t.Errorf("holding %d bytes after receiving %d (declared %d)", used, received, declared)
 			}
-			if a := heapAllocs() - start; measure && failure == "" && a > uint64(received)+Slack+measureSlack {
+			if !measure || failure != "" {
+				return
+			}
+			if a := heapAllocs() - start; a > uint64(received)+Slack+measureSlack {
 				failure = "heap"
 				t.Errorf("heap allocated %d bytes after receiving %d (declared %d)", a, received, declared)
 			}
 		}}
 		got, held, err := b.Read(src, declared, int64(max), time.Time{})
 		received := src.i
-		if a := heapAllocs() - start; measure && a > 2*uint64(received)+Slack+measureSlack {
-			t.Errorf("heap allocated %d bytes in all for %d received (one copy allowed)", a, received)
+		if measure {
+			if a := heapAllocs() - start; a > 2*uint64(received)+Slack+measureSlack {
+				t.Errorf("heap allocated %d bytes in all for %d received (one copy allowed)", a, received)
+			}
 		}
 
 		want := data
