@@ -313,7 +313,7 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
 	}
-	if c.Limits.MaxBodyMemory < 3*c.Limits.MaxBodyBytes {
+	if c.Limits.MaxBodyMemory/3 < c.Limits.MaxBodyBytes { // divided: 3 × a huge max_body_bytes would overflow
 		// A body is copied once when complete, and large bodies may use
 		// seven eighths of the budget: below 3×, one body of the maximum
 		// size could never be read.
