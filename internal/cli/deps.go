@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -21,6 +22,9 @@ type wiring struct {
 	// for explain, whose gateway never dials.
 	control func(network, address string, c syscall.RawConn) error
 	now     func() time.Time // the guards' clock; nil: real time (tests inject one)
+	// bodies is the body memory budget, shared across reloads. Nil: the
+	// gateway makes its own (Lambda, check, explain build one gateway).
+	bodies *body.Budget
 }
 
 // gatewayDeps builds the gateway's dependencies for every command that
@@ -38,8 +42,8 @@ func gatewayDeps(cfg *config.Config, w wiring) gateway.Deps {
 	if m == nil {
 		m = metrics.New()
 	}
-	return gateway.Deps{Metrics: m, Log: w.log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
-		Control: w.control, IPSets: localIPSets(cfg.File, log)}
+	return gateway.Deps{Metrics: m, Log: log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
+		Control: w.control, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies}
 }
 
 // trustedProxies is client_ip.trusted_proxies parsed (the config loader

@@ -19,6 +19,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/admin"
+	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
@@ -66,6 +67,7 @@ type Server struct {
 	cfg     atomic.Pointer[config.Config]
 	reload  sync.Mutex
 	state   *state           // opened once, shared by every reload, closed last
+	bodies  *body.Budget     // one body memory budget across reloads
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 
 	deliveries        *deliveries // nil on the memory driver (no queue)
@@ -94,7 +96,8 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		return nil, err
 	}
 	logDurability(st, logger)
-	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now}
+	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now,
+		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory))}
 	watchStateHealth(st.store, logger, s.metrics)
 	deps, err := s.deps(cfg)
 	if err != nil {
@@ -156,7 +159,7 @@ func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
 	for _, w := range eg.Warnings() {
 		s.log.Warn("WARNING: " + w)
 	}
-	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, control: eg.Control, now: s.now}), nil
+	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, control: eg.Control, now: s.now, bodies: s.bodies}), nil
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -205,12 +208,15 @@ func (s *Server) Reload() error {
 		return err
 	}
 	s.deliveries.reload(cfg)
+	s.bodies.SetLimit(int64(cfg.Limits.MaxBodyMemory))
 	old := s.current.Swap(g)
 	prev := s.cfg.Swap(cfg)
 	if prev.State != cfg.State {
 		s.log.Warn("state: changes take effect after a restart; still using the store opened at start")
 	}
-	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || prev.Server != cfg.Server {
+	ps, cs := prev.Server, cfg.Server
+	ps.ReadBodyTimeout, cs.ReadBodyTimeout = 0, 0 // the gateway's: a reload applies it
+	if prev.Listen != cfg.Listen || prev.Admin != cfg.Admin || prev.Limits.MaxHeaderBytes != cfg.Limits.MaxHeaderBytes || ps != cs {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
 	warnEdgeRestart(prev, cfg, s.log)

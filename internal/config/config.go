@@ -55,6 +55,10 @@ const (
 	DefaultMaxInflight     = 10000
 	DefaultMaxConnections  = 10000
 	DefaultMaxConnsPerIP   = 256
+	// DefaultMaxBodyMemory is the memory all request bodies in flight may
+	// hold together (docs/hardening.md): with Go's GC headroom, a
+	// gateway under a body flood stays under 512 MiB.
+	DefaultMaxBodyMemory = 128 << 20
 	// DefaultMaxStreams is HTTP/2 SETTINGS_MAX_CONCURRENT_STREAMS, as
 	// Envoy's edge guidance (Go's own default is 250).
 	DefaultMaxStreams = 100
@@ -120,6 +124,10 @@ type ClientIP struct {
 type Limits struct {
 	MaxBodyBytes   Int `yaml:"max_body_bytes"`   // default 10 MiB
 	MaxHeaderBytes Int `yaml:"max_header_bytes"` // default 64 KiB
+	// MaxBodyMemory is the memory all bodies being read or held may take
+	// together (default 128 MiB, or 3 × MaxBodyBytes if that is more);
+	// beyond it, 503 with Connection: close.
+	MaxBodyMemory Int `yaml:"max_body_memory"`
 	// MaxHeaders bounds the header lines of a request (default 100): Go
 	// itself accepts 20,000 small ones.
 	MaxHeaders Int `yaml:"max_headers"`
@@ -156,6 +164,9 @@ type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
+	// ReadBodyTimeout bounds the time from a request's start to the end
+	// of its body; zero: the route's timeout alone.
+	ReadBodyTimeout Duration `yaml:"read_body_timeout"`
 	// Forwarder picks the upstream path (default lean).
 	Forwarder Forwarder `yaml:"forwarder"`
 }

@@ -279,6 +279,9 @@ func (v *validator) run() {
 	if c.Limits.MaxHeaderBytes == 0 {
 		c.Limits.MaxHeaderBytes = DefaultMaxHeader
 	}
+	if c.Limits.MaxBodyMemory == 0 {
+		c.Limits.MaxBodyMemory = max(DefaultMaxBodyMemory, 3*c.Limits.MaxBodyBytes)
+	}
 	setInt(&c.Limits.MaxHeaders, DefaultMaxHeaders)
 	setInt(&c.Limits.MaxForwardedFor, DefaultMaxForwardedFor)
 	setInt(&c.Limits.MaxInflight, DefaultMaxInflight)
@@ -308,6 +311,12 @@ func (v *validator) run() {
 	}
 	if c.Limits.MaxHeaderBytes < 0 {
 		v.errorf("$.limits.max_header_bytes", "limits.max_header_bytes must be positive")
+	}
+	if c.Limits.MaxBodyMemory/3 < c.Limits.MaxBodyBytes { // divided: 3 × a huge max_body_bytes would overflow
+		// A body is copied once when complete, and large bodies may use
+		// seven eighths of the budget: below 3×, one body of the maximum
+		// size could never be read.
+		v.errorf("$.limits.max_body_memory", "limits.max_body_memory must be at least 3 × limits.max_body_bytes (%d)", 3*c.Limits.MaxBodyBytes)
 	}
 	for _, l := range []struct {
 		key string

@@ -35,6 +35,8 @@ func TestDefaults(t *testing.T) {
 		{"admin", cfg.Admin, "127.0.0.1:9090"},
 		{"max body", cfg.Limits.MaxBodyBytes, Int(10485760)},
 		{"max header", cfg.Limits.MaxHeaderBytes, Int(65536)},
+		{"max body memory", cfg.Limits.MaxBodyMemory, Int(128 << 20)},
+		{"read body timeout", cfg.Server.ReadBodyTimeout, Duration(0)},
 		{"read header", time.Duration(cfg.Server.ReadHeaderTimeout), 10 * time.Second},
 		{"idle", time.Duration(cfg.Server.IdleTimeout), 120 * time.Second},
 		{"shutdown", time.Duration(cfg.Server.ShutdownTimeout), 30 * time.Second},
@@ -56,6 +58,28 @@ func TestDefaults(t *testing.T) {
 	}
 	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].String(), "d.yaml:2: warning: route /forward is open to anyone") {
 		t.Errorf("warnings = %v, want one open-route warning at line 2", cfg.Warnings)
+	}
+}
+
+// TestBodyMemory: the body budget defaults to 128 MiB, or three bodies
+// of the maximum size when that is more (a config that raised
+// max_body_bytes alone still loads), and read_body_timeout is read.
+func TestBodyMemory(t *testing.T) {
+	for _, c := range []struct {
+		yaml string
+		want Int
+	}{
+		{"", 128 << 20},
+		{"limits: {max_body_bytes: 104857600}\n", 300 << 20},
+		{"limits: {max_body_bytes: 1024, max_body_memory: 3072}\n", 3072},
+	} {
+		cfg, err := Parse("b.yaml", []byte(c.yaml+"server: {read_body_timeout: 2s}\n"+minimal), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if cfg.Limits.MaxBodyMemory != c.want || time.Duration(cfg.Server.ReadBodyTimeout) != 2*time.Second {
+			t.Errorf("%q: max_body_memory %d, read_body_timeout %v; want %d, 2s", c.yaml, cfg.Limits.MaxBodyMemory, time.Duration(cfg.Server.ReadBodyTimeout), c.want)
+		}
 	}
 }
 
@@ -93,6 +117,7 @@ func TestErrors(t *testing.T) {
 		{"bad cidr", "ip_sets:\n  office: [\"10.0.0.0/33\"]\n" + minimal, `c.yaml:2: ip_sets.office: "10.0.0.0/33" is not a CIDR`},
 		{"unknown ip set", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    allow_ips: [offfice]\n", `c.yaml:4: routes[0].allow_ips: "offfice" is neither`},
 		{"bad quota period", "usage_plans:\n  p:\n    quota: {limit: 5, period: YEAR}\n" + minimal, `c.yaml:3: usage_plans.p.quota.period: "YEAR" is not one of DAY, WEEK, MONTH`},
+		{"body memory under 3 bodies", "limits:\n  max_body_memory: 31457279\n" + minimal, "c.yaml:2: limits.max_body_memory must be at least 3 × limits.max_body_bytes (31457280)"},
 		{"policy not a doc", "resource_policy: [1]\n" + minimal, "c.yaml:1: resource_policy: want a policy document"},
 	}
 	for _, c := range cases {

@@ -16,7 +16,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net"
@@ -28,6 +27,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
+	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/clientip"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
@@ -59,6 +59,11 @@ type Deps struct {
 	// Queue persists async routes' requests (DESIGN §7). Nil: they answer
 	// 503 (check builds without one).
 	Queue Enqueuer
+	// Bodies is the memory budget request bodies share. It outlives
+	// reloads, so that requests under the old and the new config count
+	// against one limit; its owner sets the limit. Nil: Build makes one of
+	// limits.max_body_memory.
+	Bodies *body.Budget
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -72,6 +77,8 @@ type Gateway struct {
 	clientIP  *clientip.Resolver
 	maxBody   int64
 	maxHeader int64
+	bodies    *body.Budget
+	bodyTime  time.Duration // server.read_body_timeout; 0: the route timeout alone
 	log       *slog.Logger
 	access    *accesslog.Handler // log's handler when it has the access-line fast path
 	now       func() time.Time
@@ -107,6 +114,11 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		stage:     cfg.Stage,
 		store:     deps.Store,
 		failOpen:  cfg.State.OnError == "open",
+		bodies:    deps.Bodies,
+		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
+	}
+	if g.bodies == nil {
+		g.bodies = body.NewBudget(int64(cfg.Limits.MaxBodyMemory))
 	}
 	g.storeErrors = deps.Metrics.StoreErrors
 	g.steps = g.newSteps()
@@ -184,8 +196,9 @@ type call struct {
 
 	client     netip.Addr
 	body       []byte
-	bodyDone   bool // body read to the end (or there was none)
-	retryAfter int  // seconds, for 429
+	bodyHeld   int64 // memory the body holds from the budget, released by finish
+	bodyDone   bool  // body read to the end (or there was none)
+	retryAfter int   // seconds, for 429
 
 	status   int
 	outcome  metrics.Outcome
@@ -272,9 +285,11 @@ func (g *Gateway) reject(c *call, rs reason) {
 // stops a read at once.
 var aLongTimeAgo = time.Unix(1, 0)
 
-// readBody is guard step 7: the whole body, bounded by max_body_bytes and
-// by the route's deadline, is read before dispatch, so the target never
-// sees a partial or malformed body (reliability §0.2).
+// readBody is guard step 7: the whole body, bounded by max_body_bytes, by
+// the memory budget all bodies share and by a deadline, is read before
+// dispatch, so the target never sees a partial or malformed body
+// (docs/hardening.md). Its buffers grow with the bytes that arrive, never
+// with the declared length alone.
 func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 	if c.dry {
 		return g.bodyDry(c)
@@ -284,20 +299,26 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 		c.bodyDone = true
 		return allowed
 	}
+	limit := time.Duration(c.route.timeout)
+	if g.bodyTime > 0 && g.bodyTime < limit {
+		limit = g.bodyTime
+	}
+	deadline := c.start.Add(limit)
 	rc := http.NewResponseController(c.w)
-	rc.SetReadDeadline(c.start.Add(time.Duration(c.route.timeout)))
+	rc.SetReadDeadline(deadline)
 	var err error
-	if r.ContentLength > 0 {
-		c.body = make([]byte, r.ContentLength)
-		_, err = io.ReadFull(r.Body, c.body)
-	} else {
-		c.body, err = io.ReadAll(io.LimitReader(r.Body, g.maxBody+1))
-		if err == nil && int64(len(c.body)) > g.maxBody {
+	c.body, c.bodyHeld, err = g.bodies.Read(r.Body, r.ContentLength, g.maxBody, deadline)
+	if err != nil {
+		switch {
+		case errors.Is(err, body.ErrTooLarge):
 			c.rule = "limits.max_body_bytes"
 			return deny(tooLarge)
+		case errors.Is(err, body.ErrNoMemory):
+			// Load shed before the rest of the body is read: render closes
+			// the connection.
+			c.rule, c.cause = "limits.max_body_memory", err
+			return deny(unavailable)
 		}
-	}
-	if err != nil {
 		c.cause = err
 		if errors.Is(err, os.ErrDeadlineExceeded) {
 			return deny(upstreamTimeout)
@@ -315,8 +336,8 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 	rc.SetReadDeadline(time.Time{})
 	if len(r.TransferEncoding) > 0 {
 		// A chunked request may have carried a Content-Length that net/http
-		// dropped (reliability §0.1): parse nothing more from this
-		// connection.
+		// dropped (docs/hardening.md, framing): parse nothing more from
+		// this connection.
 		c.w.Header()["Connection"] = closeHdr
 	}
 	return allowed
@@ -397,6 +418,11 @@ func (g *Gateway) finish(c *call) {
 		if c.w.status == 0 {
 			g.reject(c, upstreamError)
 		}
+	}
+	if c.bodyHeld != 0 {
+		// After dispatch: the target has had the body, or the queue has
+		// stored it.
+		g.bodies.Release(c.bodyHeld)
 	}
 	end := g.now()
 	d := end.Sub(c.start)
