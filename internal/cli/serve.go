@@ -38,13 +38,16 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	logs := accesslog.NewBuffered(stderr, time.Millisecond)
 	defer logs.Flush()
 	logger := slog.New(logs)
+	// SIGHUP is caught before the listener opens: one that arrives as
+	// the "listening" line is written must reload, not kill the process
+	// (its default action).
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	s, err := Start(*path, logger)
 	if err != nil {
 		return err
 	}
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
 	for {
 		select {
 		case <-hup:
