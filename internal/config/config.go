@@ -128,11 +128,21 @@ type TLS struct {
 	Line int `yaml:"-"`
 }
 
+// WriteTimeoutMargin is what server.write_timeout adds, by default, to the
+// longest route timeout: the time left to write an answer the target gave
+// at its route's deadline (docs/hardening.md).
+const WriteTimeoutMargin = 10 * time.Second
+
 // Server holds the public listener's timeouts.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
 	IdleTimeout       Duration `yaml:"idle_timeout"`        // default 120s
 	ShutdownTimeout   Duration `yaml:"shutdown_timeout"`    // default 30s: SIGTERM drain
+	// WriteTimeout bounds a request from the end of its header to the
+	// last byte of its answer, so a client that reads slowly cannot hold
+	// the request and its backend connection (docs/hardening.md). Default:
+	// the longest route timeout plus WriteTimeoutMargin.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// Forwarder picks the upstream path: lean (default: pooled
 	// connections driven by the serving goroutine) or reverseproxy
 	// (httputil.ReverseProxy + http.Transport, the reference path).
