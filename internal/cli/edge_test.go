@@ -407,8 +407,8 @@ func equalInts(a, b []int) bool {
 }
 
 // TestWebSocket: a route with websocket: true passes the upgrade through
-// the egress-checked dialer; the route timeout bounds the handshake, not
-// the session; a plain route strips the Upgrade; a websocket route to a
+// the egress-checked dialer; the route timeout and server.write_timeout
+// bound the handshake, not the session; a plain route strips the Upgrade; a websocket route to a
 // port egress does not allow gets 502.
 func TestWebSocket(t *testing.T) {
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -427,7 +427,9 @@ func TestWebSocket(t *testing.T) {
 	}))
 	defer ws.Close()
 	deniedPort, hits := countingListener(t)
-	text := "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\negress:\n  allow: [\"" + ws.Listener.Addr().String() + "\"]\nroutes:\n" +
+	// write_timeout is shorter than the session below: it bounds answers,
+	// not an upgraded connection (net/http clears deadlines on hijack).
+	text := "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\nserver: {write_timeout: 400ms}\negress:\n  allow: [\"" + ws.Listener.Addr().String() + "\"]\nroutes:\n" +
 		"  - path: /ws\n    target: " + ws.URL + "/\n    websocket: true\n    timeout: 300ms\n" +
 		"  - path: /plain\n    target: " + ws.URL + "/\n" +
 		"  - path: /ws-denied\n    target: http://127.0.0.1:" + strconv.Itoa(deniedPort) + "/\n    websocket: true\n"
@@ -446,7 +448,7 @@ func TestWebSocket(t *testing.T) {
 	if err != nil || res.StatusCode != 101 {
 		t.Fatalf("upgrade: %v %v", res, err)
 	}
-	time.Sleep(500 * time.Millisecond) // past the route timeout
+	time.Sleep(500 * time.Millisecond) // past the route timeout and the write bound
 	io.WriteString(c, "frame")
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "frame" {
