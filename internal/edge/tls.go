@@ -12,8 +12,8 @@ import (
 
 // TLSOptions configure Listener.TLS.
 type TLSOptions struct {
-	// HandshakeTimeout bounds the handshake (net/http uses its header
-	// timeout for this); zero means no bound.
+	// HandshakeTimeout bounds the handshake (net/http uses the shortest
+	// of its read, write and header timeouts); zero means no bound.
 	HandshakeTimeout time.Duration
 	// OnHandshakeError, if set, is told of every failed handshake, as
 	// net/http logs them.
