@@ -16,9 +16,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// listen opens the public listener: the edge's connection caps (and, on
-// plain HTTP, its framing scanner) below net/http, and TLS with HTTP/2
-// when cfg.TLS is set. h2c is never offered.
+// listen opens the public listener: the edge's connection caps and its
+// framing scanner below net/http, and TLS with HTTP/2 when cfg.TLS is set
+// (the scanner then runs above TLS, on HTTP/1.x connections). h2c is
+// never offered.
 func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, error) {
 	var tcfg *tls.Config
 	if cfg.TLS != nil {
@@ -41,15 +42,35 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 		MaxConns:       int(cfg.Limits.MaxConnections),
 		MaxPerIP:       int(cfg.Limits.MaxConnsPerIP),
 		Exempt:         trustedProxies(cfg),
-		ScanFraming:    tcfg == nil,
+		ScanFraming:    true,
 		TLS:            tcfg != nil,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		OnShed:         func(reason string) { shed.WithLabelValues(reason).Inc() },
 	})
 	if tcfg != nil {
-		return tls.NewListener(eln, tcfg), nil
+		srv.ConnContext = edge.ConnContext
+		return eln.TLS(tcfg, edge.TLSOptions{
+			HandshakeTimeout: handshakeTimeout(srv),
+			OnHandshakeError: func(remote net.Addr, reason string) {
+				if srv.ErrorLog != nil {
+					srv.ErrorLog.Printf("http: TLS handshake error from %s: %v", remote, reason)
+				}
+			},
+		}), nil
 	}
 	return eln, nil
+}
+
+// handshakeTimeout is the bound net/http itself puts on a TLS handshake:
+// the shortest of its read, write and header timeouts.
+func handshakeTimeout(srv *http.Server) time.Duration {
+	var d time.Duration
+	for _, t := range []time.Duration{srv.ReadTimeout, srv.WriteTimeout, srv.ReadHeaderTimeout} {
+		if t > 0 && (d == 0 || t < d) {
+			d = t
+		}
+	}
+	return d
 }
 
 // tlsConfig loads the listener's certificate and, for mutual TLS, the
@@ -108,6 +129,7 @@ func (s *Server) edgeHandler(cfg *config.Config, next http.Handler) http.Handler
 		MaxInflight:     int(cfg.Limits.MaxInflight),
 		MaxHeaders:      int(cfg.Limits.MaxHeaders),
 		MaxForwardedFor: int(cfg.Limits.MaxForwardedFor),
+		TLS:             cfg.TLS != nil,
 		OnReject: func(r *http.Request, _ int, outcome string) {
 			s.metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodLabel(r.Method), outcome).Inc()
 		},

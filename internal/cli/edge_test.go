@@ -3,10 +3,13 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -62,7 +65,13 @@ type exchange struct {
 // reads until the gateway closes the connection or budget runs out.
 func rawExchange(t *testing.T, addr string, pieces []string, pause, budget time.Duration) exchange {
 	t.Helper()
-	c, err := net.Dial("tcp", addr)
+	return rawExchangeOn(t, func() (net.Conn, error) { return net.Dial("tcp", addr) }, pieces, pause, budget)
+}
+
+// rawExchangeOn is rawExchange on a connection from dial (TLS or not).
+func rawExchangeOn(t *testing.T, dial func() (net.Conn, error), pieces []string, pause, budget time.Duration) exchange {
+	t.Helper()
+	c, err := dial()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,14 +135,52 @@ routes:
     timeout: 1s
 `
 
-// TestRawEdge replays reliability-security §2.1-§2.3 over raw sockets
-// against a running gateway and asserts both the answer and what the
+// edgeListener is a running gateway on edgeConfig in front of a recording
+// backend, on the plain or the TLS listener, with a raw dialer for it.
+type edgeListener struct {
+	name  string
+	proto string // X-Forwarded-Proto the backend must be told
+	rec   *recorder
+	dial  func() (net.Conn, error)
+}
+
+// edgeListeners starts the gateway twice, plain and with tls:, so that
+// every raw-socket row runs on both listeners. The TLS dialer offers only
+// http/1.1 by ALPN: these rows are HTTP/1 bytes.
+func edgeListeners(t *testing.T) []edgeListener {
+	t.Helper()
+	plainRec := newRecorder(t)
+	plain, _ := startInProcess(t, strings.ReplaceAll(edgeConfig, "BACKEND", plainRec.srv.URL))
+	tlsRec := newRecorder(t)
+	ca := newCA(t, "edge CA")
+	dir := t.TempDir()
+	c, k := ca.leaf(t, true)
+	writeFile(t, dir, "cert.pem", c)
+	writeFile(t, dir, "key.pem", k)
+	onTLS, _ := startInProcess(t, strings.ReplaceAll(edgeConfig, "BACKEND", tlsRec.srv.URL)+
+		"tls: {cert: "+filepath.Join(dir, "cert.pem")+", key: "+filepath.Join(dir, "key.pem")+"}\n")
+	pool := x509.NewCertPool()
+	pool.AddCert(ca.cert)
+	tcfg := &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}}
+	return []edgeListener{
+		{"plain", "http", plainRec, func() (net.Conn, error) { return net.Dial("tcp", plain.Addr()) }},
+		{"tls", "https", tlsRec, func() (net.Conn, error) { return tls.Dial("tcp", onTLS.Addr(), tcfg) }},
+	}
+}
+
+// TestRawEdge replays the framing, path and header attacks of
+// docs/hardening.md over raw sockets against a running gateway, on the
+// plain and the TLS listener, and asserts both the answer and what the
 // recording backend received: never a smuggled, partial or unframed
 // request, never a protected header. Timing rows assert bounds.
 func TestRawEdge(t *testing.T) {
-	rec := newRecorder(t)
-	s, _ := startInProcess(t, strings.ReplaceAll(edgeConfig, "BACKEND", rec.srv.URL))
-	addr := s.Addr()
+	for _, l := range edgeListeners(t) {
+		t.Run(l.name, func(t *testing.T) { rawEdgeRows(t, l) })
+	}
+}
+
+func rawEdgeRows(t *testing.T, l edgeListener) {
+	rec := l.rec
 	const h = "Host: gw.test\r\n"
 	post := "POST /forward HTTP/1.1\r\n" + h
 	get := "GET /forward HTTP/1.1\r\n" + h
@@ -200,6 +247,9 @@ func TestRawEdge(t *testing.T) {
 					t.Error("a trailer reached the backend as a header")
 				}
 			}},
+		// net/http ignores Transfer-Encoding on HTTP/1.0: unmarked, the "body" is served as the next request.
+		{id: "H15b", name: "HTTP/1.0 keep-alive with TE chunked", send: []string{"POST /forward HTTP/1.0\r\n" + h + "Connection: keep-alive\r\nTransfer-Encoding: chunked\r\n\r\n" +
+			"GET /forward?smuggled HTTP/1.1\r\n" + h + "\r\n"}, status: []int{400}, body0: apigw400, closed: true},
 		{id: "H15", name: "HTTP/1.0 with TE and CL", send: []string{"POST /forward HTTP/1.0\r\n" + h + "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n"}, status: []int{400}, body0: apigw400, closed: true},
 		{id: "H16", name: "HTTP/2.0 request line", send: []string{"GET /forward HTTP/2.0\r\n" + h + "\r\n"}, status: []int{505}, closed: true},
 		{id: "H16b", name: "HTTP/1.32", send: []string{"GET /forward HTTP/1.32\r\n" + h + "\r\n"}, status: []int{400}, closed: true},
@@ -288,7 +338,7 @@ func TestRawEdge(t *testing.T) {
 		{id: "HD5", name: "client-sent forwarding headers replaced", send: []string{get + "X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6\r\nX-Real-IP: 6.6.6.6\r\nX-Request-Id: mine\r\n\r\n"}, status: []int{200}, backend: 1,
 			check: func(t *testing.T, got []seen) {
 				g := got[0].header
-				if g.Get("X-Forwarded-For") != "127.0.0.1" || g.Get("X-Forwarded-Host") != "gw.test" || g.Get("X-Forwarded-Proto") != "http" ||
+				if g.Get("X-Forwarded-For") != "127.0.0.1" || g.Get("X-Forwarded-Host") != "gw.test" || g.Get("X-Forwarded-Proto") != l.proto ||
 					g.Get("Forwarded") != "" || g.Get("X-Real-Ip") != "" || g.Get("X-Request-Id") == "mine" {
 					t.Errorf("backend headers %v", g)
 				}
@@ -306,7 +356,7 @@ func TestRawEdge(t *testing.T) {
 			if !r.closed {
 				budget = 400 * time.Millisecond // an open connection is read until this passes
 			}
-			ex := rawExchange(t, addr, r.send, r.pause, budget)
+			ex := rawExchangeOn(t, l.dial, r.send, r.pause, budget)
 			if got := ex.statuses(); !equalInts(got, r.status) {
 				t.Fatalf("answers %v, want %v\n%.600s", got, r.status, ex.raw)
 			}
@@ -357,8 +407,8 @@ func equalInts(a, b []int) bool {
 }
 
 // TestWebSocket: a route with websocket: true passes the upgrade through
-// the egress-checked dialer; the route timeout bounds the handshake, not
-// the session; a plain route strips the Upgrade; a websocket route to a
+// the egress-checked dialer; the route timeout and server.write_timeout
+// bound the handshake, not the session; a plain route strips the Upgrade; a websocket route to a
 // port egress does not allow gets 502.
 func TestWebSocket(t *testing.T) {
 	ws := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -377,7 +427,9 @@ func TestWebSocket(t *testing.T) {
 	}))
 	defer ws.Close()
 	deniedPort, hits := countingListener(t)
-	text := "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\negress:\n  allow: [\"" + ws.Listener.Addr().String() + "\"]\nroutes:\n" +
+	// write_timeout is shorter than the session below: it bounds answers,
+	// not an upgraded connection (net/http clears deadlines on hijack).
+	text := "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\nserver: {write_timeout: 400ms}\negress:\n  allow: [\"" + ws.Listener.Addr().String() + "\"]\nroutes:\n" +
 		"  - path: /ws\n    target: " + ws.URL + "/\n    websocket: true\n    timeout: 300ms\n" +
 		"  - path: /plain\n    target: " + ws.URL + "/\n" +
 		"  - path: /ws-denied\n    target: http://127.0.0.1:" + strconv.Itoa(deniedPort) + "/\n    websocket: true\n"
@@ -396,7 +448,7 @@ func TestWebSocket(t *testing.T) {
 	if err != nil || res.StatusCode != 101 {
 		t.Fatalf("upgrade: %v %v", res, err)
 	}
-	time.Sleep(500 * time.Millisecond) // past the route timeout
+	time.Sleep(500 * time.Millisecond) // past the route timeout and the write bound
 	io.WriteString(c, "frame")
 	buf := make([]byte, 5)
 	if _, err := io.ReadFull(br, buf); err != nil || string(buf) != "frame" {
@@ -421,8 +473,13 @@ func TestWebSocket(t *testing.T) {
 // Content-Length (TE ignored, CL used): it gets nothing, or the empty
 // chunked body.
 func TestSmugglerSweep(t *testing.T) {
-	rec := newRecorder(t)
-	s, _ := startInProcess(t, strings.ReplaceAll(edgeConfig, "BACKEND", rec.srv.URL))
+	for _, l := range edgeListeners(t) {
+		t.Run(l.name, func(t *testing.T) { smugglerSweep(t, l) })
+	}
+}
+
+func smugglerSweep(t *testing.T, l edgeListener) {
+	rec := l.rec
 	hidden := "GET /forward?smuggled HTTP/1.1\r\nHost: gw.test\r\n\r\n"
 	body := "0\r\n\r\n" + hidden
 	var bytesToTry []byte
@@ -437,7 +494,7 @@ func TestSmugglerSweep(t *testing.T) {
 		x := string([]byte{b})
 		for pos, te := range []string{x + "Transfer-Encoding: chunked", "Transfer-Encoding" + x + ": chunked", "Transfer-Encoding:" + x + "chunked", "Transfer-Encoding: chunked" + x} {
 			req := "POST /forward HTTP/1.1\r\nHost: gw.test\r\n" + te + "\r\nContent-Length: " + strconv.Itoa(len(body)) + "\r\n\r\n" + body
-			ex := rawExchange(t, s.Addr(), []string{req}, 0, 2*time.Second)
+			ex := rawExchangeOn(t, l.dial, []string{req}, 0, 2*time.Second)
 			for _, st := range ex.statuses() {
 				statuses[st]++
 				if st == 200 {

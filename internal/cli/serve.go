@@ -123,6 +123,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		Handler:           s.edgeHandler(cfg, http.HandlerFunc(s.serveHTTP)),
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
+		WriteTimeout:      time.Duration(cfg.Server.WriteTimeout),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}

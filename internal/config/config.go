@@ -159,6 +159,11 @@ type TLS struct {
 	Line int `yaml:"-"`
 }
 
+// WriteTimeoutMargin is what server.write_timeout adds, by default, to the
+// longest route timeout: the time left to write an answer the target gave
+// at its route's deadline (docs/hardening.md).
+const WriteTimeoutMargin = 10 * time.Second
+
 // Server holds the public listener's timeouts.
 type Server struct {
 	ReadHeaderTimeout Duration `yaml:"read_header_timeout"` // default 10s
@@ -167,6 +172,11 @@ type Server struct {
 	// ReadBodyTimeout bounds the time from a request's start to the end
 	// of its body; zero: the route's timeout alone.
 	ReadBodyTimeout Duration `yaml:"read_body_timeout"`
+	// WriteTimeout bounds a request from the end of its header to the
+	// last byte of its answer, so a client that reads slowly cannot hold
+	// the request and its backend connection (docs/hardening.md). Default:
+	// the longest route timeout plus WriteTimeoutMargin.
+	WriteTimeout Duration `yaml:"write_timeout"`
 	// Forwarder picks the upstream path (default lean).
 	Forwarder Forwarder `yaml:"forwarder"`
 }

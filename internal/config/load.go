@@ -349,6 +349,26 @@ func (v *validator) run() {
 	v.plans()
 	v.keys()
 	v.routes()
+	v.writeTimeout()
+}
+
+// writeTimeout defaults server.write_timeout to a little over the longest
+// route timeout, and warns when one set by hand would cut a route's
+// answers (or its 504) short.
+func (v *validator) writeTimeout() {
+	c := v.cfg
+	var longest Duration
+	for _, r := range c.Routes {
+		longest = max(longest, r.Timeout)
+	}
+	if c.Server.WriteTimeout == 0 {
+		c.Server.WriteTimeout = longest + Duration(WriteTimeoutMargin)
+		return
+	}
+	if c.Server.WriteTimeout <= longest {
+		v.warnf(v.line("$.server.write_timeout"), "server.write_timeout %v is not over the longest route timeout (%v): answers that take that long are cut off",
+			time.Duration(c.Server.WriteTimeout), time.Duration(longest))
+	}
 }
 
 func setDefault[S ~string](s *S, def S) {

@@ -40,6 +40,7 @@ func TestDefaults(t *testing.T) {
 		{"read header", time.Duration(cfg.Server.ReadHeaderTimeout), 10 * time.Second},
 		{"idle", time.Duration(cfg.Server.IdleTimeout), 120 * time.Second},
 		{"shutdown", time.Duration(cfg.Server.ShutdownTimeout), 30 * time.Second},
+		{"write", time.Duration(cfg.Server.WriteTimeout), 39 * time.Second},
 		{"driver", cfg.State.Driver, "embedded"},
 		{"state path", cfg.State.Path, "drawbridge.db"},
 		{"account rate", cfg.AccountThrottle.Rate, Number(10000)},
@@ -80,6 +81,32 @@ func TestBodyMemory(t *testing.T) {
 		if cfg.Limits.MaxBodyMemory != c.want || time.Duration(cfg.Server.ReadBodyTimeout) != 2*time.Second {
 			t.Errorf("%q: max_body_memory %d, read_body_timeout %v; want %d, 2s", c.yaml, cfg.Limits.MaxBodyMemory, time.Duration(cfg.Server.ReadBodyTimeout), c.want)
 		}
+	}
+}
+
+// TestWriteTimeout: server.write_timeout defaults to the longest route
+// timeout plus WriteTimeoutMargin; one set by hand at or under a route
+// timeout is kept but warned about at its line.
+func TestWriteTimeout(t *testing.T) {
+	routes := "routes:\n  - path: /a\n    target: http://127.0.0.1:8081/\n    timeout: 2s\n" +
+		"  - path: /b\n    target: http://127.0.0.1:8081/\n    timeout: 45s\n"
+	cfg, err := Parse("w.yaml", []byte(routes), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := time.Duration(cfg.Server.WriteTimeout); got != 55*time.Second {
+		t.Errorf("default write_timeout = %v, want 55s", got)
+	}
+	cfg, err = Parse("w.yaml", []byte("server:\n  write_timeout: 30s\n"+routes), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var warned bool
+	for _, w := range cfg.Warnings {
+		warned = warned || strings.HasPrefix(w.String(), "w.yaml:2: warning: server.write_timeout 30s is not over the longest route timeout (45s)")
+	}
+	if time.Duration(cfg.Server.WriteTimeout) != 30*time.Second || !warned {
+		t.Errorf("write_timeout %v, warnings %v", time.Duration(cfg.Server.WriteTimeout), cfg.Warnings)
 	}
 }
 

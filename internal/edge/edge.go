@@ -3,13 +3,15 @@
 //
 //   - Listener caps open connections, in total and per peer address, and
 //     sheds the excess with a 503 before net/http spends anything on it;
-//     on plain HTTP it also marks requests that carry both Content-Length
-//     and Transfer-Encoding, which net/http would silently accept.
+//     it also marks requests whose framing net/http would silently
+//     misread (both Content-Length and Transfer-Encoding, or
+//     Transfer-Encoding on HTTP/1.0), on plain HTTP and, through
+//     Listener.TLS, on HTTP/1.x over TLS.
 //   - Handler refuses marked requests (400, connection closed), bounds the
 //     header count and the X-Forwarded-For length, and caps requests in
 //     flight (503).
 //
-// Answers are API Gateway-style JSON, as the gateway's own (DESIGN §4).
+// Answers are API Gateway-style JSON, as the gateway's own.
 package edge
 
 import (
@@ -32,9 +34,10 @@ type ListenerOptions struct {
 	// Exempt peers (trusted proxies, which carry many clients) are not
 	// held to MaxPerIP; they still count toward MaxConns.
 	Exempt []netip.Prefix
-	// ScanFraming turns on the Content-Length + Transfer-Encoding scanner
-	// (plain HTTP only: below TLS the bytes are ciphertext).
-	// MaxHeaderBytes bounds the header block it holds back.
+	// ScanFraming turns on the framing scanner. With TLS set it runs
+	// above TLS, on the connections Listener.TLS hands out (below TLS
+	// the bytes are ciphertext). MaxHeaderBytes bounds the header block
+	// it holds back.
 	ScanFraming    bool
 	MaxHeaderBytes int
 	// TLS: the listener sits below a TLS layer, so a shed connection is
@@ -89,7 +92,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 			continue
 		}
 		ec := &conn{Conn: c, l: l, peer: peer}
-		if l.opts.ScanFraming {
+		if l.opts.ScanFraming && !l.opts.TLS {
 			ec.scan = &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
 		}
 		return ec, nil

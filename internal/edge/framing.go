@@ -10,11 +10,13 @@ import (
 )
 
 // FramingHeader is the header the framing scanner adds to a request whose
-// header block carried both Content-Length and Transfer-Encoding. net/http
-// drops the Content-Length of such a request before any handler runs
-// (reliability §0.1), so only the raw bytes show it; Handler answers the
-// marked request 400 and closes the connection, as nginx and Envoy do. A
-// client that sends the header itself only gets its own request refused.
+// header block carried both Content-Length and Transfer-Encoding, or
+// Transfer-Encoding on HTTP/1.0. net/http drops the Content-Length of the
+// first and the Transfer-Encoding of the second before any handler runs
+// (on HTTP/1.0 it then parses the chunked body as the next request), so
+// only the raw bytes show them; Handler answers the marked request 400 and
+// closes the connection, as nginx and Envoy do. A client that sends the
+// header itself only gets its own request refused.
 const FramingHeader = "Drawbridge-Framing-Error"
 
 var marker = []byte(FramingHeader + ": content-length with transfer-encoding\r\n")

@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -14,8 +15,12 @@ type HandlerOptions struct {
 	MaxInflight     int // requests being served at once; beyond: 503
 	MaxHeaders      int // header field lines (values) per request; beyond: 431
 	MaxForwardedFor int // X-Forwarded-For entries, all lines together; beyond: 431
+	// TLS: the server's listener is Listener.TLS, whose HTTP/1.x
+	// connections net/http takes for plain ones; Handler gives their
+	// requests back the TLS state ConnContext kept.
+	TLS bool
 	// OnReject, if set, is called for every request Handler answers
-	// itself, with its status and DESIGN §5 outcome (metrics).
+	// itself, with its status and outcome label (metrics).
 	OnReject func(r *http.Request, status int, outcome string)
 }
 
@@ -43,7 +48,7 @@ type answer struct {
 	close     bool
 }
 
-// Frozen bodies, as the gateway's (DESIGN §4).
+// Frozen bodies: the same bytes as the gateway's own answers.
 var (
 	badFraming = answer{400, "bad_request", "BadRequestException", `{"message":"Bad Request"}`, true}
 	tooMany    = answer{431, "too_large", "BadRequestException", `{"message":"Request Header Fields Too Large"}`, false}
@@ -57,6 +62,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer h.inflight.Add(-1)
+	if h.opts.TLS && r.TLS == nil {
+		// Set in place, before anything below reads the request: the
+		// gateway and forwarders test r.TLS (X-Forwarded-Proto, cookies).
+		r.TLS, _ = r.Context().Value(tlsStateKey{}).(*tls.ConnectionState)
+	}
 	if _, marked := r.Header[FramingHeader]; marked {
 		h.answer(w, r, &badFraming)
 		return
