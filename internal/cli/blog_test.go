@@ -131,8 +131,8 @@ const (
 		`arn:aws:execute-api:eu-west-1:123456789012:serverless-proxy/dev/POST/forward with an explicit deny"}`
 )
 
-// TestBlogAcceptance is the guards issue's acceptance 1, on the real
-// server with the example config.
+// TestBlogAcceptance runs the blog's setup end to end: the real server
+// with the example config.
 func TestBlogAcceptance(t *testing.T) {
 	t.Run("GitHub address with the key is forwarded", func(t *testing.T) {
 		b := startBlog(t, nil)
@@ -226,7 +226,8 @@ func serverResult(a answer, forwarded bool, forwardLine string) string {
 	return "result: " + strconv.Itoa(a.status) + " " + a.body
 }
 
-// explainLine is DESIGN §2's step line.
+// explainLine is explain's step line, "STEP: allow|deny|skip — why"
+// (docs/guards.md#explain).
 var explainLine = regexp.MustCompile(`^[a-z_]+: (allow|deny|skip) — \S`)
 
 // TestExplainMatchesServer is acceptance 6: explain's verdict for the

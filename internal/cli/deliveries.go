@@ -94,7 +94,7 @@ func (d *deliveries) stop() error {
 }
 
 // runDeliveries is `drawbridge deliveries [-c FILE] list|show|replay|purge`
-// (DESIGN §2). It works on the state file when serve is stopped and
+// (README.md#commands). It works on the state file when serve is stopped and
 // through the admin listener when serve runs (it then holds the file's
 // lock).
 func runDeliveries(args []string, stdout, stderr io.Writer) error {

@@ -199,7 +199,7 @@ func rawEdgeRows(t *testing.T, l edgeListener) {
 	const apigw400 = `{"message":"Bad Request"}`
 	const noRoute = `{"message":"Missing Authentication Token"}`
 	rows := []row{
-		// §2.1 framing and smuggling.
+		// Framing and smuggling (docs/hardening.md#request-smuggling).
 		{id: "H1", name: "CL.TE with a hidden request", send: []string{post + "Content-Length: 6\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /forward?smuggled HTTP/1.1\r\n" + h + "\r\n"},
 			status: []int{400}, body0: apigw400, closed: true},
 		{id: "H2", name: "TE.CL, CL shorter than the body", send: []string{post + "Transfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n5\r\nhello\r\n0\r\n\r\n"},
@@ -272,7 +272,7 @@ func rawEdgeRows(t *testing.T, l edgeListener) {
 		// net/http hands the preface to the handler (no h2c here): no route.
 		{id: "H25", name: "HTTP/2 preface on HTTP/1", send: []string{"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"}, status: []int{403}, body0: noRoute, closed: true},
 
-		// §2.2 paths.
+		// Paths (docs/hardening.md#one-path-form).
 		{id: "P1", name: "dot-dot", send: []string{"GET /hooks/../admin HTTP/1.1\r\n" + h + "\r\n"}, status: []int{403}, body0: noRoute},
 		{id: "P1b", name: "dot", send: []string{"GET /hooks/./x HTTP/1.1\r\n" + h + "\r\n"}, status: []int{403}, body0: noRoute},
 		{id: "P2", name: "encoded dot-dot", send: []string{"GET /hooks/%2e%2E/admin HTTP/1.1\r\n" + h + "\r\n"}, status: []int{403}, body0: noRoute},
@@ -297,7 +297,7 @@ func rawEdgeRows(t *testing.T, l edgeListener) {
 			}},
 		{id: "P13", name: "case variant", send: []string{"GET /Forward HTTP/1.1\r\n" + h + "\r\n"}, status: []int{403}, body0: noRoute},
 
-		// §2.3 headers.
+		// Headers (docs/hardening.md#protected-header-names).
 		{id: "HD1", name: "Connection names protected headers", send: []string{get + "Connection: X-Forwarded-For, X-Request-Id\r\nX-Forwarded-For: 6.6.6.6\r\n\r\n"}, status: []int{200}, backend: 1,
 			check: func(t *testing.T, got []seen) {
 				if got[0].header.Get("X-Forwarded-For") != "127.0.0.1" || got[0].header.Get("X-Request-Id") == "" {
@@ -465,7 +465,7 @@ func TestWebSocket(t *testing.T) {
 	}
 }
 
-// TestSmugglerSweep is reliability §2.1 H10 (smuggler's byte sweep): one
+// TestSmugglerSweep is smuggler's byte sweep (docs/hardening.md#request-smuggling): one
 // byte from 0x01-0x1F or 0x7F-0xFF inserted before the Transfer-Encoding
 // name, before its colon, after the colon or after "chunked", with a
 // Content-Length framing a hidden request. Whatever the byte, the backend

@@ -82,8 +82,8 @@ func mustGet(t *testing.T, url string) (int, http.Header, string) {
 	return resp.StatusCode, resp.Header, string(b)
 }
 
-// TestEgressAcceptance is acceptance 1 of the egress issue, end to end
-// through serve: with only 127.0.0.1:PORT_A allowed, routes to
+// TestEgressAcceptance proves the egress guard (docs/hardening.md) end to
+// end through serve: with only 127.0.0.1:PORT_A allowed, routes to
 // 127.0.0.1:PORT_B and to every other notation of a forbidden address get
 // 502 Bad Gateway, outcome egress_denied, reason and address in the log
 // only, and the listener on PORT_B sees no connection.

@@ -21,7 +21,7 @@ func (h *headerFlags) Set(v string) error { *h = append(*h, v); return nil }
 
 // runExplain is `drawbridge explain`: one imaginary request through the
 // same steps as serve, state read and not consumed, the target never
-// called (DESIGN §2).
+// called (docs/guards.md#explain).
 func runExplain(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("explain", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -1,9 +1,7 @@
 //go:build linux
 
-// Acceptance 3 of the Lambda issue: the guards work the same inside the
-// function. It needs the guards wired into gateway.Build (today Build
-// refuses these configs), so it is behind the "guards" tag until then:
-// go test -tags guards -run TestLambdaGuards ./internal/cli/
+// The guards work the same inside the Lambda function as behind serve
+// (docs/lambda.md).
 
 package cli
 

@@ -421,8 +421,8 @@ func TestLambdaURLMode(t *testing.T) {
 	fn.oneEnvironment(t)
 }
 
-// TestLambdaBadEvents is acceptance 5 (reliability-security §2.8): each bad
-// event gets a clean answer and the same execution environment serves the
+// TestLambdaBadEvents: each malformed or unsupported event
+// (docs/lambda.md#events) gets a clean answer and the same execution environment serves the
 // next invoke.
 func TestLambdaBadEvents(t *testing.T) {
 	be := newBackend(t)
@@ -581,7 +581,7 @@ const testLoopbackTag = "drawbridge_testloopback"
 
 // TestLambdaEgressDeniesLoopback: a bootstrap built as releases are (no
 // test tag) refuses a loopback target in Lambda mode, where the Runtime
-// API listens (DESIGN §4a): 502 Bad Gateway and the backend sees nothing,
+// API listens (docs/lambda.md#egress): 502 Bad Gateway and the backend sees nothing,
 // and the function keeps serving.
 func TestLambdaEgressDeniesLoopback(t *testing.T) {
 	be := newBackend(t)

@@ -35,7 +35,8 @@ func waitDelivered(t *testing.T, b *hookBackend, ids []string, within time.Durat
 	}
 }
 
-// TestRedisDeliveryAcrossReplicas is issue 9's acceptance 2 on real
+// TestRedisDeliveryAcrossReplicas: async routes on Redis
+// (docs/redis.md#async-routes-on-redis), on real
 // `drawbridge serve` processes sharing one redis-server:
 //   - healthy: 40 events posted to two replicas are each delivered exactly
 //     once, by whichever worker claimed it;

@@ -244,7 +244,8 @@ func TestCheckRedisDurability(t *testing.T) {
 	}
 }
 
-// TestGatewaysFollowRedisClock is issue 9's acceptance 4 at gateway level:
+// TestGatewaysFollowRedisClock: gateways use the Redis server's clock
+// (docs/redis.md#time-source), at gateway level:
 // two serve instances whose clocks disagree by a day share one Redis whose
 // clock the test moves. The quota period and the throttle refill follow
 // the Redis clock: the replica already in tomorrow gets no fresh quota

@@ -125,7 +125,8 @@ func sum(m map[int]int) int {
 	return n
 }
 
-// TestReplicasShareLimitsOnRedis is issue 9's acceptance 1 on real
+// TestReplicasShareLimitsOnRedis: replicas share exact limits
+// (docs/redis.md#replicas), on real
 // `drawbridge serve` processes sharing one redis-server, with 2 and with 4
 // replicas: the stage burst of 100 admits 100 (+1 for the refill of a
 // slow burst) in total; the 1000/DAY quota admits exactly 1000 of 1600
@@ -167,7 +168,8 @@ func TestReplicasShareLimitsOnRedis(t *testing.T) {
 	}
 }
 
-// TestRedisKilledMidLoadServe is issue 9's acceptance 3 on two real
+// TestRedisKilledMidLoadServe: the failure policy
+// (docs/redis.md#failure-policy) on two real
 // `drawbridge serve` processes under steady load: Redis SIGKILLed, then
 // hung (SIGSTOP, the black-holed case), then back each time. While it is
 // down every guarded request is 503 {"message":"Service Unavailable"};

@@ -135,8 +135,8 @@ func decisions(t *testing.T, b *blog) []string {
 	return got
 }
 
-// TestServerlessBlogDecisions is the serverless issue's acceptance 1 and
-// 4: the blog's serverless.yml, imported, gives the same answers (and the
+// TestServerlessBlogDecisions: the blog's serverless.yml
+// (docs/serverless.md), imported, gives the same answers (and the
 // same explain predictions) for the blog's four requests as the native
 // example config; and after import → export serverless → import again,
 // still the same.

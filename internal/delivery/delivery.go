@@ -1,5 +1,5 @@
 // Package delivery is drawbridge's durable store-and-forward for async
-// webhook routes (DESIGN §7): the gateway verifies a webhook and Enqueues
+// webhook routes (docs/delivery.md): the gateway verifies a webhook and Enqueues
 // it (committed and fsync'd before Enqueue returns, so a 202 is only sent
 // for an event that survives kill -9), and a Worker delivers it to the
 // route's target in the background with retries, dead letters and replay.
@@ -90,7 +90,7 @@ type Delivery struct {
 	Method string `json:"method"` // as received
 	// URL is where the request goes: the route's target as configured
 	// when the request was accepted, with the prefix route's rest and the
-	// raw query byte-for-byte (DESIGN §4).
+	// raw query byte-for-byte (docs/hardening.md#one-path-form).
 	URL string `json:"url"`
 	// Header is what the target receives (the gateway removed hop-by-hop
 	// and protected headers and set X-Forwarded-*, as on a sync route).
@@ -183,7 +183,7 @@ var (
 	ErrInvalid = errors.New("invalid delivery request")
 )
 
-// Ops are the operator's actions (DESIGN §2 `drawbridge deliveries`),
+// Ops are the operator's actions (`drawbridge deliveries`, README.md#commands),
 // served by a Queue directly and, while serve runs, over the admin
 // listener.
 type Ops interface {

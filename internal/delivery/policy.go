@@ -96,7 +96,8 @@ type Result struct {
 // Retryable reports whether a result asks for another attempt: no
 // response, 408, 429 or 5xx. 2xx is success; 1xx, 3xx (redirects are never
 // followed) and other 4xx are permanent failures that go to dead letters
-// at once (DESIGN §7).
+// at once: repeating them cannot change the answer
+// (docs/delivery.md#outcomes-and-retries).
 func (r Result) Retryable() bool {
 	switch {
 	case r.Err != nil || r.Status == 0:

@@ -62,7 +62,8 @@ func TestDeliverOnceAsAccepted(t *testing.T) {
 	}
 }
 
-// TestOutcomes: which answers end a delivery, which retry (DESIGN §7).
+// TestOutcomes: which answers end a delivery, which retry
+// (docs/delivery.md#outcomes-and-retries).
 func TestOutcomes(t *testing.T) {
 	cases := []struct {
 		name   string

@@ -28,7 +28,7 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 	for _, r := range cfg.Routes {
 		if u, err := url.Parse(r.Target); err == nil && legacyIPv4(u.Hostname()) {
 			// Refused with explicit rules too: which address such a host
-			// means depends on the resolver (reliability §2.12 G7).
+			// means depends on the resolver (docs/hardening.md#legacy-ipv4-notations).
 			at(r.Line, "route %s: target host %q looks like an IPv4 address in a legacy notation; write it as dotted decimal (a.b.c.d)", r.Path, u.Hostname())
 		}
 		if !r.AllowMetadata {

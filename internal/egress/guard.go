@@ -114,7 +114,7 @@ func (e *DeniedError) Unwrap() error { return ErrDenied }
 //   - fd00:ec2::254: AWS IMDS over IPv6 (Nitro)
 //   - 169.254.170.2: ECS task metadata and credentials
 //   - 169.254.170.23, fd00:ec2::23: EKS Pod Identity agent
-//   - 100.100.100.200: Alibaba Cloud metadata (reliability-security §2.12 G1)
+//   - 100.100.100.200: Alibaba Cloud metadata (docs/hardening.md#cloud-metadata-endpoints)
 func MetadataAddrs() []netip.Addr { return slices.Clone(metadata[:]) }
 
 var metadata = [...]netip.Addr{

@@ -67,7 +67,7 @@ func TestCheck(t *testing.T) {
 		{"other loopback, lambda", everything, Options{Lambda: true}, "127.255.255.254:80", Loopback},
 		{"non-loopback, lambda", typical, Options{Lambda: true}, "10.0.0.1:80", 0},
 
-		// Metadata, denied whatever the rules say (§2.12 G1).
+		// Metadata, denied whatever the rules say (docs/hardening.md#cloud-metadata-endpoints).
 		{"imds under 0.0.0.0/0", open, Options{}, "169.254.169.254:80", Metadata},
 		{"imds under its own rule", mustParse(t, "169.254.169.254:80"), Options{}, "169.254.169.254:80", Metadata},
 		{"imds mapped", open, Options{}, "[::ffff:169.254.169.254]:80", Metadata},
@@ -83,7 +83,7 @@ func TestCheck(t *testing.T) {
 		{"imds opted in, other metadata still denied", open, Options{AllowMetadata: []netip.Addr{meta}}, "169.254.170.2:80", Metadata},
 		{"imds opted in, nat64 form still denied", open, Options{AllowMetadata: []netip.Addr{meta}}, "[64:ff9b::a9fe:a9fe]:80", Metadata},
 
-		// Embedded IPv4 (§2.12 G2): decoded, and must pass on its own.
+		// Embedded IPv4 (docs/hardening.md#embedded-ipv4): decoded, and must pass on its own.
 		{"compatible imds", open, Options{}, "[::169.254.169.254]:80", Metadata},
 		{"compatible loopback", open, Options{}, "[::127.0.0.1]:80", LoopbackNotNamed},
 		{"translated imds", open, Options{}, "[::ffff:0:169.254.169.254]:80", Metadata},

@@ -171,8 +171,9 @@ func TestDefaultErrors(t *testing.T) {
 	tests := []struct {
 		name, target, want string
 	}{
-		// reliability-security §2.12 G7: a legacy notation is a config
-		// error, not a question for whichever resolver happens to run.
+		// A legacy notation is a config error
+		// (docs/hardening.md#legacy-ipv4-notations), not a question for
+		// whichever resolver happens to run.
 		{"decimal ipv4", "http://2130706433/", "legacy notation"},
 		{"hex ipv4", "http://0x7f000001/", "legacy notation"},
 		{"octal ipv4", "http://017700000001/", "legacy notation"},

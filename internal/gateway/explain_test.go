@@ -118,7 +118,7 @@ func explainEmpty(g *Gateway) Explanation {
 	return g.Explain(r, nil)
 }
 
-// checkExplanation: every line has DESIGN §2's form, one starts with
+// checkExplanation: every line has explain's form (docs/guards.md#explain), one starts with
 // decisive, and the route line comes first.
 func checkExplanation(t *testing.T, e *Explanation, decisive string) {
 	t.Helper()

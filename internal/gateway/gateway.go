@@ -1,6 +1,7 @@
 // Package gateway is drawbridge's request path: one http.Handler that
 // normalises, routes, runs the guards cheapest-first and dispatches, the
-// same whether net/http or the Lambda adapter calls it (DESIGN §1).
+// same whether net/http or the Lambda adapter calls it
+// (docs/design.md#one-request-end-to-end).
 //
 // Build compiles a config once (route table, policy matcher, keys and
 // buckets, error bodies as ready bytes, metric children); ServeHTTP then
@@ -56,7 +57,7 @@ type Deps struct {
 	// IPSets are local copies of built-in ip sets (`drawbridge ipsets
 	// update`), used unless the config's ip_sets names the same set.
 	IPSets map[string][]string
-	// Queue persists async routes' requests (DESIGN §7). Nil: they answer
+	// Queue persists async routes' requests (docs/delivery.md). Nil: they answer
 	// 503 (check builds without one).
 	Queue Enqueuer
 	// Bodies is the memory budget request bodies share. It outlives
@@ -228,7 +229,8 @@ func (c *call) notef(format string, args ...any) {
 	c.note = s
 }
 
-// ServeHTTP runs one request through DESIGN §1's pipeline.
+// ServeHTTP runs one request through the pipeline of
+// docs/design.md#one-request-end-to-end.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.serve(w, r, (*Gateway).dispatch)
 }

@@ -482,8 +482,8 @@ func TestHTTPFlavourNoRoute(t *testing.T) {
 	wantEq(t, "body", string(body), `{"message":"Not Found"}`)
 }
 
-// TestPathRules: DESIGN §4a paths never reach a backend and get the
-// no-route answer.
+// TestPathRules: paths the path rule refuses (docs/hardening.md#one-path-form)
+// never reach a backend and get the no-route answer.
 func TestPathRules(t *testing.T) {
 	b := newBackend(t, nil)
 	base, _ := gatewayFor(t, routesYAML, b.URL)

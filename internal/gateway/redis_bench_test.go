@@ -99,7 +99,8 @@ func roundTrips(t testing.TB, c *goredis.Client) int64 {
 // allowed blog request costs with the redis driver: steps 4-6 are one
 // Admit (one EVALSHA: three throttle levels, the quota, the lease) and the
 // lease's Release at the end of the request is one ZREM: 2. Without
-// max_concurrent there is nothing to release: 1, issue 9's target. A
+// max_concurrent there is nothing to release: 1, one round trip per
+// guarded request (docs/redis.md#one-call-one-round-trip). A
 // change here changes the hot path's cost: update docs/redis.md with it.
 func TestRedisRoundTripsPerRequest(t *testing.T) {
 	srv := redistest.Start(t, redistest.Options{})

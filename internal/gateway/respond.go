@@ -31,8 +31,9 @@ const (
 )
 
 // reply is a ready-made error answer. Bodies are fixed bytes built once:
-// users match on them, as on API Gateway's (DESIGN §4), so they are
-// frozen here and tested byte for byte.
+// users match on them, as on API Gateway's
+// (docs/design.md#answers-and-outcomes), so they are frozen here and
+// tested byte for byte.
 type reply struct {
 	status    int
 	body      []byte
@@ -94,7 +95,8 @@ func (g *Gateway) render(c *call, rp *reply) {
 	if !c.bodyDone && hasBody(c.r) {
 		// The body was not read: close the connection instead of letting
 		// net/http drain (or wait for) it, and stop reading now, so a slow
-		// or 100-continue client cannot hold the socket (reliability §0.2).
+		// or 100-continue client cannot hold the socket
+		// (docs/hardening.md#bodies-are-read-whole-before-dispatch).
 		h["Connection"] = closeHdr
 		http.NewResponseController(c.w).SetReadDeadline(aLongTimeAgo)
 	}

@@ -129,7 +129,8 @@ func escapedRest(escaped, base string) string {
 	return escaped[i:]
 }
 
-// pathOK applies DESIGN §4a to the escaped request path: no dot-segments
+// pathOK applies the path rule (docs/hardening.md#one-path-form) to the
+// escaped request path: no dot-segments
 // (also encoded, %2e), no encoded '/' or '\', no backslash, no NUL, no
 // empty interior segment. One rule for matching and forwarding, so
 // "/hooks/../admin" can never match /hooks/* and then reach /admin.

@@ -22,7 +22,7 @@ import (
 const GitHubHooks = "github-hooks"
 
 // githubHooks is the "hooks" list of https://api.github.com/meta (snapshot
-// 2026, mission-anchors §3.1). The blog's 2021 policy listed only the first
+// of 2026). The blog's 2021 policy listed only the first
 // three IPv4 blocks; 143.55.64.0/20 and both IPv6 blocks were added later,
 // which is why users can override the set from a fresh /meta download
 // (see ParseGitHubMeta) without waiting for a release.
@@ -85,7 +85,7 @@ func ParseGitHubMeta(data []byte) ([]netip.Prefix, error) {
 // and AWS security groups read it). An IPv4-mapped IPv6 prefix
 // (::ffff:10.0.0.0/104) becomes the IPv4 prefix it names, because
 // netip.Prefix.Contains never matches across families and client addresses
-// are always unmapped before a check (reliability-security §0.6). Zones are
+// are always unmapped before a check (docs/hardening.md#unmapped-addresses). Zones are
 // rejected.
 func ParsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
@@ -343,7 +343,7 @@ func (s *Set) Prefixes() []netip.Prefix {
 
 // Families reports whether the set holds any IPv4 and any IPv6 range, so
 // check can warn that an IPv4-only list denies every IPv6 client
-// (reliability-security §2.6 I1).
+// (docs/hardening.md#unmapped-addresses).
 func (s *Set) Families() (v4, v6 bool) {
 	if s == nil {
 		return false, false

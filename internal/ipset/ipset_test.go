@@ -138,7 +138,7 @@ func TestConfigOverridesBuiltin(t *testing.T) {
 }
 
 func TestBuiltinMatchesAnchors(t *testing.T) {
-	// mission-anchors §3.1 snapshot; the blog's three blocks must stay in.
+	// api.github.com/meta's "hooks" of 2026; the blog's three blocks must stay in.
 	want := []string{"140.82.112.0/20", "143.55.64.0/20", "185.199.108.0/22", "192.30.252.0/22", "2606:50c0::/32", "2a0a:a440::/29"}
 	s, err := Compile([]string{GitHubHooks}, nil)
 	if err != nil {

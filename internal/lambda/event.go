@@ -134,8 +134,9 @@ func decode(payload []byte) (*event, error) {
 	return ev, nil
 }
 
-// detect follows the order in mission-anchors §1.7: the ALB marker first,
-// then payload 2.0, then anything with an HTTP method. Authorizer and
+// detect tests the most specific marker first: the ALB marker (an ALB
+// event also has a method), then payload 2.0 (its version field), then
+// anything with an HTTP method (REST and payload 1.0). Authorizer and
 // WebSocket events also carry methods and versions; serving them as requests
 // would run the gateway on something that is not a client request, so they
 // are unknown.

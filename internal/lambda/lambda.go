@@ -81,7 +81,8 @@ type Options struct {
 	// then ends in the gateway's own 504 {"message":"Endpoint request timed
 	// out"}, answered while the function still runs, instead of Lambda
 	// killing the function and API Gateway answering 502 (the original
-	// forwarder's behaviour, mission-anchors §5). Zero means
+	// Python forwarder's behaviour,
+	// docs/lambda.md#drop-in-mode-the-original-python-forwarder). Zero means
 	// DefaultDeadlineMargin; negative leaves the deadline alone.
 	DeadlineMargin time.Duration
 

@@ -440,7 +440,7 @@ func expect[T comparable](got, want T) string {
 	return ""
 }
 
-// TestBadEvents is reliability-security §2.8: every bad event gets a clean
+// TestBadEvents: every malformed or unsupported event (docs/lambda.md#events) gets a clean
 // answer, never a panic, and the adapter serves the next event normally.
 func TestBadEvents(t *testing.T) {
 	big := strings.Repeat("x", 7<<20)

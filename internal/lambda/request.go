@@ -28,7 +28,7 @@ func badEvent(format string, args ...any) *eventError {
 	return &eventError{status: http.StatusBadRequest, cause: fmt.Errorf(format, args...)}
 }
 
-// Bodies as in DESIGN §4, byte for byte, so an error from the adapter cannot
+// Bodies as in docs/design.md#answers-and-outcomes, byte for byte, so an error from the adapter cannot
 // be told from the same error raised by the gateway.
 const (
 	bodyBadRequest     = `{"message":"Bad Request"}`
@@ -182,7 +182,9 @@ func (a *Adapter) request(ctx context.Context, ev *event) (*http.Request, *event
 
 // remoteAddr is "ip:0": the gateway parses RemoteAddr as host:port like any
 // TCP peer, and no port is known. An unknown client stays "", never
-// 0.0.0.0 and never X-Forwarded-For (reliability-security §2.8 L2).
+// 0.0.0.0 and never X-Forwarded-For: an unknown client is denied on
+// IP-restricted routes, where either would be trusted
+// (docs/lambda.md#client-address).
 func (a *Adapter) remoteAddr(ev *event) string {
 	if ev.kind == KindALB {
 		if ip, err := netip.ParseAddr(a.opts.ALBPeer); err == nil {

@@ -53,7 +53,7 @@ func (w *responseWriter) WriteHeader(code int) {
 		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
 	}
 	// 1xx are interim responses; a buffered Lambda response cannot carry
-	// them, so they are dropped (reliability-security §2.8 L11). 101 has no
+	// them, so they are dropped. 101 has no
 	// meaning without a connection to switch.
 	if code < 200 {
 		return

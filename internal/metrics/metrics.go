@@ -1,5 +1,5 @@
 // Package metrics holds drawbridge's Prometheus registry and the names of
-// request outcomes (DESIGN §5).
+// request outcomes (docs/design.md#answers-and-outcomes).
 //
 // One Metrics lives for the whole process and outlives config reloads, so
 // counters keep counting across SIGHUP. It uses a private registry, never
@@ -13,7 +13,7 @@ import (
 )
 
 // Outcome is how a request ended. The strings are part of the user-facing
-// contract (DESIGN §5): dashboards and alerts match on them.
+// contract (docs/design.md#answers-and-outcomes): dashboards and alerts match on them.
 type Outcome string
 
 const (
@@ -33,7 +33,8 @@ const (
 	UpstreamTimeout   Outcome = "upstream_timeout"
 )
 
-// Outcomes lists every outcome, in DESIGN §5's order.
+// Outcomes lists every outcome: billable ones first, then rejections in
+// guard order, then upstream failures.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
 	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
 	UpstreamError, UpstreamTimeout}

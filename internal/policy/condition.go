@@ -235,7 +235,7 @@ func (c *condition) parseValues(vals []string) string {
 // parsePrefix reads a CIDR or a single address, v4 or v6, clearing host
 // bits and turning IPv4-mapped IPv6 into IPv4, because client addresses are
 // unmapped before the check and netip.Prefix.Contains never matches across
-// families (reliability-security §0.6).
+// families (docs/hardening.md#unmapped-addresses).
 func parsePrefix(s string) (netip.Prefix, error) {
 	s = strings.TrimSpace(s)
 	var p netip.Prefix

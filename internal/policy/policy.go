@@ -2,7 +2,7 @@
 // document) into a matcher and evaluates requests against it the way API
 // Gateway does for an API without another authorizer: an explicit Deny
 // wins, otherwise an explicit Allow is required, otherwise the request is
-// implicitly denied (mission-anchors §1.5).
+// implicitly denied (IAM's policy evaluation logic).
 //
 // The document is parsed once by Compile; Evaluate does no parsing and no
 // allocation, so the blog's two-statement policy costs tens of nanoseconds

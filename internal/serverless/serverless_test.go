@@ -86,7 +86,8 @@ func guardsOf(c *config.Config) guards {
 }
 
 // TestServerlessBlog: the blog's serverless.yml gives the guards that
-// DESIGN §3 writes natively (acceptance 1 at the Config level).
+// drawbridge.yaml writes natively (docs/serverless.md), at the Config
+// level.
 func TestServerlessBlog(t *testing.T) {
 	cfg := loadBlog(t)
 	var policy any

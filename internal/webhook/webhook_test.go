@@ -18,14 +18,15 @@ import (
 	"time"
 )
 
-// Published or independently recomputed vectors (mission-anchors §2.10, §3).
+// Published or independently recomputed vectors: each constant says which.
 const (
 	// GitHub's documented example.
 	ghSecret = "It's a Secret to Everybody"
 	ghBody   = "Hello, World!"
 	ghSig    = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
 
-	// Computed by the research note with openssl; not published by Stripe.
+	// Computed with openssl (echo -n "$t.$body" | openssl dgst -sha256
+	// -hmac $secret); not published by Stripe.
 	stripeSecret = "whsec_test_secret"
 	stripeT      = 1700000000
 	stripeBody   = `{"id":"evt_test","object":"event"}`
@@ -500,7 +501,8 @@ func TestHugeHeaders(t *testing.T) {
 	}
 }
 
-// TestVerifyDoesNotAllocate guards the per-request cost (DESIGN §8) on the
+// TestVerifyDoesNotAllocate guards the per-request cost
+// (docs/design.md#performance-budgets) on the
 // accepting path and on the common rejections.
 func TestVerifyDoesNotAllocate(t *testing.T) {
 	if raceEnabled {

@@ -39,7 +39,7 @@ import (
 	"time"
 )
 
-// Module and Version pin the emulator (lambda-tooling.md §1).
+// Module and Version pin the emulator (docs/lambda.md#testing-locally).
 const (
 	Module  = "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"
 	Version = "v0.0.0-20261030222936-bef5c4ba774d"

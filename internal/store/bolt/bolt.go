@@ -1,6 +1,8 @@
 // Package bolt is the embedded store driver (`state.driver: embedded`, the
 // default): quota counters persisted in a bbolt file, token buckets and
-// concurrency leases in memory (package memory), as the guards issue allows.
+// concurrency leases in memory (package memory): losing them on restart
+// frees slots and refills buckets, which errs toward the client
+// (docs/guards.md#state).
 //
 // Durability of quota counters: Count works on an in-memory copy (no disk
 // I/O on the request path) and marks the counter dirty; a background loop
@@ -8,7 +10,7 @@
 // Options.FlushInterval, 500 ms by default. Close stops the loop and writes
 // the rest, so a clean restart resumes exactly; SIGKILL or a power cut loses
 // the counts since the last completed flush: at most one interval plus one
-// commit's duration (well under the 1 s DESIGN §6 promises). bbolt's
+// commit's duration (well under the 1 s docs/design.md#state promises). bbolt's
 // two-phase commit means the file reopens in the old or the new state, never
 // torn. A lost count errs toward the client (a few requests more than the
 // quota), which API Gateway also allows: its quotas are best-effort targets.

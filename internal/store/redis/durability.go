@@ -12,7 +12,7 @@ import (
 // saying what to set (for `drawbridge check` and the start-up log). None
 // means: AOF on with appendfsync always, and no eviction.
 //
-// What each setting risks (reference §0.8, §2.10 R5/R6): without AOF a
+// What each setting risks (docs/hardening.md#durability-depends-on-fsync): without AOF a
 // Redis restart loses every quota count and accepted delivery since the
 // last RDB snapshot; with appendfsync everysec a crash loses up to a second
 // of them; with appendfsync no, whatever the kernel had not written; an

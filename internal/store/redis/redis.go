@@ -92,8 +92,9 @@ func New(o Options) (*Store, error) {
 		s.timeout = DefaultTimeout
 	}
 	// go-redis defaults wait up to 5 s per socket operation, retry three
-	// times and ignore context deadlines (reference §0.7): a black-holed
-	// Redis would stall each request for tens of seconds, and a retried
+	// times and ignore context deadlines
+	// (docs/hardening.md#redis-calls-are-bounded-and-never-retried): a
+	// black-holed Redis would stall each request for tens of seconds, and a retried
 	// script whose reply was lost would apply twice.
 	ro.DialTimeout = s.timeout
 	ro.ReadTimeout = s.timeout
