@@ -33,8 +33,8 @@ const (
 	UpstreamTimeout   Outcome = "upstream_timeout"
 )
 
-// Outcomes lists every outcome: billable ones first, then rejections in
-// guard order, then upstream failures.
+// Outcomes lists every outcome: the billable ones first, then the
+// rejections, then the upstream failures.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
 	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
 	UpstreamError, UpstreamTimeout}
