@@ -1,15 +1,15 @@
 // Package clientip decides which address a request comes from: the TCP
 // peer, or, when the peer is a configured trusted proxy, the right-most
 // X-Forwarded-For entry that is not itself a trusted proxy (the rule of
-// Traefik's PoolStrategy: everything left of that entry could be forged).
+// Traefik's PoolStrategy).
 //
 // Everything left of that entry was written by the client and can be
 // forged; everything right of it was appended by proxies we trust. An entry
 // that cannot be parsed where the walk needs it yields the invalid
 // netip.Addr ("unknown"), never the proxy's own address: a proxy is often
 // inside an allow list, and falling back to it would let any garbage header
-// through (docs/hardening.md#unmapped-addresses). Callers deny unknown clients on
-// IP-restricted routes.
+// through (docs/hardening.md#unmapped-addresses). Callers deny unknown
+// clients on IP-restricted routes.
 //
 // The resolver allocates nothing and walks the header from the right
 // without splitting it, so a hostile 1,000-entry header costs microseconds.

@@ -183,8 +183,8 @@ func (a *Adapter) request(ctx context.Context, ev *event) (*http.Request, *event
 // remoteAddr is "ip:0": the gateway parses RemoteAddr as host:port like any
 // TCP peer, and no port is known. An unknown client stays "", never
 // 0.0.0.0 and never X-Forwarded-For: an unknown client is denied on
-// IP-restricted routes, where either would be trusted
-// (docs/lambda.md#client-address).
+// IP-restricted routes, where 0.0.0.0 could match a wide allow list and
+// X-Forwarded-For can be forged (docs/lambda.md#client-address).
 func (a *Adapter) remoteAddr(ev *event) string {
 	if ev.kind == KindALB {
 		if ip, err := netip.ParseAddr(a.opts.ALBPeer); err == nil {
