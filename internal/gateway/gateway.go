@@ -299,7 +299,7 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 		c.bodyDone = true
 		return allowed
 	}
-	limit := time.Duration(c.route.timeout)
+	limit := c.route.timeout
 	if g.bodyTime > 0 && g.bodyTime < limit {
 		limit = g.bodyTime
 	}
@@ -350,7 +350,7 @@ func (g *Gateway) dispatch(c *call) {
 		Body:         c.body,
 		ForwardedFor: g.forwardedFor(c),
 		RequestID:    c.id,
-		Deadline:     c.start.Add(time.Duration(c.route.timeout)),
+		Deadline:     c.start.Add(c.route.timeout),
 		WebSocket:    c.route.cfg.WebSocket,
 	}
 	if a := g.async[c.route]; a != nil {
