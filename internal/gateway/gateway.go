@@ -70,7 +70,7 @@ type Deps struct {
 // Build; a reload builds a new one and swaps it in.
 type Gateway struct {
 	cfg       *config.Config
-	api       string
+	api       config.API
 	router    *router
 	routes    []*route
 	replies   [numReasons]reply
@@ -113,7 +113,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		log:       deps.Log,
 		stage:     cfg.Stage,
 		store:     deps.Store,
-		failOpen:  cfg.State.OnError == "open",
+		failOpen:  cfg.State.OnError == config.OnErrorOpen,
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
 	}
@@ -140,7 +140,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == config.ForwarderLean}
-		if rc.Response == "envelope" {
+		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
 		}
 		fwd, err := forward.New(rc.Target, opts)

@@ -70,7 +70,7 @@ type guards struct {
 }
 
 func guardsOf(c *config.Config) guards {
-	g := guards{Stage: c.Stage, API: c.API, Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
+	g := guards{Stage: c.Stage, API: string(c.API), Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
 	if c.ResourcePolicy != "" {
 		json.Unmarshal([]byte(c.ResourcePolicy), &g.Policy)
 	}
