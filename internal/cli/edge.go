@@ -34,7 +34,7 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 	eln := edge.NewListener(ln, edge.ListenerOptions{
 		MaxConns:       int(cfg.Limits.MaxConnections),
 		MaxPerIP:       int(cfg.Limits.MaxConnsPerIP),
-		Exempt:         trustedProxies(cfg),
+		Exempt:         cfg.ClientIP.Prefixes(),
 		ScanFraming:    tcfg == nil,
 		TLS:            tcfg != nil,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),

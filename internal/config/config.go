@@ -8,6 +8,7 @@
 package config
 
 import (
+	"net/netip"
 	"strconv"
 	"time"
 )
@@ -131,7 +132,14 @@ type ClientIP struct {
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For
 	// is believed. Empty: the TCP peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	prefixes []netip.Prefix // TrustedProxies as parsed by Validate
 }
+
+// Prefixes is TrustedProxies as Validate parsed them (IPv4-in-IPv6
+// unmapped, masked), so that the gateway, the edge and the Lambda
+// adapter read one parse. Empty before Validate. Shared: do not modify.
+func (c *ClientIP) Prefixes() []netip.Prefix { return c.prefixes }
 
 // Limits bound what a request may carry.
 type Limits struct {

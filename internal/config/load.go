@@ -331,10 +331,14 @@ func (v *validator) run() {
 	for i := range c.Egress.Allow {
 		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
 	}
-	for i, p := range c.ClientIP.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
+	c.ClientIP.prefixes = nil // Validate may run again on a config it filled
+	for i, s := range c.ClientIP.TrustedProxies {
+		p, err := ParsePrefix(s)
+		if err != nil {
 			v.errorf(fmt.Sprintf("$.client_ip.trusted_proxies[%d]", i), "client_ip.trusted_proxies: %v", err)
+			continue
 		}
+		c.ClientIP.prefixes = append(c.ClientIP.prefixes, p)
 	}
 	v.throttle("$.throttle", "throttle", c.Throttle)
 	v.throttle("$.account_throttle", "account_throttle", c.AccountThrottle)

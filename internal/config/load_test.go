@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/sha256"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -75,6 +77,19 @@ func TestEnums(t *testing.T) {
 	if cfg.API != APIHTTP || cfg.Admin != AdminOff || cfg.State.OnError != OnErrorOpen || cfg.Server.Forwarder != ForwarderReverseProxy ||
 		r.Response != ResponseEnvelope || r.Delivery.Mode != DeliveryAsync {
 		t.Errorf("api %q admin %q on_error %q forwarder %q response %q mode %q", cfg.API, cfg.Admin, cfg.State.OnError, cfg.Server.Forwarder, r.Response, r.Delivery.Mode)
+	}
+}
+
+// TestTrustedProxiesParsedOnce: Validate keeps the parsed prefixes, IPv4
+// in IPv6 unmapped and masked, for the gateway, edge and Lambda adapter.
+func TestTrustedProxiesParsedOnce(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte("client_ip: {trusted_proxies: [10.1.2.3/8, \"::ffff:192.0.2.9\", \"2001:db8::1\"]}\n"+minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.9/32"), netip.MustParsePrefix("2001:db8::1/128")}
+	if got := cfg.ClientIP.Prefixes(); !slices.Equal(got, want) {
+		t.Errorf("Prefixes() = %v, want %v", got, want)
 	}
 }
 

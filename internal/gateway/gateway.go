@@ -127,15 +127,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g.access = accessHandler(g.log)
 	g.now, g.clock = time.Now, deps.Now
-	var trusted []netip.Prefix
-	for _, s := range cfg.ClientIP.TrustedProxies {
-		p, err := config.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		trusted = append(trusted, p)
-	}
-	g.clientIP = clientip.New(trusted)
+	g.clientIP = clientip.New(cfg.ClientIP.Prefixes())
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
