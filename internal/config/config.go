@@ -9,6 +9,7 @@ package config
 
 import (
 	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -294,6 +295,19 @@ type Route struct {
 	AllowMetadata bool `yaml:"allow_metadata"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
+
+	target *url.URL // Target as parsed by Validate
+}
+
+// TargetURL is Target as Validate parsed and checked it (an absolute http
+// or https URL with a host and no credentials, query or fragment), or nil
+// before Validate. A copy: the caller may change it.
+func (r *Route) TargetURL() *url.URL {
+	if r.target == nil {
+		return nil
+	}
+	u := *r.target
+	return &u
 }
 
 // Prefix reports whether the route matches a path prefix ("/hooks/*").

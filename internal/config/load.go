@@ -331,7 +331,7 @@ func (v *validator) run() {
 	for i := range c.Egress.Allow {
 		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
 	}
-	c.ClientIP.prefixes = nil // Validate may run again on a config it filled
+	c.ClientIP.prefixes = nil // Validate may be called again on a config it filled
 	for i, s := range c.ClientIP.TrustedProxies {
 		p, err := ParsePrefix(s)
 		if err != nil {
@@ -631,6 +631,7 @@ func (v *validator) async(path string, i int, d *Delivery) {
 }
 
 func (v *validator) target(path string, i int, r *Route) {
+	r.target = nil // Validate may be called again on a config it filled
 	if r.Target == "" {
 		v.errorf(path, "routes[%d]: target is required", i)
 		return
@@ -647,6 +648,8 @@ func (v *validator) target(path string, i int, r *Route) {
 		v.errorf(path+".target", "routes[%d].target: credentials in the URL are not supported", i)
 	case u.RawQuery != "" || u.Fragment != "":
 		v.errorf(path+".target", "routes[%d].target: must not have a query or fragment", i)
+	default:
+		r.target = u
 	}
 }
 

@@ -93,6 +93,27 @@ func TestTrustedProxiesParsedOnce(t *testing.T) {
 	}
 }
 
+// TestTargetURL: Validate keeps each route's target as parsed, and hands
+// out copies, so a caller that normalises one cannot change the config.
+func TestTargetURL(t *testing.T) {
+	cfg, err := Parse("u.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cfg.Routes[0]
+	u := r.TargetURL()
+	if u == nil || u.String() != r.Target || u.Host != "127.0.0.1:8081" {
+		t.Fatalf("TargetURL() = %v, want %s", u, r.Target)
+	}
+	u.Path = "/changed"
+	if r.TargetURL().Path != "/" {
+		t.Error("TargetURL hands out the config's own URL")
+	}
+	if (&Route{Target: r.Target}).TargetURL() != nil {
+		t.Error("TargetURL before Validate is not nil")
+	}
+}
+
 // TestBodyMemory: the body budget defaults to 128 MiB, or three bodies
 // of the maximum size when that is more (a config that raised
 // max_body_bytes alone still loads), and read_body_timeout is read.
