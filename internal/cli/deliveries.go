@@ -293,7 +293,7 @@ func parseAge(s string) (time.Duration, error) {
 func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() error, err error) {
 	st, err := openState(cfg, operating)
 	if errors.Is(err, errStateLocked) {
-		if cfg.Admin == "off" {
+		if cfg.Admin == config.AdminOff {
 			return nil, false, nil, fmt.Errorf("%w, and its admin listener is off: stop it, or set admin", err)
 		}
 		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin)}, false, func() error { return nil }, nil

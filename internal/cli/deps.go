@@ -2,7 +2,6 @@ package cli
 
 import (
 	"log/slog"
-	"net/netip"
 	"syscall"
 	"time"
 
@@ -44,16 +43,4 @@ func gatewayDeps(cfg *config.Config, w wiring) gateway.Deps {
 	}
 	return gateway.Deps{Metrics: m, Log: log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
 		Control: w.control, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies}
-}
-
-// trustedProxies is client_ip.trusted_proxies parsed (the config loader
-// has refused any entry that does not parse).
-func trustedProxies(cfg *config.Config) []netip.Prefix {
-	var ps []netip.Prefix
-	for _, s := range cfg.ClientIP.TrustedProxies {
-		if p, err := config.ParsePrefix(s); err == nil {
-			ps = append(ps, p)
-		}
-	}
-	return ps
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/edge"
 	"github.com/drawbridge/drawbridge/internal/metrics"
-	"github.com/prometheus/client_golang/prometheus"
 )
 
 // listen opens the public listener: the edge's connection caps and its
@@ -33,19 +32,14 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 	if err != nil {
 		return nil, fmt.Errorf("listen %s: %w", cfg.Listen, err)
 	}
-	shed := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Name: "drawbridge_connections_shed_total",
-		Help: "Client connections refused at accept (503 and close), by the limit that was reached.",
-	}, []string{"reason"})
-	s.metrics.Registry.Register(shed)
 	eln := edge.NewListener(ln, edge.ListenerOptions{
 		MaxConns:       int(cfg.Limits.MaxConnections),
 		MaxPerIP:       int(cfg.Limits.MaxConnsPerIP),
-		Exempt:         trustedProxies(cfg),
+		Exempt:         cfg.ClientIP.Prefixes(),
 		ScanFraming:    true,
 		TLS:            tcfg != nil,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
-		OnShed:         func(reason string) { shed.WithLabelValues(reason).Inc() },
+		OnShed:         func(reason string) { s.metrics.ConnectionsShed.WithLabelValues(reason).Inc() },
 	})
 	if tcfg != nil {
 		srv.ConnContext = edge.ConnContext

@@ -192,5 +192,5 @@ func urlConfig(target string, env config.LookupEnv) (*config.Config, error) {
 }
 
 func trusts(cfg *config.Config, ip netip.Addr) bool {
-	return slices.ContainsFunc(trustedProxies(cfg), func(p netip.Prefix) bool { return p.Contains(ip) })
+	return slices.ContainsFunc(cfg.ClientIP.Prefixes(), func(p netip.Prefix) bool { return p.Contains(ip) })
 }

@@ -134,7 +134,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	go func() { s.done <- s.public.Serve(s.publicLn) }()
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
-	if cfg.Admin != "off" {
+	if cfg.Admin != config.AdminOff {
 		s.admin = &http.Server{
 			Handler:           admin.Handler(s.metrics.Registry, s.ready, st.history),
 			ReadHeaderTimeout: 10 * time.Second,

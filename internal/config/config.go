@@ -8,6 +8,8 @@
 package config
 
 import (
+	"net/netip"
+	"net/url"
 	"strconv"
 	"time"
 )
@@ -26,8 +28,8 @@ const (
 )
 
 // MaxTimeout is API Gateway's integration limit for api (rest or http).
-func MaxTimeout(api string) time.Duration {
-	if api == "http" {
+func MaxTimeout(api API) time.Duration {
+	if api == APIHTTP {
 		return HTTPMaxTimeout
 	}
 	return RESTMaxTimeout
@@ -36,7 +38,7 @@ func MaxTimeout(api string) time.Duration {
 // Defaults of the keys a drawbridge.yaml leaves out (docs/config.md).
 const (
 	DefaultStage       = "prod"
-	DefaultAPI         = "rest"
+	DefaultAPI         = APIREST
 	DefaultListen      = ":8080"
 	DefaultAdmin       = "127.0.0.1:9090"
 	DefaultMaxBody     = 10 << 20 // 10 MiB, as API Gateway
@@ -71,9 +73,9 @@ type Config struct {
 	File string `yaml:"-"`
 
 	Stage  string `yaml:"stage"`  // appears in policy resources and ARNs
-	API    string `yaml:"api"`    // rest | http: which flavour's responses to mimic
+	API    API    `yaml:"api"`    // rest | http: which flavour's responses to mimic
 	Listen string `yaml:"listen"` // host:port of the public listener
-	Admin  string `yaml:"admin"`  // host:port of /healthz /readyz /metrics; "off" disables
+	Admin  string `yaml:"admin"`  // host:port of /healthz /readyz /metrics; AdminOff disables
 
 	// AWS names the placeholders that appear in policy-denial ARNs.
 	AWS AWS `yaml:"aws"`
@@ -106,6 +108,19 @@ type Config struct {
 	Lines map[string]int `yaml:"-"`
 }
 
+// API names the API Gateway flavour whose answers drawbridge mimics (api).
+type API string
+
+const (
+	// APIREST: a REST API (v1), the default.
+	APIREST API = "rest"
+	// APIHTTP: an HTTP API (v2).
+	APIHTTP API = "http"
+)
+
+// AdminOff as Config.Admin turns the admin listener off.
+const AdminOff = "off"
+
 // AWS holds the identifiers that appear in resource-policy ARNs.
 type AWS struct {
 	Region    string `yaml:"region"`     // default us-east-1
@@ -118,7 +133,14 @@ type ClientIP struct {
 	// TrustedProxies are CIDRs (or single addresses) whose X-Forwarded-For
 	// is believed. Empty: the TCP peer is the client.
 	TrustedProxies []string `yaml:"trusted_proxies"`
+
+	prefixes []netip.Prefix // TrustedProxies as parsed by Validate
 }
+
+// Prefixes is TrustedProxies as Validate parsed them (IPv4-in-IPv6
+// unmapped, masked), so that the gateway, the edge and the Lambda
+// adapter read one parse. Empty before Validate. Shared: do not modify.
+func (c *ClientIP) Prefixes() []netip.Prefix { return c.prefixes }
 
 // Limits bound what a request may carry.
 type Limits struct {
@@ -200,8 +222,19 @@ type State struct {
 	Prefix string `yaml:"prefix"` // redis key prefix, default "drawbridge:"
 	// OnError is what guarded routes do when the store fails: closed
 	// (default, 503) or open (throttles only).
-	OnError string `yaml:"on_error"`
+	OnError OnError `yaml:"on_error"`
 }
+
+// OnError is what guarded routes do when the state store fails
+// (state.on_error).
+type OnError string
+
+const (
+	// OnErrorClosed: refuse with 503, the default.
+	OnErrorClosed OnError = "closed"
+	// OnErrorOpen: let throttles pass.
+	OnErrorOpen OnError = "open"
+)
 
 // Throttle is a token bucket (rate per second, burst capacity) with an
 // optional cap on requests in flight. Zero MaxConcurrent: no cap.
@@ -263,7 +296,7 @@ type Route struct {
 	APIKeyRequired bool      `yaml:"api_key_required"`
 	AllowIPs       []string  `yaml:"allow_ips"` // ip_sets names or CIDRs
 	Throttle       *Throttle `yaml:"throttle"`
-	Response       string    `yaml:"response"` // passthrough (default) | envelope
+	Response       Response  `yaml:"response"` // passthrough (default) | envelope
 	Verify         *Verify   `yaml:"verify"`
 	Delivery       *Delivery `yaml:"delivery"`
 	WebSocket      bool      `yaml:"websocket"` // allow Upgrade: websocket
@@ -272,6 +305,19 @@ type Route struct {
 	AllowMetadata bool `yaml:"allow_metadata"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
+
+	target *url.URL // Target as parsed by Validate
+}
+
+// TargetURL is Target as Validate parsed and checked it (an absolute http
+// or https URL with a host and no credentials, query or fragment), or nil
+// before Validate. A copy: the caller may change it.
+func (r *Route) TargetURL() *url.URL {
+	if r.target == nil {
+		return nil
+	}
+	u := *r.target
+	return &u
 }
 
 // Prefix reports whether the route matches a path prefix ("/hooks/*").
@@ -284,6 +330,17 @@ func (r *Route) Base() string {
 	}
 	return r.Path
 }
+
+// Response is how a route hands back its target's answer (routes[].response).
+type Response string
+
+const (
+	// ResponsePassthrough: the target's answer as it is, the default.
+	ResponsePassthrough Response = "passthrough"
+	// ResponseEnvelope: {"result": "<target body as text>"} with the
+	// target's status, as the original Python forwarder.
+	ResponseEnvelope Response = "envelope"
+)
 
 // Verify configures webhook signature checks on a route.
 type Verify struct {
@@ -303,11 +360,22 @@ type Verify struct {
 // Delivery says whether a route forwards at once (sync) or stores and
 // forwards (async).
 type Delivery struct {
-	Mode        string `yaml:"mode"` // sync (default) | async
-	IDHeader    string `yaml:"id_header"`
-	Retry       Retry  `yaml:"retry"`
-	Concurrency Int    `yaml:"concurrency"`
+	Mode        DeliveryMode `yaml:"mode"` // sync (default) | async
+	IDHeader    string       `yaml:"id_header"`
+	Retry       Retry        `yaml:"retry"`
+	Concurrency Int          `yaml:"concurrency"`
 }
+
+// DeliveryMode is how a route's requests reach the target
+// (routes[].delivery.mode).
+type DeliveryMode string
+
+const (
+	// DeliverySync: forwarded at once, the target's answer returned.
+	DeliverySync DeliveryMode = "sync"
+	// DeliveryAsync: stored, answered 202, delivered by the worker.
+	DeliveryAsync DeliveryMode = "async"
+)
 
 // Retry is the async delivery retry schedule.
 type Retry struct {

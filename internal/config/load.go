@@ -272,7 +272,7 @@ func (v *validator) run() {
 	setDefault(&c.State.Driver, "embedded")
 	setDefault(&c.State.Path, DefaultStatePath)
 	setDefault(&c.State.Prefix, DefaultStatePrefix)
-	setDefault(&c.State.OnError, "closed")
+	setDefault(&c.State.OnError, OnErrorClosed)
 	if c.Limits.MaxBodyBytes == 0 {
 		c.Limits.MaxBodyBytes = DefaultMaxBody
 	}
@@ -298,14 +298,14 @@ func (v *validator) run() {
 	if !stageName.MatchString(c.Stage) {
 		v.errorf("$.stage", "stage %q: use 1-128 letters, digits, '-' or '_'", c.Stage)
 	}
-	oneOf(v, "$.api", "api", c.API, "rest", "http")
+	oneOf(v, "$.api", "api", c.API, APIREST, APIHTTP)
 	v.hostPort("$.listen", "listen", c.Listen)
-	if c.Admin != "off" {
+	if c.Admin != AdminOff {
 		v.hostPort("$.admin", "admin", c.Admin)
 	}
 	oneOf(v, "$.state.driver", "state.driver", c.State.Driver, "memory", "embedded", "redis")
-	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, "closed", "open")
-	oneOf(v, "$.server.forwarder", "server.forwarder", string(c.Server.Forwarder), string(ForwarderReverseProxy), string(ForwarderLean))
+	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, OnErrorClosed, OnErrorOpen)
+	oneOf(v, "$.server.forwarder", "server.forwarder", c.Server.Forwarder, ForwarderReverseProxy, ForwarderLean)
 	if c.Limits.MaxBodyBytes < 0 {
 		v.errorf("$.limits.max_body_bytes", "limits.max_body_bytes must be positive")
 	}
@@ -331,10 +331,14 @@ func (v *validator) run() {
 	for i := range c.Egress.Allow {
 		c.Egress.Lines = append(c.Egress.Lines, v.line(fmt.Sprintf("$.egress.allow[%d]", i)))
 	}
-	for i, p := range c.ClientIP.TrustedProxies {
-		if _, err := ParsePrefix(p); err != nil {
+	c.ClientIP.prefixes = nil // Validate may be called again on a config it filled
+	for i, s := range c.ClientIP.TrustedProxies {
+		p, err := ParsePrefix(s)
+		if err != nil {
 			v.errorf(fmt.Sprintf("$.client_ip.trusted_proxies[%d]", i), "client_ip.trusted_proxies: %v", err)
+			continue
 		}
+		c.ClientIP.prefixes = append(c.ClientIP.prefixes, p)
 	}
 	v.throttle("$.throttle", "throttle", c.Throttle)
 	v.throttle("$.account_throttle", "account_throttle", c.AccountThrottle)
@@ -411,13 +415,15 @@ func setDuration(d *Duration, def time.Duration) {
 	}
 }
 
-func oneOf(v *validator, path, key, got string, allowed ...string) {
-	for _, a := range allowed {
+func oneOf[S ~string](v *validator, path, key string, got S, allowed ...S) {
+	names := make([]string, len(allowed))
+	for i, a := range allowed {
 		if got == a {
 			return
 		}
+		names[i] = string(a)
 	}
-	v.errorf(path, "%s: %q is not one of %s", key, got, strings.Join(allowed, ", "))
+	v.errorf(path, "%s: %q is not one of %s", key, got, strings.Join(names, ", "))
 }
 
 func (v *validator) hostPort(path, key, s string) {
@@ -599,8 +605,8 @@ func (v *validator) routes() {
 		if r.Timeout == 0 {
 			r.Timeout = Duration(DefaultTimeout)
 		}
-		setDefault(&r.Response, "passthrough")
-		oneOf(v, path+".response", fmt.Sprintf("routes[%d].response", i), r.Response, "passthrough", "envelope")
+		setDefault(&r.Response, ResponsePassthrough)
+		oneOf(v, path+".response", fmt.Sprintf("routes[%d].response", i), r.Response, ResponsePassthrough, ResponseEnvelope)
 		v.throttle(path+".throttle", fmt.Sprintf("routes[%d].throttle", i), r.Throttle)
 		for j, a := range r.AllowIPs {
 			if _, ok := c.IPSets[a]; ok || a == "github-hooks" {
@@ -614,11 +620,11 @@ func (v *validator) routes() {
 			v.verify(path+".verify", i, r.Verify)
 		}
 		if r.Delivery == nil {
-			r.Delivery = &Delivery{Mode: "sync"}
+			r.Delivery = &Delivery{Mode: DeliverySync}
 		}
-		setDefault(&r.Delivery.Mode, "sync")
-		oneOf(v, path+".delivery.mode", fmt.Sprintf("routes[%d].delivery.mode", i), r.Delivery.Mode, "sync", "async")
-		if r.Delivery.Mode == "async" {
+		setDefault(&r.Delivery.Mode, DeliverySync)
+		oneOf(v, path+".delivery.mode", fmt.Sprintf("routes[%d].delivery.mode", i), r.Delivery.Mode, DeliverySync, DeliveryAsync)
+		if r.Delivery.Mode == DeliveryAsync {
 			v.async(path+".delivery", i, r.Delivery)
 		}
 		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
@@ -645,6 +651,7 @@ func (v *validator) async(path string, i int, d *Delivery) {
 }
 
 func (v *validator) target(path string, i int, r *Route) {
+	r.target = nil // Validate may be called again on a config it filled
 	if r.Target == "" {
 		v.errorf(path, "routes[%d]: target is required", i)
 		return
@@ -661,6 +668,8 @@ func (v *validator) target(path string, i int, r *Route) {
 		v.errorf(path+".target", "routes[%d].target: credentials in the URL are not supported", i)
 	case u.RawQuery != "" || u.Fragment != "":
 		v.errorf(path+".target", "routes[%d].target: must not have a query or fragment", i)
+	default:
+		r.target = u
 	}
 }
 

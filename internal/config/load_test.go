@@ -3,8 +3,10 @@ package config
 import (
 	"crypto/sha256"
 	"errors"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,7 +32,7 @@ func TestDefaults(t *testing.T) {
 		got, want any
 	}{
 		{"stage", cfg.Stage, "prod"},
-		{"api", cfg.API, "rest"},
+		{"api", cfg.API, APIREST},
 		{"listen", cfg.Listen, ":8080"},
 		{"admin", cfg.Admin, "127.0.0.1:9090"},
 		{"max body", cfg.Limits.MaxBodyBytes, Int(10485760)},
@@ -43,12 +45,14 @@ func TestDefaults(t *testing.T) {
 		{"write", time.Duration(cfg.Server.WriteTimeout), 39 * time.Second},
 		{"driver", cfg.State.Driver, "embedded"},
 		{"state path", cfg.State.Path, "drawbridge.db"},
+		{"on error", cfg.State.OnError, OnErrorClosed},
+		{"forwarder", cfg.Server.Forwarder, ForwarderLean},
 		{"account rate", cfg.AccountThrottle.Rate, Number(10000)},
 		{"account burst", cfg.AccountThrottle.Burst, Int(5000)},
 		{"stage throttle", cfg.Throttle == nil, true},
 		{"route timeout", time.Duration(r.Timeout), 29 * time.Second},
-		{"route response", r.Response, "passthrough"},
-		{"route delivery", r.Delivery.Mode, "sync"},
+		{"route response", r.Response, ResponsePassthrough},
+		{"route delivery", r.Delivery.Mode, DeliverySync},
 		{"route methods", strings.Join(r.Methods, ","), strings.Join(AllMethods, ",")},
 		{"route line", r.Line, 2},
 	}
@@ -59,6 +63,55 @@ func TestDefaults(t *testing.T) {
 	}
 	if len(cfg.Warnings) != 1 || !strings.Contains(cfg.Warnings[0].String(), "d.yaml:2: warning: route /forward is open to anyone") {
 		t.Errorf("warnings = %v, want one open-route warning at line 2", cfg.Warnings)
+	}
+}
+
+// TestEnums: the named string types decode from their YAML spelling.
+func TestEnums(t *testing.T) {
+	y := "api: http\nadmin: \"off\"\nstate: {on_error: open}\nserver: {forwarder: reverseproxy}\nroutes:\n" +
+		"  - path: /a\n    target: http://127.0.0.1:1/\n    response: envelope\n    delivery: {mode: async}\n"
+	cfg, err := Parse("e.yaml", []byte(y), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := cfg.Routes[0]
+	if cfg.API != APIHTTP || cfg.Admin != AdminOff || cfg.State.OnError != OnErrorOpen || cfg.Server.Forwarder != ForwarderReverseProxy ||
+		r.Response != ResponseEnvelope || r.Delivery.Mode != DeliveryAsync {
+		t.Errorf("api %q admin %q on_error %q forwarder %q response %q mode %q", cfg.API, cfg.Admin, cfg.State.OnError, cfg.Server.Forwarder, r.Response, r.Delivery.Mode)
+	}
+}
+
+// TestTrustedProxiesParsedOnce: Validate keeps the parsed prefixes, IPv4
+// in IPv6 unmapped and masked, for the gateway, edge and Lambda adapter.
+func TestTrustedProxiesParsedOnce(t *testing.T) {
+	cfg, err := Parse("t.yaml", []byte("client_ip: {trusted_proxies: [10.1.2.3/8, \"::ffff:192.0.2.9\", \"2001:db8::1\"]}\n"+minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("192.0.2.9/32"), netip.MustParsePrefix("2001:db8::1/128")}
+	if got := cfg.ClientIP.Prefixes(); !slices.Equal(got, want) {
+		t.Errorf("Prefixes() = %v, want %v", got, want)
+	}
+}
+
+// TestTargetURL: Validate keeps each route's target as parsed, and hands
+// out copies, so a caller that normalises one cannot change the config.
+func TestTargetURL(t *testing.T) {
+	cfg, err := Parse("u.yaml", []byte(minimal), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &cfg.Routes[0]
+	u := r.TargetURL()
+	if u == nil || u.String() != r.Target || u.Host != "127.0.0.1:8081" {
+		t.Fatalf("TargetURL() = %v, want %s", u, r.Target)
+	}
+	u.Path = "/changed"
+	if r.TargetURL().Path != "/" {
+		t.Error("TargetURL hands out the config's own URL")
+	}
+	if (&Route{Target: r.Target}).TargetURL() != nil {
+		t.Error("TargetURL before Validate is not nil")
 	}
 }
 
@@ -143,6 +196,10 @@ func TestErrors(t *testing.T) {
 		{"syntax", "stage: a\n  bad: indent\n", "c.yaml:1: mapping value is not allowed in this context"},
 		{"bad cidr", "ip_sets:\n  office: [\"10.0.0.0/33\"]\n" + minimal, `c.yaml:2: ip_sets.office: "10.0.0.0/33" is not a CIDR`},
 		{"unknown ip set", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    allow_ips: [offfice]\n", `c.yaml:4: routes[0].allow_ips: "offfice" is neither`},
+		{"bad on_error", "state: {on_error: ajar}\n" + minimal, `c.yaml:1: state.on_error: "ajar" is not one of closed, open`},
+		{"bad forwarder", "server: {forwarder: fast}\n" + minimal, `c.yaml:1: server.forwarder: "fast" is not one of reverseproxy, lean`},
+		{"bad response", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    response: wrapped\n", `c.yaml:4: routes[0].response: "wrapped" is not one of passthrough, envelope`},
+		{"bad delivery mode", "routes:\n  - path: /a\n    target: http://127.0.0.1:1/\n    delivery: {mode: later}\n", `c.yaml:4: routes[0].delivery.mode: "later" is not one of sync, async`},
 		{"bad quota period", "usage_plans:\n  p:\n    quota: {limit: 5, period: YEAR}\n" + minimal, `c.yaml:3: usage_plans.p.quota.period: "YEAR" is not one of DAY, WEEK, MONTH`},
 		{"body memory under 3 bodies", "limits:\n  max_body_memory: 31457279\n" + minimal, "c.yaml:2: limits.max_body_memory must be at least 3 × limits.max_body_bytes (31457280)"},
 		{"policy not a doc", "resource_policy: [1]\n" + minimal, "c.yaml:1: resource_policy: want a policy document"},

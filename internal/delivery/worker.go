@@ -107,7 +107,7 @@ func NewWorker(q Source, opts WorkerOptions) *Worker {
 func Policies(cfg *config.Config) map[string]Policy {
 	m := map[string]Policy{}
 	for i := range cfg.Routes {
-		if r := &cfg.Routes[i]; r.Delivery != nil && r.Delivery.Mode == "async" {
+		if r := &cfg.Routes[i]; r.Delivery != nil && r.Delivery.Mode == config.DeliveryAsync {
 			m[r.Path] = PolicyFor(r)
 		}
 	}

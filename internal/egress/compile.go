@@ -26,7 +26,7 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 	}
 	opts.AllowMetadata = slices.Clone(opts.AllowMetadata)
 	for _, r := range cfg.Routes {
-		if u, err := url.Parse(r.Target); err == nil && legacyIPv4(u.Hostname()) {
+		if u := r.TargetURL(); u != nil && legacyIPv4(u.Hostname()) {
 			// Refused with explicit rules too: which address such a host
 			// means depends on the resolver (docs/hardening.md#legacy-ipv4-notations).
 			at(r.Line, "route %s: target host %q looks like an IPv4 address in a legacy notation; write it as dotted decimal (a.b.c.d)", r.Path, u.Hostname())
@@ -34,7 +34,7 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 		if !r.AllowMetadata {
 			continue
 		}
-		a, ok := metadataTarget(r.Target)
+		a, ok := metadataTarget(r.TargetURL())
 		if !ok {
 			at(r.Line, "route %s: allow_metadata needs a target naming a metadata endpoint by IP address (%s), not %q",
 				r.Path, metadataList(), r.Target)
@@ -59,7 +59,7 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 	} else {
 		for _, r := range cfg.Routes {
 			// One target at a time, so an error names its route.
-			rs, err := Default([]string{r.Target}, resolve)
+			rs, err := targetRules(r.Target, r.TargetURL(), resolve)
 			if err != nil {
 				at(r.Line, "route %s: %v", r.Path, err)
 				continue
@@ -76,9 +76,8 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 
 // metadataTarget returns the metadata address a target URL names as an IP
 // literal.
-func metadataTarget(target string) (netip.Addr, bool) {
-	u, err := url.Parse(target)
-	if err != nil {
+func metadataTarget(u *url.URL) (netip.Addr, bool) {
+	if u == nil {
 		return netip.Addr{}, false
 	}
 	a, err := netip.ParseAddr(u.Hostname())

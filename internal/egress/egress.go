@@ -229,30 +229,45 @@ type Resolver func(host string) ([]netip.Addr, error)
 // Rules come out sorted by address, IPv4 first, with the ports of targets
 // sharing an address merged.
 func Default(targets []string, resolve Resolver) ([]Rule, error) {
-	if resolve == nil {
-		resolve = func(host string) ([]netip.Addr, error) {
-			return net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
-		}
-	}
 	var rules []Rule
 	for _, t := range targets {
 		u, err := url.Parse(t)
 		if err != nil {
 			return nil, fmt.Errorf("egress default: target %q: %w", t, err)
 		}
-		port, err := targetPort(u)
+		rs, err := targetRules(t, u, resolve)
 		if err != nil {
-			return nil, fmt.Errorf("egress default: target %q: %w", t, err)
+			return nil, err
 		}
-		addrs, err := targetAddrs(u.Hostname(), resolve)
-		if err != nil {
-			return nil, fmt.Errorf("egress default: target %q: %w", t, err)
-		}
-		for _, a := range addrs {
-			rules = append(rules, Rule{Prefix: netip.PrefixFrom(a, a.BitLen()), Ports: []uint16{port}})
-		}
+		rules = append(rules, rs...)
 	}
 	return merge(rules), nil
+}
+
+// targetRules allows target, parsed as u (nil: it did not parse), at
+// its port on each address its host resolves to.
+func targetRules(target string, u *url.URL, resolve Resolver) ([]Rule, error) {
+	if u == nil {
+		return nil, fmt.Errorf("egress default: target %q: not a URL", target)
+	}
+	if resolve == nil {
+		resolve = func(host string) ([]netip.Addr, error) {
+			return net.DefaultResolver.LookupNetIP(context.Background(), "ip", host)
+		}
+	}
+	port, err := targetPort(u)
+	if err != nil {
+		return nil, fmt.Errorf("egress default: target %q: %w", target, err)
+	}
+	addrs, err := targetAddrs(u.Hostname(), resolve)
+	if err != nil {
+		return nil, fmt.Errorf("egress default: target %q: %w", target, err)
+	}
+	rules := make([]Rule, 0, len(addrs))
+	for _, a := range addrs {
+		rules = append(rules, Rule{Prefix: netip.PrefixFrom(a, a.BitLen()), Ports: []uint16{port}})
+	}
+	return rules, nil
 }
 
 // merge joins the ports of rules with the same prefix and sorts the rules

@@ -36,7 +36,7 @@ const (
 func Notes(cfg *config.Config) []string {
 	var n []string
 	add := func(format string, args ...any) { n = append(n, fmt.Sprintf(format, args...)) }
-	if cfg.API == "http" {
+	if cfg.API == config.APIHTTP {
 		if cfg.ResourcePolicy != "" {
 			add("resource_policy: HTTP APIs have no resource policies; only the drawbridge function enforces it")
 		}
@@ -48,7 +48,7 @@ func Notes(cfg *config.Config) []string {
 		if r.Verify != nil {
 			add("route %s: webhook signatures (%s) are not checked by API Gateway; the drawbridge function checks them", r.Path, r.Verify.Provider)
 		}
-		if r.Delivery != nil && r.Delivery.Mode == "async" {
+		if r.Delivery != nil && r.Delivery.Mode == config.DeliveryAsync {
 			add("route %s: durable delivery needs a queue API Gateway does not have (short of SQS); the drawbridge function keeps it in its state store, so set state.driver: redis (Lambda's disk is not kept)", r.Path)
 		}
 		if len(r.AllowIPs) > 0 {

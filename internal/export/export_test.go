@@ -334,7 +334,7 @@ type guardView struct {
 }
 
 func guardsOf(c *config.Config) guardView {
-	g := guardView{Stage: c.Stage, API: c.API, Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
+	g := guardView{Stage: c.Stage, API: string(c.API), Region: c.AWS.Region, Throttle: c.Throttle, Plans: c.UsagePlans, Egress: c.Egress.Allow}
 	json.Unmarshal([]byte(c.ResourcePolicy), &g.Policy)
 	for _, k := range c.APIKeys {
 		g.Keys = append(g.Keys, k.Name+" plan="+k.Plan+" env="+k.ValueEnv+" sha="+k.SHA256)

@@ -54,7 +54,7 @@ func SAM(cfg *config.Config) ([]byte, error) {
 	}
 
 	routeSettings := functions(t, cfg, env)
-	if cfg.API != "http" {
+	if cfg.API != config.APIHTTP {
 		t.Resources["Api"] = &serverless.Api{
 			StageName:             cfg.Stage,
 			Name:                  ptr("drawbridge"),
@@ -128,7 +128,7 @@ func securityGroup(t *cloudformation.Template, cfg *config.Config) error {
 // an event per route and method. It returns the HTTP API's per-route
 // throttles, which go on the API.
 func functions(t *cloudformation.Template, cfg *config.Config, env map[string]string) map[string]any {
-	rest := cfg.API != "http"
+	rest := cfg.API != config.APIHTTP
 	routeSettings := map[string]any{}
 	for g, idx := range groupRoutes(cfg, func(r config.Route) int { return seconds(r.Timeout) }) {
 		fn := &serverless.Function{
@@ -172,7 +172,7 @@ func functions(t *cloudformation.Template, cfg *config.Config, env map[string]st
 
 // patch sets on goformation's JSON what its schema cannot say.
 func patch(doc map[string]any, cfg *config.Config, routeSettings map[string]any) {
-	rest := cfg.API != "http"
+	rest := cfg.API != config.APIHTTP
 	res := doc["Resources"].(map[string]any)
 	for _, r := range res {
 		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" {

@@ -19,7 +19,7 @@ import (
 // back into the same guards.
 func Serverless(cfg *config.Config) ([]byte, error) {
 	notes := append(Notes(cfg), serverlessNotes(cfg)...)
-	rest := cfg.API != "http"
+	rest := cfg.API != config.APIHTTP
 	region := cfg.AWS.Region
 	if region == "" {
 		region = "us-east-1"

@@ -10,6 +10,7 @@ import (
 	"net/textproto"
 	"strconv"
 
+	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -59,7 +60,7 @@ var errNoQueue = errors.New("async route but no delivery queue is open")
 func buildAsync(routes []*route, deps Deps) map[*route]*asyncRoute {
 	m := map[*route]*asyncRoute{}
 	for _, r := range routes {
-		if r.cfg.Delivery == nil || r.cfg.Delivery.Mode != "async" {
+		if r.cfg.Delivery == nil || r.cfg.Delivery.Mode != config.DeliveryAsync {
 			continue
 		}
 		a := &asyncRoute{queue: deps.Queue}

@@ -71,7 +71,7 @@ type Deps struct {
 // Build; a reload builds a new one and swaps it in.
 type Gateway struct {
 	cfg       *config.Config
-	api       string
+	api       config.API
 	router    *router
 	routes    []*route
 	replies   [numReasons]reply
@@ -114,7 +114,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		log:       deps.Log,
 		stage:     cfg.Stage,
 		store:     deps.Store,
-		failOpen:  cfg.State.OnError == "open",
+		failOpen:  cfg.State.OnError == config.OnErrorOpen,
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
 	}
@@ -128,20 +128,12 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	}
 	g.access = accessHandler(g.log)
 	g.now, g.clock = time.Now, deps.Now
-	var trusted []netip.Prefix
-	for _, s := range cfg.ClientIP.TrustedProxies {
-		p, err := config.ParsePrefix(s)
-		if err != nil {
-			return nil, err
-		}
-		trusted = append(trusted, p)
-	}
-	g.clientIP = clientip.New(trusted)
+	g.clientIP = clientip.New(cfg.ClientIP.Prefixes())
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
 		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == config.ForwarderLean}
-		if rc.Response == "envelope" {
+		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
 		}
 		fwd, err := forward.New(rc.Target, opts)
@@ -301,7 +293,7 @@ func (g *Gateway) readBody(c *call, _ time.Time) verdict {
 		c.bodyDone = true
 		return allowed
 	}
-	limit := time.Duration(c.route.timeout)
+	limit := c.route.timeout
 	if g.bodyTime > 0 && g.bodyTime < limit {
 		limit = g.bodyTime
 	}
@@ -352,7 +344,7 @@ func (g *Gateway) dispatch(c *call) {
 		Body:         c.body,
 		ForwardedFor: g.forwardedFor(c),
 		RequestID:    c.id,
-		Deadline:     c.start.Add(time.Duration(c.route.timeout)),
+		Deadline:     c.start.Add(c.route.timeout),
 		WebSocket:    c.route.cfg.WebSocket,
 	}
 	if a := g.async[c.route]; a != nil {

@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
 
@@ -46,10 +47,10 @@ func newReply(status int, body, errorType string, o metrics.Outcome) reply {
 }
 
 // replies builds the table for one API flavour (rest or http).
-func replies(api string) [numReasons]reply {
+func replies(api config.API) [numReasons]reply {
 	var t [numReasons]reply
 	t[noRoute] = newReply(403, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException", metrics.NoRoute)
-	if api == "http" {
+	if api == config.APIHTTP {
 		t[noRoute] = newReply(404, `{"message":"Not Found"}`, "NotFoundException", metrics.NoRoute)
 	}
 	t[badRequest] = newReply(400, `{"message":"Bad Request"}`, "BadRequestException", metrics.BadRequest)
@@ -86,7 +87,7 @@ func (g *Gateway) render(c *call, rp *reply) {
 	}
 	h["x-amzn-RequestId"] = c.idHdr[:]
 	h["x-amzn-ErrorType"] = rp.errorType
-	if g.api == "http" {
+	if g.api == config.APIHTTP {
 		h["apigw-requestid"] = h["x-amzn-RequestId"]
 	}
 	if c.retryAfter > 0 {

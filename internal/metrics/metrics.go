@@ -59,7 +59,8 @@ type Metrics struct {
 	DeliveryAttempts *prometheus.HistogramVec // route: attempts a finished delivery took
 	DeliveryLatency  *prometheus.HistogramVec // route: acceptance to delivered
 	StoreErrors      prometheus.Counter
-	StateHealthy     prometheus.Gauge // 0 while the embedded state file is lost or cannot commit
+	StateHealthy     prometheus.Gauge       // 0 while the embedded state file is lost or cannot commit
+	ConnectionsShed  *prometheus.CounterVec // reason: the edge limit that refused a connection
 }
 
 // New registers drawbridge's collectors and the Go and process collectors
@@ -113,11 +114,15 @@ func New() *Metrics {
 			Name: "drawbridge_state_healthy",
 			Help: "0 while the embedded state file was removed or replaced under serve (restart needed) or its latest commit failed; 1 otherwise, and always on other drivers.",
 		}),
+		ConnectionsShed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drawbridge_connections_shed_total",
+			Help: "Client connections refused at accept (503 and close), by the limit that was reached.",
+		}, []string{"reason"}),
 	}
 	m.StateHealthy.Set(1)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
 		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.StoreErrors,
-		m.StateHealthy,
+		m.StateHealthy, m.ConnectionsShed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

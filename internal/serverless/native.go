@@ -27,7 +27,7 @@ func (im *Imported) Native(source string) []byte {
 		w.line(0, "#   "+strings.TrimPrefix(p.Msg, "warning: ")+w.at(p.Line), "")
 	}
 	w.line(0, "stage: "+quote(c.Stage), w.note("$.stage", "the Serverless Framework's default stage"))
-	w.line(0, "api: "+c.API, "http events: REST API; httpApi events: HTTP API")
+	w.line(0, "api: "+string(c.API), "http events: REST API; httpApi events: HTTP API")
 	if c.AWS.Region != "" {
 		w.line(0, "aws:", "")
 		w.line(1, "region: "+quote(c.AWS.Region), w.note("$.aws.region", ""))
@@ -150,7 +150,7 @@ func (w *nativeWriter) drawbridgeKeys(c *config.Config) {
 	}
 	if set("state") {
 		st := c.State
-		w.line(0, "state: {driver: "+quote(st.Driver)+", path: "+quote(st.Path)+", url: "+quote(st.URL)+", prefix: "+quote(st.Prefix)+", on_error: "+quote(st.OnError)+"}", w.note("$.state", ""))
+		w.line(0, "state: {driver: "+quote(st.Driver)+", path: "+quote(st.Path)+", url: "+quote(st.URL)+", prefix: "+quote(st.Prefix)+", on_error: "+quote(string(st.OnError))+"}", w.note("$.state", ""))
 	}
 	if set("account_throttle") {
 		w.line(0, "account_throttle: "+throttleFlow(c.AccountThrottle), w.note("$.account_throttle", ""))

@@ -125,7 +125,7 @@ func (s *slsImport) functions(top, p *snode) {
 		s.api = config.DefaultAPI
 	}
 	s.cfg.API = s.api
-	if s.api == "http" && s.cfg.ResourcePolicy != "" {
+	if s.api == config.APIHTTP && s.cfg.ResourcePolicy != "" {
 		s.warnf(s.lineOf("$.resource_policy"), "the resource policy is enforced by drawbridge, although AWS HTTP APIs (httpApi events) have none")
 	}
 	s.capTimeouts()
@@ -242,7 +242,7 @@ var httpAPIEventRules = map[string]rule{
 	"path": use, "method": use, "throttling": use, "authorizer": use, "private": use,
 }
 
-func (s *slsImport) flavour(api string, line int, what string) bool {
+func (s *slsImport) flavour(api config.API, line int, what string) bool {
 	if s.api == "" {
 		s.api, s.apiLine = api, line
 		return true
@@ -254,15 +254,15 @@ func (s *slsImport) flavour(api string, line int, what string) bool {
 	return true
 }
 
-func flavourName(api string) string {
-	if api == "http" {
+func flavourName(api config.API) string {
+	if api == config.APIHTTP {
 		return "httpApi"
 	}
 	return "http"
 }
 
 func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
-	r, v := s.event("rest", n, what, line)
+	r, v := s.event(config.APIREST, n, what, line)
 	if v == nil {
 		return nil
 	}
@@ -289,7 +289,7 @@ func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
 }
 
 func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
-	r, v := s.event("http", n, what, line)
+	r, v := s.event(config.APIHTTP, n, what, line)
 	if v == nil {
 		return nil
 	}
@@ -319,7 +319,7 @@ func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
 
 // event starts reading an event of API flavour api; v is nil when it
 // cannot be read.
-func (s *slsImport) event(api string, n *snode, what string, line int) (*eventRoute, *snode) {
+func (s *slsImport) event(api config.API, n *snode, what string, line int) (*eventRoute, *snode) {
 	if !s.flavour(api, line, what) {
 		return nil, nil
 	}
@@ -356,7 +356,7 @@ func (s *slsImport) fields(m *snode, r *eventRoute, what string) *eventRoute {
 			return nil
 		}
 		r.methodLine = ml
-	} else if s.api == "rest" {
+	} else if s.api == config.APIREST {
 		s.errorf(m.line, "%s: method is required", what)
 		return nil
 	}

@@ -107,7 +107,7 @@ type slsImport struct {
 	warnings []config.Problem
 	service  string
 	plugins  map[string]bool
-	api      string // rest or http, from the first event
+	api      config.API // rest or http, from the first event
 	apiLine  int
 }
 
