@@ -117,7 +117,12 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
-	v, err := enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
+	var v []any
+	if q.s.wait > 0 {
+		v, err = q.enqueueWait(ctx, keys, key, body)
+	} else {
+		v, err = enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
+	}
 	if err != nil {
 		return "", false, fail("enqueue", err)
 	}
@@ -129,6 +134,54 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 		}
 	}
 	return "", false, fmt.Errorf("enqueue: %w: unexpected reply %v", store.ErrUnavailable, v)
+}
+
+// enqueueWait runs enqueueScript and WAIT in one pipeline (one round
+// trip) on the primary that holds the stream, and fails unless
+// Options.WaitReplicas replicas acknowledged the write within half the
+// call budget: Redis replicates asynchronously, and an entry only the old
+// primary held is lost when a replica is promoted. The failed Enqueue
+// answers 503; the sender's retry with the same key finds the first entry
+// (dedupe) and waits again. EVALSHA first; after a Redis restart flushed
+// the script cache, the same pipeline with EVAL (WAIT alone ran: harmless).
+func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body []byte) ([]any, error) {
+	var c goredis.Cmdable = q.s.c
+	if cc, ok := q.s.c.(*goredis.ClusterClient); ok {
+		// WAIT names no key: sent through the cluster client it would go
+		// to any node, not the one the script wrote to.
+		m, err := cc.MasterForKey(ctx, q.stream)
+		if err != nil {
+			return nil, err
+		}
+		c = m
+	}
+	waitMS := max(q.s.timeout.Milliseconds()/2, 1)
+	args := []any{q.o.DedupeTTL.Milliseconds(), key, body}
+	for _, sha := range []bool{true, false} {
+		p := c.Pipeline()
+		var r *goredis.Cmd
+		if sha {
+			r = enqueueScript.EvalSha(ctx, p, keys, args...)
+		} else {
+			r = enqueueScript.Eval(ctx, p, keys, args...)
+		}
+		w := p.Do(ctx, "WAIT", q.s.wait, waitMS)
+		p.Exec(ctx) // errors are read per command below
+		if err := r.Err(); err != nil {
+			if sha && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+				continue
+			}
+			return nil, err
+		}
+		if err := w.Err(); err != nil {
+			return nil, fmt.Errorf("wait for replicas: %w", err)
+		}
+		if n, _ := w.Int64(); n < int64(q.s.wait) {
+			return nil, fmt.Errorf("written on the primary but %d of %d replicas acknowledged it within %d ms (state.wait_replicas)", n, q.s.wait, waitMS)
+		}
+		return r.Slice()
+	}
+	return nil, errors.New("NOSCRIPT after EVAL")
 }
 
 // deadScript: KEYS = stream, dead stream; ARGV = group, entry IDs. Copies

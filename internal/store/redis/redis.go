@@ -30,7 +30,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/throttle"
@@ -48,9 +47,22 @@ const DefaultPrefix = "drawbridge:"
 // Options configure the driver. The zero value, with URL set, is the
 // production setup.
 type Options struct {
-	// URL is the server, as redis.ParseURL reads it:
-	// redis://[user:password@]host:port/db or rediss:// for TLS.
-	URL string
+	// URL is the server: redis://[user:password@]host:port/db, rediss://
+	// for TLS, redis+sentinel://h1:26379,h2:26379/MASTER[/db] or
+	// redis+cluster://h1:6379,h2:6379 (see parseURL). Or set Sentinel or
+	// Cluster instead: exactly one of the three.
+	URL      string
+	Sentinel *Sentinel
+	Cluster  []string // host:port of any cluster nodes
+	// TLS turns TLS on for every form (rediss:// does too, trusting the
+	// system roots) and says what to trust.
+	TLS *TLS
+	// Username and Password, when set, replace the URL's (they come from
+	// the environment, state.username_env and state.password_env).
+	Username, Password string
+	// WaitReplicas is how many replicas must have an enqueued delivery
+	// before Enqueue returns (WAIT, in the same round trip); 0: none.
+	WaitReplicas int
 	// Prefix starts every key (state.prefix); empty means DefaultPrefix.
 	Prefix string
 	// Timeout is the budget of one call, dial included; zero means
@@ -64,7 +76,10 @@ type Options struct {
 
 // Store is the redis driver. Create it with New.
 type Store struct {
-	c       *goredis.Client
+	c       goredis.UniversalClient
+	form    Form
+	name    string // Options.Describe: for errors, no password
+	wait    int    // Options.WaitReplicas
 	prefix  string
 	timeout time.Duration
 	client  bool // Options.ClientClock
@@ -76,39 +91,38 @@ var (
 	_ store.Admitter = (*Store)(nil)
 )
 
-// New makes a store for o.URL. It does not contact the server: a gateway
+// New makes a store for o. It does not contact the server: a gateway
 // whose Redis is down at start still starts, answers 503 on guarded routes
-// and reports not ready, and recovers when Redis comes up.
+// and reports not ready, and recovers when Redis comes up. What it can
+// check without the network (the URL, the TLS files) is an error here;
+// errors never hold a password.
 func New(o Options) (*Store, error) {
-	ro, err := goredis.ParseURL(o.URL)
+	t, err := o.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("state.url: %w", err)
+		return nil, err
 	}
-	s := &Store{prefix: o.Prefix, timeout: o.Timeout, client: o.ClientClock}
+	s := &Store{form: t.form, name: o.Describe(), wait: o.WaitReplicas, prefix: o.Prefix, timeout: o.Timeout, client: o.ClientClock}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
-	// go-redis defaults wait up to 5 s per socket operation, retry three
-	// times and ignore context deadlines (reference §0.7): a black-holed
-	// Redis would stall each request for tens of seconds, and a retried
-	// script whose reply was lost would apply twice.
-	ro.DialTimeout = s.timeout
-	ro.ReadTimeout = s.timeout
-	ro.WriteTimeout = s.timeout
-	ro.PoolTimeout = s.timeout
-	ro.ContextTimeoutEnabled = true
-	ro.MaxRetries = -1 // -1, not 0: zero means go-redis's default of 3
-	ro.DialerRetries = 1
-	// Connection setup is HELLO only: no CLIENT SETINFO, no maintenance
-	// push notifications (neither exists on Redis 7.0).
-	ro.DisableIdentity = true
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	s.c = goredis.NewClient(ro)
+	if s.wait < 0 {
+		return nil, errors.New("state.wait_replicas must not be negative")
+	}
+	sp := ""
+	if o.Sentinel != nil {
+		sp = o.Sentinel.Password
+	}
+	if s.c, err = t.client(s.timeout, o.TLS, sp); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
+
+// Form is how the store reaches Redis.
+func (s *Store) Form() Form { return s.form }
 
 // QuietClientLogs silences go-redis's own log lines (one per failed dial:
 // while Redis is down, about one per guarded request). The driver's errors
