@@ -1,0 +1,153 @@
+package redis_test
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/store/redis"
+	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
+	"github.com/drawbridge/drawbridge/internal/store/storetest"
+)
+
+func newClusterStore(t testing.TB, c *redistest.Cluster, o redis.Options) *redis.Store {
+	t.Helper()
+	o.URL = c.URL()
+	if o.Prefix == "" {
+		o.Prefix = fmt.Sprintf("c%d:", prefixes.Add(1))
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 2 * time.Second
+	}
+	s, err := redis.New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+// TestCluster runs against a 3-primary Redis Cluster: the whole store
+// contract (every script's keys share the {g} slot), the delivery queue
+// with one stream per route on the route's own {d:<route>} slot (three
+// routes spread over the primaries), and the durability check on every
+// primary.
+func TestCluster(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0, redistest.Options{})
+
+	t.Run("storetest", func(t *testing.T) {
+		storetest.Run(t, func(t *testing.T) store.Store {
+			return newClusterStore(t, c, redis.Options{ClientClock: true})
+		})
+	})
+
+	t.Run("queue", func(t *testing.T) {
+		s := newClusterStore(t, c, redis.Options{})
+		routes := []string{"hooks", "orders", "github"}
+		const per = 50
+		want := map[string]bool{}
+		for _, r := range routes {
+			q := s.Queue(r, redis.QueueOptions{})
+			for i := 0; i < per; i++ {
+				_, dup, err := q.Enqueue(ctx, fmt.Sprintf("k%d", i), []byte(r+fmt.Sprint(i)))
+				if err != nil || dup {
+					t.Fatalf("enqueue %s %d: %v %v", r, i, dup, err)
+				}
+				want[r+fmt.Sprint(i)] = true
+			}
+			if _, dup, err := q.Enqueue(ctx, "k0", []byte("again")); err != nil || !dup {
+				t.Fatalf("dedupe on a cluster: dup %v, %v", dup, err)
+			}
+		}
+		var mu sync.Mutex
+		got := map[string]int{}
+		var wg sync.WaitGroup
+		for w := 0; w < 2; w++ {
+			for _, r := range routes {
+				q := s.Queue(r, redis.QueueOptions{Consumer: fmt.Sprintf("w%d", w)})
+				wg.Go(func() {
+					for {
+						ms, err := q.Claim(ctx, 7)
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						if len(ms) == 0 {
+							return
+						}
+						mu.Lock()
+						for _, m := range ms {
+							got[string(m.Body)]++
+						}
+						mu.Unlock()
+						for _, m := range ms {
+							if err := q.Ack(ctx, m.ID); err != nil {
+								t.Error(err)
+							}
+						}
+					}
+				})
+			}
+		}
+		wg.Wait()
+		for b := range want {
+			if got[b] != 1 {
+				t.Errorf("%s delivered %d times", b, got[b])
+			}
+		}
+		if len(got) != len(want) {
+			t.Errorf("delivered %d distinct entries, want %d", len(got), len(want))
+		}
+
+		// Takeover: a consumer that claimed and died; another takes its
+		// entries over after MinIdle.
+		dead := s.Queue("takeover", redis.QueueOptions{Consumer: "dead", MinIdle: 50 * time.Millisecond})
+		dead.Enqueue(ctx, "", []byte("x"))
+		if ms, err := dead.Claim(ctx, 1); err != nil || len(ms) != 1 {
+			t.Fatalf("claim: %v %v", ms, err)
+		}
+		time.Sleep(100 * time.Millisecond) // MinIdle is on the Redis clock
+		alive := s.Queue("takeover", redis.QueueOptions{Consumer: "alive", MinIdle: 50 * time.Millisecond})
+		ms, err := alive.Claim(ctx, 1)
+		if err != nil || len(ms) != 1 || ms[0].Deliveries != 2 {
+			t.Fatalf("takeover on a cluster: %+v %v", ms, err)
+		}
+
+		// The three routes' streams are on more than one primary: the
+		// layout spreads queues, not just guard state.
+		cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+		defer cc.Close()
+		owners := map[string]bool{}
+		for _, r := range routes {
+			m, err := cc.MasterForKey(ctx, "x{d:"+r+"}:s")
+			if err != nil {
+				t.Fatal(err)
+			}
+			owners[m.Options().Addr] = true
+		}
+		if len(owners) < 2 {
+			t.Errorf("streams of %v all on %v", routes, owners)
+		}
+	})
+
+	t.Run("durability", func(t *testing.T) {
+		ws, err := newClusterStore(t, c, redis.Options{}).Durability(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all := strings.Join(ws, "\n")
+		for _, want := range []string{`appendonly is "no"`, "state.wait_replicas is 0"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("cluster durability warnings lack %q:\n%s", want, all)
+			}
+		}
+		if strings.Count(all, "appendonly is") != 1 {
+			t.Errorf("one warning per setting, not per primary:\n%s", all)
+		}
+	})
+}
