@@ -151,3 +151,58 @@ func TestCluster(t *testing.T) {
 		}
 	})
 }
+
+// TestClusterFailover: a 3-primary cluster with a replica each, under a
+// steady stream of Admit calls; SIGKILL the primary that holds the {g}
+// slot (all guard state). The calls fail (the gateway answers 503) until
+// the replica is promoted and the client's slot map names it, then succeed
+// again on the same Store: no restart.
+func TestClusterFailover(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 1, redistest.Options{})
+	s := newClusterStore(t, c, redis.Options{Timeout: 100 * time.Millisecond})
+	admit := func() error {
+		_, err := s.Admit(ctx, time.Now(), store.AdmitRequest{N: 1, Buckets: []store.Bucket{{Key: "fo", Rate: 1e6, Burst: 1e6}}})
+		return err
+	}
+	if err := admit(); err != nil {
+		t.Fatal(err)
+	}
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	defer cc.Close()
+	m, err := cc.MasterForKey(ctx, "x{g}:b")
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim := c.Server(m.Options().Addr)
+	if victim == nil {
+		t.Fatalf("no node at %s", m.Options().Addr)
+	}
+	victim.Kill()
+	killed := time.Now()
+	var firstErr, recovered time.Time
+	failures := 0
+	for time.Since(killed) < 15*time.Second {
+		if err := admit(); err != nil {
+			failures++
+			if firstErr.IsZero() {
+				firstErr = time.Now()
+			}
+		} else if failures > 0 {
+			recovered = time.Now()
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if failures == 0 {
+		t.Fatal("no call failed after the {g} primary was killed")
+	}
+	if recovered.IsZero() {
+		t.Fatalf("still failing %v after the primary was killed", time.Since(killed).Round(time.Millisecond))
+	}
+	t.Logf("{g} primary %s killed: calls failed for %v (%d failures), then succeeded", victim.Addr, recovered.Sub(killed).Round(time.Millisecond), failures)
+	for i := 0; i < 20; i++ {
+		if err := admit(); err != nil {
+			t.Fatalf("after recovery: %v", err)
+		}
+	}
+}

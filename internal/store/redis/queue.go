@@ -124,7 +124,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 		v, err = enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
 	}
 	if err != nil {
-		return "", false, fail("enqueue", err)
+		return "", false, q.s.fail("enqueue", err)
 	}
 	if len(v) == 2 {
 		id, _ = v[0].(string)
@@ -216,12 +216,12 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		err = q.s.c.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()
 		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-			return nil, fail("create delivery group", err)
+			return nil, q.s.fail("create delivery group", err)
 		}
 		ms, err = q.claim(ctx, n)
 	}
 	if err != nil {
-		return nil, fail("claim deliveries", err)
+		return nil, q.s.fail("claim deliveries", err)
 	}
 	return ms, nil
 }
@@ -321,7 +321,7 @@ func (q *Queue) runOnIDs(ctx context.Context, action string, script *goredis.Scr
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
 	if err := script.Run(ctx, q.s.c, keys, args...).Err(); err != nil {
-		return fail(action, err)
+		return q.s.fail(action, err)
 	}
 	return nil
 }
@@ -333,7 +333,7 @@ func (q *Queue) Dead(ctx context.Context, n int64) ([]Message, error) {
 	defer cancel()
 	msgs, err := q.s.c.XRangeN(ctx, q.dead, "-", "+", n).Result()
 	if err != nil {
-		return nil, fail("list dead deliveries", err)
+		return nil, q.s.fail("list dead deliveries", err)
 	}
 	out := make([]Message, len(msgs))
 	for i, m := range msgs {
@@ -350,7 +350,7 @@ func (q *Queue) Pending(ctx context.Context) (int64, error) {
 	defer cancel()
 	n, err := q.s.c.XLen(ctx, q.stream).Result()
 	if err != nil {
-		return 0, fail("count deliveries", err)
+		return 0, q.s.fail("count deliveries", err)
 	}
 	return n, nil
 }

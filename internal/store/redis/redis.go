@@ -161,8 +161,14 @@ func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) 
 }
 
 // fail wraps a Redis error: every failure to get an answer is
-// ErrUnavailable to the guards, with the cause kept for the log.
-func fail(action string, err error) error {
+// ErrUnavailable to the guards, with the cause kept for the log. On a
+// Cluster it also asks for the slot map again (in the background): after
+// a failover the map names a dead primary until then, and go-redis's own
+// periodic reload comes only every minute.
+func (s *Store) fail(action string, err error) error {
+	if cc, ok := s.c.(*goredis.ClusterClient); ok && !errors.Is(err, goredis.Nil) {
+		cc.ReloadState(context.Background())
+	}
 	return fmt.Errorf("%s: %w: %w", action, store.ErrUnavailable, err)
 }
 
@@ -185,7 +191,7 @@ func (s *Store) Take(ctx context.Context, now time.Time, n int64, bs []store.Buc
 	defer cancel()
 	r, err := takeScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return store.TakeResult{Denied: -1}, fail("take tokens", err)
+		return store.TakeResult{Denied: -1}, s.fail("take tokens", err)
 	}
 	return takeResult(r, n, bs)
 }
@@ -219,7 +225,7 @@ func (s *Store) Tokens(ctx context.Context, now time.Time, b store.Bucket) (floa
 	defer cancel()
 	v, err := tokensScript.Run(ctx, s.c, []string{s.bucketKey(b.Key)}, s.now(now), b.Rate, b.Burst).Text()
 	if err != nil {
-		return 0, fail("read tokens", err)
+		return 0, s.fail("read tokens", err)
 	}
 	t, err := strconv.ParseFloat(v, 64)
 	if err != nil {
@@ -242,7 +248,7 @@ func (s *Store) Count(ctx context.Context, key string, q store.Quota) (store.Quo
 	defer cancel()
 	v, err := countScript.Run(ctx, s.c, []string{s.quotaKey(key)}, q.Period.Unix(), q.Limit, q.Offset, server).Int64Slice()
 	if err != nil {
-		return store.QuotaResult{}, fail("count quota", err)
+		return store.QuotaResult{}, s.fail("count quota", err)
 	}
 	if len(v) != 3 {
 		return store.QuotaResult{}, fmt.Errorf("count quota: %w: unexpected reply %v", store.ErrUnavailable, v)
@@ -266,7 +272,7 @@ func (s *Store) Usage(ctx context.Context, key string, q store.Quota) (store.Quo
 		tm = p.Time(ctx)
 	}
 	if _, err := p.Exec(ctx); err != nil {
-		return store.QuotaResult{}, fail("read quota", err)
+		return store.QuotaResult{}, s.fail("read quota", err)
 	}
 	var c store.Counter
 	if f := h.Val(); len(f) == 3 && f[0] != nil {
@@ -304,7 +310,7 @@ func (s *Store) Acquire(ctx context.Context, key string, limit int64, ttl time.D
 	k := s.leaseKey(key)
 	ok, err := acquireScript.Run(ctx, s.c, []string{k}, s.now(now), limit, ttlUS, id).Int64()
 	if err != nil {
-		return store.Lease{}, false, fail("acquire lease", err)
+		return store.Lease{}, false, s.fail("acquire lease", err)
 	}
 	if ok != 1 {
 		return store.Lease{}, false, nil
@@ -365,7 +371,7 @@ func (s *Store) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) 
 	defer cancel()
 	v, err := admitScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return res, fail("admit", err)
+		return res, s.fail("admit", err)
 	}
 	if len(v) != 6 {
 		return res, badAdmit(v)
@@ -419,7 +425,7 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.c.ZRem(ctx, s.leaseKey(l.Key), l.ID).Err(); err != nil {
-		return fail("release lease", err)
+		return s.fail("release lease", err)
 	}
 	return nil
 }
@@ -433,7 +439,7 @@ func (s *Store) InUse(ctx context.Context, key string, now time.Time) (int64, er
 	defer cancel()
 	n, err := inUseScript.Run(ctx, s.c, []string{s.leaseKey(key)}, s.now(now)).Int64()
 	if err != nil {
-		return 0, fail("read leases", err)
+		return 0, s.fail("read leases", err)
 	}
 	return n, nil
 }
@@ -446,7 +452,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.c.Ping(ctx).Err(); err != nil {
-		return fail("ping redis", err)
+		return s.fail("ping redis", err)
 	}
 	return nil
 }
