@@ -138,8 +138,8 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 
 // enqueueWait runs enqueueScript and WAIT in one pipeline (one round
 // trip) on the primary that holds the stream, and fails unless
-// Options.WaitReplicas replicas acknowledged the write within half the
-// call budget: Redis replicates asynchronously, and an entry only the old
+// Options.WaitReplicas replicas acknowledged the write within half what
+// is left of the call budget: Redis replicates asynchronously, and an entry only the old
 // primary held is lost when a replica is promoted. The failed Enqueue
 // answers 503; the sender's retry with the same key finds the first entry
 // (dedupe) and waits again. EVALSHA first; after a Redis restart flushed
@@ -155,9 +155,12 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 		}
 		c = m
 	}
-	waitMS := max(q.s.timeout.Milliseconds()/2, 1)
 	args := []any{q.o.DedupeTTL.Milliseconds(), key, body}
 	for _, sha := range []bool{true, false} {
+		waitMS := int64(1)
+		if d, ok := ctx.Deadline(); ok {
+			waitMS = max(time.Until(d).Milliseconds()/2, 1)
+		}
 		p := c.Pipeline()
 		var r *goredis.Cmd
 		if sha {

@@ -256,7 +256,8 @@ func (s *Server) start() error {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
+			// A sentinel never says "Ready": it is once it monitors.
+			if strings.Contains(sc.Text(), "Ready to accept connections") || s.opts.sentinel && strings.Contains(sc.Text(), "+monitor master") {
 				ready <- nil
 				io.Copy(io.Discard, r)
 				return
