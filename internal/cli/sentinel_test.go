@@ -257,4 +257,3 @@ func quotaUsed(t *testing.T, addr, prefix string) int64 {
 	}
 	return n
 }
-
