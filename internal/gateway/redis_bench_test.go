@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -76,8 +77,16 @@ func BenchmarkGuardsRedis(b *testing.B) {
 		b.Run(st.name, func(b *testing.B) {
 			w := &discard{h: http.Header{}}
 			r := blogRequest()
-			if g.serve(w, r, noDispatch); w.code != 0 {
-				b.Fatalf("allowed request answered %d", w.code)
+			// The first request dials and loads the script within the
+			// 100 ms budget: on a loaded machine it may need another try.
+			for try := 0; ; try++ {
+				w.code = 0
+				if g.serve(w, r, noDispatch); w.code == 0 {
+					break
+				} else if try == 5 {
+					b.Fatalf("allowed request answered %d", w.code)
+				}
+				time.Sleep(100 * time.Millisecond)
 			}
 			before := nodeRoundTrips(b, st.nodes)
 			b.ReportAllocs()
