@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"bytes"
+	"context"
 	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -59,6 +62,25 @@ routes:
   - {path: /q, target: "`+okBackend(t)+`/q", timeout: 5s, api_key_required: true}
   - {path: /hooks/*, target: "`+hooks.URL+`/ci/", timeout: 1s, delivery: {mode: async}}
 `)
+	// check reads the durability settings through the sentinels, and
+	// warns that without wait_replicas a failover can lose accepted
+	// events.
+	for _, c := range []struct {
+		wait string
+		warn bool
+	}{{"1", false}, {"0", true}} {
+		text, _ := os.ReadFile(cfg)
+		p := filepath.Join(t.TempDir(), "check.yaml")
+		writeConfig(t, p, strings.Replace(string(text), "wait_replicas: 1", "wait_replicas: "+c.wait, 1))
+		var out, errb bytes.Buffer
+		if code := Main(context.Background(), []string{"check", "-c", p}, &out, &errb); code != 0 {
+			t.Fatalf("check: exit %d: %s", code, errb.String())
+		}
+		if !strings.Contains(errb.String(), `WARNING: redis: appendonly is "no"`) || strings.Contains(errb.String(), "state.wait_replicas is 0") != c.warn {
+			t.Errorf("check with wait_replicas %s: %s", c.wait, errb.String())
+		}
+	}
+
 	gws := []*process{startServe(t, cfg), startServe(t, cfg)}
 
 	type result struct {
