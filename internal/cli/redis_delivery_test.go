@@ -46,11 +46,22 @@ func waitDelivered(t *testing.T, b *hookBackend, ids []string, within time.Durat
 //     attempt was never answered, so no event is answered twice here; a
 //     replica killed between the target's 2xx and its Ack would cause one
 //     duplicate per entry it had in flight (docs/redis.md).
+//
+// It runs on one redis-server and on a 3-primary Redis Cluster (the
+// route's stream on its {d:<route>} slot: docs/redis.md).
 func TestRedisDeliveryAcrossReplicas(t *testing.T) {
-	rs := redistest.Start(t, redistest.Options{})
+	t.Run("single", func(t *testing.T) {
+		deliveryAcrossReplicas(t, redistest.Start(t, redistest.Options{}).URL())
+	})
+	t.Run("cluster", func(t *testing.T) {
+		deliveryAcrossReplicas(t, redistest.StartCluster(t, 3, 0, redistest.Options{}).URL())
+	})
+}
+
+func deliveryAcrossReplicas(t *testing.T, redisURL string) {
 	b := newHookBackend(t)
 	cfg := filepath.Join(t.TempDir(), "drawbridge.yaml")
-	writeConfig(t, cfg, redisAsyncConfig(b.URL, rs.URL()))
+	writeConfig(t, cfg, redisAsyncConfig(b.URL, redisURL))
 
 	a, other := startServe(t, cfg), startServe(t, cfg)
 	var healthy []string
