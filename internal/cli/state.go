@@ -39,6 +39,9 @@ type state struct {
 	// durability reports what makes the driver lose acknowledged writes
 	// (docs/redis.md). Nil: nothing to check beyond the driver itself.
 	durability func(context.Context) ([]string, error)
+	// where names the server for messages, never with a password ("" for
+	// drivers without one).
+	where string
 }
 
 // close closes the store, after everything that uses it (the queue shares
@@ -131,7 +134,7 @@ func openState(cfg *config.Config, use stateUse) (*state, error) {
 				return nil, err
 			}
 		}
-		s := &state{driver: driver, store: rs, durability: rs.Durability}
+		s := &state{driver: driver, store: rs, durability: rs.Durability, where: rs.String()}
 		if use == serving || use == servingLambda {
 			s.queue, s.poll = streams.New(rs, delivery.Policies(cfg), ""), time.Second
 		}

@@ -175,12 +175,16 @@ func RedactURL(u string) string {
 func (o Options) Describe() string {
 	switch {
 	case o.Sentinel != nil:
-		return "redis sentinel " + o.Sentinel.Master + " at " + strings.Join(o.Sentinel.Addrs, ",")
+		return strings.Join(o.Sentinel.Addrs, ",") + " (sentinel master " + o.Sentinel.Master + ")"
 	case len(o.Cluster) > 0:
-		return "redis cluster at " + strings.Join(o.Cluster, ",")
+		return strings.Join(o.Cluster, ",") + " (cluster)"
 	}
 	return RedactURL(o.URL)
 }
+
+// String names what the store connects to, without any password
+// (Options.Describe).
+func (s *Store) String() string { return s.name }
 
 // resolve turns o into one target: the URL or a long form (only one).
 func (o Options) resolve() (target, error) {

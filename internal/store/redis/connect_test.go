@@ -78,3 +78,20 @@ func TestNewNeedsOneForm(t *testing.T) {
 		s.Close()
 	}
 }
+
+func TestDescribeHasNoPassword(t *testing.T) {
+	for o, want := range map[*Options]string{
+		{URL: "redis://u:secret@h:1/0"}: "redis://u:xxxxx@h:1/0",
+		{Sentinel: &Sentinel{Master: "m", Addrs: []string{"a:1", "b:2"}, Password: "secret"}}: "a:1,b:2 (sentinel master m)",
+		{Cluster: []string{"a:1", "b:2"}, Password: "secret"}:                                 "a:1,b:2 (cluster)",
+	} {
+		s, err := New(*o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.String(); got != want {
+			t.Errorf("String() = %q, want %q", got, want)
+		}
+		s.Close()
+	}
+}
