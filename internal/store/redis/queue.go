@@ -139,11 +139,13 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 // enqueueWait runs enqueueScript and WAIT in one pipeline (one round
 // trip) on the primary that holds the stream, and fails unless
 // Options.WaitReplicas replicas acknowledged the write within half what
-// is left of the call budget: Redis replicates asynchronously, and an entry only the old
-// primary held is lost when a replica is promoted. The failed Enqueue
-// answers 503; the sender's retry with the same key finds the first entry
-// (dedupe) and waits again. EVALSHA first; after a Redis restart flushed
-// the script cache, the same pipeline with EVAL (WAIT alone ran: harmless).
+// is left of the call budget: Redis replicates asynchronously, and an
+// entry only the old primary held is lost when a replica is promoted.
+// The failed Enqueue answers 503, though the entry is in the stream and
+// may still be delivered (at least once); the sender's retry with the
+// same key finds it (dedupe) and waits again. EVALSHA first; after a
+// Redis restart flushed the script cache, the same pipeline with EVAL
+// (WAIT alone ran: harmless).
 func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body []byte) ([]any, error) {
 	var c goredis.Cmdable = q.s.c
 	if cc, ok := q.s.c.(*goredis.ClusterClient); ok {
