@@ -217,7 +217,7 @@ func openRedis(cfg *config.Config) (*redis.Store, error) {
 	if c.URL == "" && c.Sentinel == nil && c.Cluster == nil {
 		return nil, errors.New("state.driver redis needs state.url (redis://host:port/db), state.sentinel or state.cluster")
 	}
-	o := redis.Options{URL: c.URL, Prefix: c.Prefix, WaitReplicas: c.WaitReplicas}
+	o := redis.Options{URL: c.URL, Prefix: c.Prefix, WaitReplicas: int(c.WaitReplicas)}
 	var err error
 	if o.Username, err = fromEnv("state.username_env", c.UsernameEnv); err != nil {
 		return nil, err

@@ -192,7 +192,8 @@ type State struct {
 	URL    string `yaml:"url"`
 	Prefix string `yaml:"prefix"` // redis key prefix, default "drawbridge:"
 	// Sentinel and Cluster are the long forms of the redis+sentinel://
-	// and redis+cluster:// URLs; at most one of url, sentinel, cluster.
+	// and redis+cluster:// URLs: the redis driver takes exactly one of
+	// url, sentinel and cluster.
 	Sentinel *StateSentinel `yaml:"sentinel"`
 	Cluster  *StateCluster  `yaml:"cluster"`
 	// TLS turns TLS on for any form and says what to trust.
@@ -204,7 +205,7 @@ type State struct {
 	UsernameEnv string `yaml:"username_env"`
 	// WaitReplicas is how many replicas must hold an async delivery
 	// before it is answered 202 (Redis WAIT); 0: do not wait.
-	WaitReplicas int `yaml:"wait_replicas"`
+	WaitReplicas Int `yaml:"wait_replicas"`
 	// OnError is what guarded routes do when the store fails: closed
 	// (default, 503) or open (throttles only).
 	OnError string `yaml:"on_error"`

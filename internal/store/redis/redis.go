@@ -121,9 +121,6 @@ func New(o Options) (*Store, error) {
 	return s, nil
 }
 
-// Form is how the store reaches Redis.
-func (s *Store) Form() Form { return s.form }
-
 // QuietClientLogs silences go-redis's own log lines (one per failed dial:
 // while Redis is down, about one per guarded request). The driver's errors
 // still reach the gateway, wrapped as store.ErrUnavailable with the cause.
