@@ -29,29 +29,18 @@ type TLS struct {
 	ServerName string // name to verify; empty: the host dialled
 }
 
-// Form is how the driver reaches Redis.
-type Form int
+// topology is how the driver reaches Redis.
+type topology int
 
 const (
-	FormSingle   Form = iota // one server (redis:// or rediss://)
-	FormSentinel             // a primary found through sentinels
-	FormCluster              // a Redis Cluster
+	topoSingle   topology = iota // one server (redis:// or rediss://)
+	topoSentinel                 // a primary found through sentinels
+	topoCluster                  // a Redis Cluster
 )
-
-// String names the form for messages.
-func (f Form) String() string {
-	switch f {
-	case FormSentinel:
-		return "sentinel"
-	case FormCluster:
-		return "cluster"
-	}
-	return "single"
-}
 
 // target is what New connects to, parsed from Options.
 type target struct {
-	form     Form
+	form     topology
 	addrs    []string // Single: one
 	master   string
 	db       int
@@ -81,9 +70,9 @@ func parseURL(raw string) (target, error) {
 	case "rediss":
 		t.tls = true
 	case "redis+sentinel":
-		t.form = FormSentinel
+		t.form = topoSentinel
 	case "redis+cluster":
-		t.form = FormCluster
+		t.form = topoCluster
 	default:
 		return t, fmt.Errorf("state.url: scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
 	}
@@ -109,7 +98,7 @@ func parseURL(raw string) (target, error) {
 		}
 		if _, port, ok := strings.Cut(h[strings.LastIndex(h, "]")+1:], ":"); !ok {
 			// No port: Redis's own default, as go-redis's ParseURL.
-			if t.form == FormSentinel {
+			if t.form == topoSentinel {
 				h += ":26379"
 			} else {
 				h += ":6379"
@@ -122,14 +111,14 @@ func parseURL(raw string) (target, error) {
 	if len(t.addrs) == 0 {
 		return t, errors.New("state.url: no host")
 	}
-	if t.form == FormSingle && len(t.addrs) > 1 {
+	if t.form == topoSingle && len(t.addrs) > 1 {
 		return t, errors.New("state.url: several hosts need redis+sentinel:// or redis+cluster://")
 	}
 	parts := strings.Split(strings.Trim(path, "/"), "/")
 	if parts[0] == "" {
 		parts = nil
 	}
-	if t.form == FormSentinel {
+	if t.form == topoSentinel {
 		if len(parts) == 0 {
 			return t, errors.New("state.url: redis+sentinel:// needs the master name: redis+sentinel://h1:26379,h2:26379/MASTER[/db]")
 		}
@@ -143,7 +132,7 @@ func parseURL(raw string) (target, error) {
 		if err != nil || db < 0 {
 			return t, fmt.Errorf("state.url: database %q is not a number", parts[0])
 		}
-		if t.form == FormCluster && db != 0 {
+		if t.form == topoCluster && db != 0 {
 			return t, errors.New("state.url: a Redis Cluster has database 0 only")
 		}
 		t.db = db
@@ -203,9 +192,9 @@ func (o Options) resolve() (target, error) {
 		if o.Sentinel.Master == "" || len(o.Sentinel.Addrs) == 0 {
 			return t, errors.New("state.sentinel needs master and addrs")
 		}
-		t = target{form: FormSentinel, master: o.Sentinel.Master, addrs: o.Sentinel.Addrs}
+		t = target{form: topoSentinel, master: o.Sentinel.Master, addrs: o.Sentinel.Addrs}
 	case len(o.Cluster) > 0:
-		t = target{form: FormCluster, addrs: o.Cluster}
+		t = target{form: topoCluster, addrs: o.Cluster}
 	default:
 		var err error
 		if t, err = parseURL(o.URL); err != nil {
@@ -277,7 +266,7 @@ func (t target) client(timeout time.Duration, tc *TLS, sentinelPassword string) 
 	// has no such option and asks for none).
 	maint := &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
 	switch t.form {
-	case FormSentinel:
+	case topoSentinel:
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName: t.master, SentinelAddrs: t.addrs, SentinelPassword: sentinelPassword,
 			Username: t.user, Password: t.password, DB: t.db, TLSConfig: tcfg,
@@ -285,7 +274,7 @@ func (t target) client(timeout time.Duration, tc *TLS, sentinelPassword string) 
 			ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1,
 			DisableIdentity: true,
 		}), nil
-	case FormCluster:
+	case topoCluster:
 		// MaxRedirects stays at go-redis's 3: a MOVED or ASK reply means the
 		// command did not run, so following it cannot apply a script twice.
 		// The same loop re-sends once after a dropped connection (EOF),

@@ -53,7 +53,7 @@ func (s *Store) Durability(ctx context.Context) ([]string, error) {
 			return nil, err
 		}
 	}
-	if s.form != FormSingle && s.wait == 0 {
+	if s.form != topoSingle && s.wait == 0 {
 		w = append(w, "redis: state.wait_replicas is 0: Redis replicates asynchronously, so a failover can lose async deliveries answered 202 that the old primary had not yet sent to a replica; set state.wait_replicas 1")
 	}
 	return w, nil

@@ -77,7 +77,7 @@ type Options struct {
 // Store is the redis driver. Create it with New.
 type Store struct {
 	c       goredis.UniversalClient
-	form    Form
+	form    topology
 	name    string // Options.Describe: for errors, no password
 	wait    int    // Options.WaitReplicas
 	prefix  string
