@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -204,5 +205,123 @@ func TestClusterFailover(t *testing.T) {
 		if err := admit(); err != nil {
 			t.Fatalf("after recovery: %v", err)
 		}
+	}
+}
+
+// TestClusterSlotMigration: the {g} slot (all guard state) moves to
+// another primary while Admit calls run (CLUSTER SETSLOT IMPORTING /
+// MIGRATING, MIGRATE, SETSLOT NODE, as redis-cli --cluster reshard does).
+// Calls during the move may fail (a script whose keys are split between
+// the two nodes gets TRYAGAIN: 503 at the gateway) but none runs twice or
+// is lost: afterwards the quota counter, now on the new primary, equals
+// the calls that succeeded, and calls keep succeeding on the same Store.
+func TestClusterSlotMigration(t *testing.T) {
+	c := redistest.StartCluster(t, 3, 0, redistest.Options{})
+	s := newClusterStore(t, c, redis.Options{Timeout: time.Second, ClientClock: true})
+	q := store.Quota{Period: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC), Limit: 1 << 40}
+	req := store.AdmitRequest{N: 1, QuotaKey: "mig", Quota: q,
+		Buckets: []store.Bucket{{Key: "a", Rate: 1e9, Burst: 1e9}, {Key: "b", Rate: 1e9, Burst: 1e9}}}
+	now := q.Period.Add(time.Hour)
+
+	cc := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: c.Addrs()})
+	defer cc.Close()
+	slot, err := cc.ClusterKeySlot(ctx, "x{g}").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := cc.MasterForKey(ctx, "x{g}")
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := func(addr string) *goredis.Client {
+		n := goredis.NewClient(&goredis.Options{Addr: addr})
+		t.Cleanup(func() { n.Close() })
+		return n
+	}
+	src := node(m.Options().Addr)
+	var dst *goredis.Client
+	var all []*goredis.Client
+	for _, p := range c.Primaries {
+		n := node(p.Addr)
+		all = append(all, n)
+		if p.Addr != src.Options().Addr && dst == nil {
+			dst = n
+		}
+	}
+	srcID, _ := src.Do(ctx, "CLUSTER", "MYID").Text()
+	dstID, _ := dst.Do(ctx, "CLUSTER", "MYID").Text()
+
+	var ok, failed atomic.Int64
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for range 2 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if r, err := s.Admit(ctx, now, req); err != nil {
+					failed.Add(1)
+				} else if r.Refused == store.Admitted {
+					ok.Add(1)
+				}
+			}
+		})
+	}
+	time.Sleep(200 * time.Millisecond)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(dst.Do(ctx, "CLUSTER", "SETSLOT", slot, "IMPORTING", srcID).Err())
+	must(src.Do(ctx, "CLUSTER", "SETSLOT", slot, "MIGRATING", dstID).Err())
+	host, port, _ := strings.Cut(dst.Options().Addr, ":")
+	for {
+		keys, err := src.ClusterGetKeysInSlot(ctx, int(slot), 100).Result()
+		must(err)
+		if len(keys) == 0 {
+			break
+		}
+		args := []any{"MIGRATE", host, port, "", 0, 5000, "KEYS"}
+		for _, k := range keys {
+			args = append(args, k)
+		}
+		must(src.Do(ctx, args...).Err())
+		time.Sleep(20 * time.Millisecond) // let calls meet the half-moved slot
+	}
+	for _, n := range all {
+		must(n.Do(ctx, "CLUSTER", "SETSLOT", slot, "NODE", dstID).Err())
+	}
+	before := ok.Load()
+	deadline := time.Now().Add(5 * time.Second)
+	for ok.Load() < before+50 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	close(stop)
+	wg.Wait()
+	if ok.Load() < before+50 {
+		t.Fatalf("after the move: %d calls succeeded in 5 s", ok.Load()-before)
+	}
+	// The calls met the half-moved slot: go-redis followed ASK there.
+	if info, _ := dst.Info(ctx, "commandstats").Result(); !strings.Contains(info, "cmdstat_asking:") {
+		t.Error("no call was redirected with ASK during the move: the test did not exercise it")
+	}
+	used, err := s.Usage(ctx, "mig", q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := dst.ClusterCountKeysInSlot(ctx, int(slot)).Result(); n == 0 {
+		t.Errorf("the new primary %s holds no key of slot %d", dst.Options().Addr, slot)
+	}
+	if n, _ := src.ClusterCountKeysInSlot(ctx, int(slot)).Result(); n != 0 {
+		t.Errorf("the old primary still holds %d keys of slot %d", n, slot)
+	}
+	t.Logf("slot %d moved %s -> %s under load: %d calls admitted, %d failed during the move; quota counter %d", slot, src.Options().Addr, dst.Options().Addr, ok.Load(), failed.Load(), used.Used)
+	if used.Used != ok.Load() {
+		t.Errorf("quota counter %d, want the %d admitted calls", used.Used, ok.Load())
 	}
 }
