@@ -1,7 +1,10 @@
 // Package redistest starts a real redis-server for a test: on a free
 // loopback port, with its data in the test's temp dir, stopped (SIGKILL) when
 // the test ends. Tests of the redis driver run against it instead of a mock,
-// so they see real scripts, real timeouts and real crashes.
+// so they see real scripts, real timeouts and real crashes. StartCluster
+// and StartSentinel start the failover deployments (a Redis Cluster; a
+// primary, its replica and three sentinels), Options.TLS a TLS-only
+// server with a CA made for the test.
 //
 // When redis-server is not installed the test is skipped, except under
 // CI=true, where it fails: CI must never pass by skipping the state driver
