@@ -1,6 +1,8 @@
 // Package redis is the store driver that replicas and Lambda instances
 // share: token buckets, quota counters and concurrency leases live in one
-// Redis server, so limits are exact across any number of gateways.
+// Redis server, so limits are exact across any number of gateways. That
+// server may be a primary found through sentinels or a Cluster, over TLS
+// (connect.go; docs/redis.md says what a failover loses).
 //
 // Every Store call is one Lua script (or one command) in one round trip,
 // atomic on the server; see docs/redis.md for the key layout and scripts.
