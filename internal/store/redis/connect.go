@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -47,12 +48,15 @@ type target struct {
 	user     string
 	password string
 	tls      bool
+	// single holds ParseURL's options for the one-server forms; the
+	// failure settings and TLS are set over them.
+	single *goredis.Options
 }
 
 // parseURL reads the three URL forms. Errors never quote the URL: it may
 // hold a password.
 //
-//	redis://[user:pw@]host:port[/db]   rediss:// for TLS
+//	redis://[user:pw@]host:port[/db]   rediss:// for TLS, unix:// (go-redis's ParseURL)
 //	redis+sentinel://[user:pw@]h1:26379,h2:26379/MASTER[/db]
 //	redis+cluster://[user:pw@]h1:6379,h2:6379
 //
@@ -66,15 +70,14 @@ func parseURL(raw string) (target, error) {
 		return t, errors.New("state.url: want redis://, rediss://, redis+sentinel:// or redis+cluster://")
 	}
 	switch scheme {
-	case "redis":
-	case "rediss":
-		t.tls = true
+	case "redis", "rediss", "unix":
+		return parseSingle(raw, scheme, rest)
 	case "redis+sentinel":
 		t.form = topoSentinel
 	case "redis+cluster":
 		t.form = topoCluster
 	default:
-		return t, fmt.Errorf("state.url: scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+		return t, fmt.Errorf("state.url: scheme %q: want redis, rediss, unix, redis+sentinel or redis+cluster", scheme)
 	}
 	if i := strings.IndexAny(rest, "?#"); i >= 0 {
 		return t, errors.New("state.url: query and fragment are not read; use the state: keys (docs/redis.md)")
@@ -82,11 +85,7 @@ func parseURL(raw string) (target, error) {
 	if i := strings.LastIndex(rest, "@"); i >= 0 {
 		user := rest[:i]
 		rest = rest[i+1:]
-		u, pw, has := strings.Cut(user, ":")
-		if !has {
-			pw, u = u, "" // redis://secret@host: the password alone, as go-redis reads it
-		}
-		t.user, t.password = u, pw
+		t.user, t.password, _ = strings.Cut(user, ":") // user@ alone is a user name, as in ParseURL
 	}
 	hosts, path, _ := strings.Cut(rest, "/")
 	for _, h := range strings.Split(hosts, ",") {
@@ -140,6 +139,38 @@ func parseURL(raw string) (target, error) {
 	return t, nil
 }
 
+// parseSingle reads the one-server forms as go-redis's ParseURL always
+// has (query options such as ?pool_size=, unix:// sockets), after
+// checking what ParseURL lets through: one host, a valid port. ParseURL's
+// own errors quote the whole URL, password included: only what is wrong
+// is kept.
+func parseSingle(raw, scheme, rest string) (target, error) {
+	if scheme != "unix" {
+		hosts, _, _ := strings.Cut(rest[strings.LastIndex(rest, "@")+1:], "/")
+		hosts, _, _ = strings.Cut(hosts, "?")
+		if strings.Contains(hosts, ",") {
+			return target{}, errors.New("state.url: several hosts need redis+sentinel:// or redis+cluster://")
+		}
+		if strings.HasPrefix(hosts, "[") && !strings.Contains(hosts, "]") {
+			return target{}, errors.New("state.url: missing ']' in host")
+		}
+		if _, port, ok := strings.Cut(hosts[strings.LastIndex(hosts, "]")+1:], ":"); ok {
+			if _, err := strconv.ParseUint(port, 10, 16); err != nil {
+				return target{}, fmt.Errorf("state.url: host %q: bad port", hosts)
+			}
+		}
+	}
+	ro, err := goredis.ParseURL(raw)
+	if ue := (*url.Error)(nil); errors.As(err, &ue) {
+		return target{}, fmt.Errorf("state.url: %w", ue.Err)
+	}
+	if err != nil {
+		return target{}, fmt.Errorf("state.url: %w", err)
+	}
+	return target{addrs: []string{ro.Addr}, db: ro.DB, user: ro.Username, password: ro.Password,
+		tls: ro.TLSConfig != nil, single: ro}, nil
+}
+
 // RedactURL is u with its password replaced by "xxxxx", for messages that
 // must name the state URL (url.URL.Redacted, for the multi-host forms
 // net/url cannot parse).
@@ -154,7 +185,7 @@ func RedactURL(u string) string {
 	}
 	user, _, has := strings.Cut(rest[:i], ":")
 	if !has {
-		user = "" // the part before @ alone is the password
+		user = "" // hidden too: some clients read a lone user@ as the password
 	}
 	return scheme + "://" + user + ":xxxxx@" + rest[i+1:]
 }
@@ -286,12 +317,18 @@ func (t target) client(timeout time.Duration, tc *TLS, sentinelPassword string) 
 			DisableIdentity: true, MaintNotificationsConfig: maint,
 		}), nil
 	}
-	return goredis.NewClient(&goredis.Options{
-		Addr: t.addrs[0], Username: t.user, Password: t.password, DB: t.db, TLSConfig: tcfg,
-		DialTimeout: timeout, ReadTimeout: timeout, WriteTimeout: timeout, PoolTimeout: timeout,
-		ContextTimeoutEnabled: true, MaxRetries: -1, DialerRetries: 1,
-		DisableIdentity: true, MaintNotificationsConfig: maint,
-	}), nil
+	o := &goredis.Options{Addr: t.addrs[0], DB: t.db}
+	if t.single != nil {
+		o = t.single
+	}
+	o.Username, o.Password, o.TLSConfig = t.user, t.password, tcfg
+	o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = timeout, timeout, timeout, timeout
+	o.ContextTimeoutEnabled = true
+	o.MaxRetries = -1 // -1, not 0: zero means go-redis's default of 3
+	o.DialerRetries = 1
+	o.DisableIdentity = true
+	o.MaintNotificationsConfig = maint
+	return goredis.NewClient(o), nil
 }
 
 // Verify contacts Redis once and returns an error when it answers in a way

@@ -13,13 +13,17 @@ func TestParseURLForms(t *testing.T) {
 	}{
 		{"redis://127.0.0.1:6379/2", target{addrs: []string{"127.0.0.1:6379"}, db: 2}},
 		{"rediss://u:pw@cache.example:6380", target{addrs: []string{"cache.example:6380"}, user: "u", password: "pw", tls: true}},
-		{"redis://secret@h:1", target{addrs: []string{"h:1"}, password: "secret"}},
+		{"redis://app@h:1", target{addrs: []string{"h:1"}, user: "app"}},
+		{"redis+cluster://app@h:1", target{form: topoCluster, addrs: []string{"h:1"}, user: "app"}},
+		{"unix:///run/redis.sock?db=3", target{addrs: []string{"/run/redis.sock"}, db: 3}},
+		{"redis://h:1/0?pool_size=5", target{addrs: []string{"h:1"}}},
 		{"redis+sentinel://:pw@h1:26379,h2:26379/mymaster/3", target{form: topoSentinel, addrs: []string{"h1:26379", "h2:26379"}, master: "mymaster", db: 3, password: "pw"}},
 		{"redis+sentinel://h1/mymaster", target{form: topoSentinel, addrs: []string{"h1:26379"}, master: "mymaster"}},
 		{"redis://localhost", target{addrs: []string{"localhost:6379"}}},
 		{"redis+cluster://h1:6379,[::1]:6380", target{form: topoCluster, addrs: []string{"h1:6379", "[::1]:6380"}}},
 	} {
 		got, err := parseURL(c.url)
+		got.single = nil // go-redis's own options, read by ParseURL
 		if err != nil || !reflect.DeepEqual(got, c.want) {
 			t.Errorf("parseURL(%q) = %+v, %v; want %+v", c.url, got, err, c.want)
 		}

@@ -89,18 +89,33 @@ func (s *Sentinels) URL() string {
 	return "redis+sentinel://" + strings.Join(s.Addrs(), ",") + "/" + SentinelMaster + "/0"
 }
 
-// PrimaryAddr is the primary's address as the first sentinel that answers
-// sees it now.
+// PrimaryAddr is the primary's address once every sentinel names the
+// same one (after a failover the others learn it from the one that
+// promoted the replica, within a second or so); it fails the test if they
+// still disagree after 5 s.
 func (s *Sentinels) PrimaryAddr() string {
 	s.t.Helper()
-	for _, sn := range s.Sentinels {
-		out, err := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", sn.port(), "sentinel", "get-master-addr-by-name", SentinelMaster).Output()
-		if f := strings.Fields(string(out)); err == nil && len(f) == 2 {
-			return f[0] + ":" + f[1]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		seen := map[string]bool{}
+		for _, sn := range s.Sentinels {
+			out, _ := exec.Command("redis-cli", "-h", "127.0.0.1", "-p", sn.port(), "sentinel", "get-master-addr-by-name", SentinelMaster).Output()
+			if f := strings.Fields(string(out)); len(f) == 2 {
+				seen[f[0]+":"+f[1]] = true
+			} else {
+				seen[""] = true
+			}
 		}
+		if len(seen) == 1 && !seen[""] {
+			for a := range seen {
+				return a
+			}
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redistest: the sentinels disagree on the primary: %v", seen)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	s.t.Fatal("redistest: no sentinel names a primary")
-	return ""
 }
 
 // String describes the deployment for logs.
