@@ -15,7 +15,10 @@ missing=()
 command -v curl >/dev/null || missing+=(curl)
 # --- redis: internal/store/redis tests start a real redis-server (and build
 # a clock shim with gcc); under CI=true they fail when these are missing.
+# redis-cli (redis-tools) creates the test Cluster and asks the test
+# sentinels; a sentinel is `redis-server --sentinel`, so no redis-sentinel.
 command -v redis-server >/dev/null || missing+=(redis-server)
+command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # --- end redis
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"

@@ -79,7 +79,7 @@ func checkDurability(cfg *config.Config, st *state, path string, stderr io.Write
 	if st.durability == nil {
 		return
 	}
-	host := "state.url"
+	host := st.where // the long forms: state.sentinel, state.cluster
 	if u, err := url.Parse(cfg.State.URL); err == nil && u.Host != "" {
 		host = u.Host
 	}

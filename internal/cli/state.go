@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"path/filepath"
 	"sync"
@@ -40,6 +39,9 @@ type state struct {
 	// durability reports what makes the driver lose acknowledged writes
 	// (docs/redis.md). Nil: nothing to check beyond the driver itself.
 	durability func(context.Context) ([]string, error)
+	// where names the server for messages, never with a password ("" for
+	// drivers without one).
+	where string
 }
 
 // close closes the store, after everything that uses it (the queue shares
@@ -120,7 +122,19 @@ func openState(cfg *config.Config, use stateUse) (*state, error) {
 		if err != nil {
 			return nil, err
 		}
-		s := &state{driver: driver, store: rs, durability: rs.Durability}
+		// serve refuses a Redis it can reach but never use (an untrusted
+		// certificate, a wrong password); one that is down is waited for.
+		// Lambda init does no network I/O.
+		if use == serving {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			err := rs.Verify(ctx)
+			cancel()
+			if err != nil {
+				rs.Close()
+				return nil, err
+			}
+		}
+		s := &state{driver: driver, store: rs, durability: rs.Durability, where: rs.String()}
 		if use == serving || use == servingLambda {
 			s.queue, s.poll = streams.New(rs, delivery.Policies(cfg), ""), time.Second
 		}
@@ -195,18 +209,56 @@ func freshState() *state { return &state{driver: "memory", store: memory.New()} 
 // each 503.
 var quietRedis sync.Once
 
+// openRedis makes the redis store from the state: block. Passwords come
+// from the environment (state.password_env, state.sentinel.password_env)
+// or the URL, and no error names them: the URL is redacted.
 func openRedis(cfg *config.Config) (*redis.Store, error) {
-	if cfg.State.URL == "" {
-		return nil, errors.New("state.driver redis needs state.url (redis://host:port/db)")
+	c := cfg.State
+	if c.URL == "" && c.Sentinel == nil && c.Cluster == nil {
+		return nil, errors.New("state.driver redis needs state.url (redis://host:port/db), state.sentinel or state.cluster")
+	}
+	o := redis.Options{URL: c.URL, Prefix: c.Prefix, WaitReplicas: int(c.WaitReplicas)}
+	var err error
+	if o.Username, err = fromEnv("state.username_env", c.UsernameEnv); err != nil {
+		return nil, err
+	}
+	if o.Password, err = fromEnv("state.password_env", c.PasswordEnv); err != nil {
+		return nil, err
+	}
+	if s := c.Sentinel; s != nil {
+		o.Sentinel = &redis.Sentinel{Master: s.Master, Addrs: s.Addrs}
+		if o.Sentinel.Password, err = fromEnv("state.sentinel.password_env", s.PasswordEnv); err != nil {
+			return nil, err
+		}
+	}
+	if c.Cluster != nil {
+		if len(c.Cluster.Addrs) == 0 {
+			return nil, errors.New("state.cluster needs addrs")
+		}
+		o.Cluster = c.Cluster.Addrs
+	}
+	if t := c.TLS; t != nil {
+		o.TLS = &redis.TLS{CA: t.CA, Cert: t.Cert, Key: t.Key, ServerName: t.ServerName}
+		for _, f := range []*string{&o.TLS.CA, &o.TLS.Cert, &o.TLS.Key} {
+			if *f != "" && !filepath.IsAbs(*f) && cfg.File != "" {
+				*f = filepath.Join(filepath.Dir(cfg.File), *f) // as state.path
+			}
+		}
 	}
 	quietRedis.Do(redis.QuietClientLogs)
-	st, err := redis.New(redis.Options{URL: cfg.State.URL, Prefix: cfg.State.Prefix})
-	// url.Parse's error quotes the whole URL, password included: keep
-	// only what is wrong with it.
-	if ue := (*url.Error)(nil); errors.As(err, &ue) {
-		return nil, fmt.Errorf("state.url: %w", ue.Err)
+	return redis.New(o)
+}
+
+// fromEnv reads the variable key names; "" names none.
+func fromEnv(key, name string) (string, error) {
+	if name == "" {
+		return "", nil
 	}
-	return st, err
+	v := os.Getenv(name)
+	if v == "" {
+		return "", fmt.Errorf("%s: environment variable %s is not set or empty", key, name)
+	}
+	return v, nil
 }
 
 // logDurability logs the driver's durability warnings once at serve start

@@ -218,8 +218,26 @@ const (
 type State struct {
 	Driver string `yaml:"driver"` // memory | embedded (default) | redis
 	Path   string `yaml:"path"`   // embedded: bbolt file, default drawbridge.db
-	URL    string `yaml:"url"`    // redis: redis://host:port/db
+	// URL is the redis server: redis://, rediss:// (TLS),
+	// redis+sentinel://h1:26379,h2:26379/MASTER[/db] or
+	// redis+cluster://h1:6379,h2:6379 (docs/redis.md).
+	URL    string `yaml:"url"`
 	Prefix string `yaml:"prefix"` // redis key prefix, default "drawbridge:"
+	// Sentinel and Cluster are the long forms of the redis+sentinel://
+	// and redis+cluster:// URLs: the redis driver takes exactly one of
+	// url, sentinel and cluster.
+	Sentinel *StateSentinel `yaml:"sentinel"`
+	Cluster  *StateCluster  `yaml:"cluster"`
+	// TLS turns TLS on for any form and says what to trust.
+	TLS *StateTLS `yaml:"tls"`
+	// PasswordEnv names the environment variable holding the Redis
+	// password (and UsernameEnv the ACL user): kept out of the config
+	// file, and out of every log line and error.
+	PasswordEnv string `yaml:"password_env"`
+	UsernameEnv string `yaml:"username_env"`
+	// WaitReplicas is how many replicas must hold an async delivery
+	// before it is answered 202 (Redis WAIT); 0: do not wait.
+	WaitReplicas Int `yaml:"wait_replicas"`
 	// OnError is what guarded routes do when the store fails: closed
 	// (default, 503) or open (throttles only).
 	OnError OnError `yaml:"on_error"`
@@ -235,6 +253,30 @@ const (
 	// OnErrorOpen: let throttles pass.
 	OnErrorOpen OnError = "open"
 )
+
+// StateSentinel is a Redis Sentinel deployment: the sentinels' addresses
+// and the name they monitor the primary under.
+type StateSentinel struct {
+	Master string   `yaml:"master"`
+	Addrs  []string `yaml:"addrs"` // host:port of each sentinel
+	// PasswordEnv names the variable holding the sentinels' own password,
+	// when they require one (requirepass in sentinel.conf).
+	PasswordEnv string `yaml:"password_env"`
+}
+
+// StateCluster is a Redis Cluster: any of its nodes; the rest are found.
+type StateCluster struct {
+	Addrs []string `yaml:"addrs"`
+}
+
+// StateTLS configures TLS to Redis: files in PEM. CA empty: the system
+// roots; Cert and Key: a client certificate, both or neither.
+type StateTLS struct {
+	CA         string `yaml:"ca"`
+	Cert       string `yaml:"cert"`
+	Key        string `yaml:"key"`
+	ServerName string `yaml:"server_name"`
+}
 
 // Throttle is a token bucket (rate per second, burst capacity) with an
 // optional cap on requests in flight. Zero MaxConcurrent: no cap.

@@ -27,7 +27,7 @@ func (q *Queue) Lengths(ctx context.Context) (pending, dead int64, err error) {
 	s := p.XLen(ctx, q.stream)
 	d := p.XLen(ctx, q.dead)
 	if _, err := p.Exec(ctx); err != nil {
-		return 0, 0, fail("count deliveries", err)
+		return 0, 0, q.s.fail("count deliveries", err)
 	}
 	return s.Val(), d.Val(), nil
 }

@@ -3,6 +3,8 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sort"
+	"sync"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -24,7 +26,42 @@ import (
 func (s *Store) Durability(ctx context.Context) ([]string, error) {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
-	p := s.c.Pipeline()
+	var w []string
+	if cc, ok := s.c.(*goredis.ClusterClient); ok {
+		// CONFIG GET names no key: each primary answers for its own slots.
+		var mu sync.Mutex
+		seen := map[string]bool{}
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, m *goredis.Client) error {
+			ws, err := configWarnings(ctx, m)
+			mu.Lock()
+			defer mu.Unlock()
+			for _, x := range ws {
+				if !seen[x] {
+					seen[x] = true
+					w = append(w, x)
+				}
+			}
+			return err
+		})
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(w)
+	} else {
+		var err error
+		if w, err = configWarnings(ctx, s.c); err != nil {
+			return nil, err
+		}
+	}
+	if s.form != topoSingle && s.wait == 0 {
+		w = append(w, "redis: state.wait_replicas is 0: Redis replicates asynchronously, so a failover can lose async deliveries answered 202 that the old primary had not yet sent to a replica; set state.wait_replicas 1")
+	}
+	return w, nil
+}
+
+// configWarnings reads one server's settings.
+func configWarnings(ctx context.Context, c goredis.Cmdable) ([]string, error) {
+	p := c.Pipeline()
 	aof := p.ConfigGet(ctx, "appendonly")
 	fsync := p.ConfigGet(ctx, "appendfsync")
 	evict := p.ConfigGet(ctx, "maxmemory-policy")

@@ -117,9 +117,14 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
-	v, err := enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
+	var v []any
+	if q.s.wait > 0 {
+		v, err = q.enqueueWait(ctx, keys, key, body)
+	} else {
+		v, err = enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
+	}
 	if err != nil {
-		return "", false, fail("enqueue", err)
+		return "", false, q.s.fail("enqueue", err)
 	}
 	if len(v) == 2 {
 		id, _ = v[0].(string)
@@ -129,6 +134,59 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 		}
 	}
 	return "", false, fmt.Errorf("enqueue: %w: unexpected reply %v", store.ErrUnavailable, v)
+}
+
+// enqueueWait runs enqueueScript and WAIT in one pipeline (one round
+// trip) on the primary that holds the stream, and fails unless
+// Options.WaitReplicas replicas acknowledged the write within half what
+// is left of the call budget: Redis replicates asynchronously, and an
+// entry only the old primary held is lost when a replica is promoted.
+// The failed Enqueue answers 503, though the entry is in the stream and
+// may still be delivered (at least once); the sender's retry with the
+// same key finds it (dedupe) and waits again. EVALSHA first; after a
+// Redis restart flushed the script cache, the same pipeline with EVAL
+// (WAIT alone ran: harmless).
+func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body []byte) ([]any, error) {
+	var c goredis.Cmdable = q.s.c
+	if cc, ok := q.s.c.(*goredis.ClusterClient); ok {
+		// WAIT names no key: sent through the cluster client it would go
+		// to any node, not the one the script wrote to.
+		m, err := cc.MasterForKey(ctx, q.stream)
+		if err != nil {
+			return nil, err
+		}
+		c = m
+	}
+	args := []any{q.o.DedupeTTL.Milliseconds(), key, body}
+	for _, sha := range []bool{true, false} {
+		waitMS := int64(1)
+		if d, ok := ctx.Deadline(); ok {
+			waitMS = max(time.Until(d).Milliseconds()/2, 1)
+		}
+		p := c.Pipeline()
+		var r *goredis.Cmd
+		if sha {
+			r = enqueueScript.EvalSha(ctx, p, keys, args...)
+		} else {
+			r = enqueueScript.Eval(ctx, p, keys, args...)
+		}
+		w := p.Do(ctx, "WAIT", q.s.wait, waitMS)
+		p.Exec(ctx) // errors are read per command below
+		if err := r.Err(); err != nil {
+			if sha && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+				continue
+			}
+			return nil, err
+		}
+		if err := w.Err(); err != nil {
+			return nil, fmt.Errorf("wait for replicas: %w", err)
+		}
+		if n, _ := w.Int64(); n < int64(q.s.wait) {
+			return nil, fmt.Errorf("written on the primary but %d of %d replicas acknowledged it within %d ms (state.wait_replicas)", n, q.s.wait, waitMS)
+		}
+		return r.Slice()
+	}
+	return nil, errors.New("NOSCRIPT after EVAL")
 }
 
 // deadScript: KEYS = stream, dead stream; ARGV = group, entry IDs. Copies
@@ -163,12 +221,12 @@ func (q *Queue) Claim(ctx context.Context, n int64) ([]Message, error) {
 	if err != nil && strings.HasPrefix(err.Error(), "NOGROUP") {
 		err = q.s.c.XGroupCreateMkStream(ctx, q.stream, q.group, "0").Err()
 		if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
-			return nil, fail("create delivery group", err)
+			return nil, q.s.fail("create delivery group", err)
 		}
 		ms, err = q.claim(ctx, n)
 	}
 	if err != nil {
-		return nil, fail("claim deliveries", err)
+		return nil, q.s.fail("claim deliveries", err)
 	}
 	return ms, nil
 }
@@ -268,7 +326,7 @@ func (q *Queue) runOnIDs(ctx context.Context, action string, script *goredis.Scr
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
 	if err := script.Run(ctx, q.s.c, keys, args...).Err(); err != nil {
-		return fail(action, err)
+		return q.s.fail(action, err)
 	}
 	return nil
 }
@@ -280,7 +338,7 @@ func (q *Queue) Dead(ctx context.Context, n int64) ([]Message, error) {
 	defer cancel()
 	msgs, err := q.s.c.XRangeN(ctx, q.dead, "-", "+", n).Result()
 	if err != nil {
-		return nil, fail("list dead deliveries", err)
+		return nil, q.s.fail("list dead deliveries", err)
 	}
 	out := make([]Message, len(msgs))
 	for i, m := range msgs {
@@ -297,7 +355,7 @@ func (q *Queue) Pending(ctx context.Context) (int64, error) {
 	defer cancel()
 	n, err := q.s.c.XLen(ctx, q.stream).Result()
 	if err != nil {
-		return 0, fail("count deliveries", err)
+		return 0, q.s.fail("count deliveries", err)
 	}
 	return n, nil
 }

@@ -1,6 +1,8 @@
 // Package redis is the store driver that replicas and Lambda instances
 // share: token buckets, quota counters and concurrency leases live in one
-// Redis server, so limits are exact across any number of gateways.
+// Redis server, so limits are exact across any number of gateways. That
+// server may be a primary found through sentinels or a Cluster, over TLS
+// (connect.go; docs/redis.md says what a failover loses).
 //
 // Every Store call is one Lua script (or one command) in one round trip,
 // atomic on the server; see docs/redis.md for the key layout and scripts.
@@ -30,7 +32,6 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
-	"github.com/redis/go-redis/v9/maintnotifications"
 
 	"github.com/drawbridge/drawbridge/internal/store"
 	"github.com/drawbridge/drawbridge/internal/throttle"
@@ -48,9 +49,22 @@ const DefaultPrefix = "drawbridge:"
 // Options configure the driver. The zero value, with URL set, is the
 // production setup.
 type Options struct {
-	// URL is the server, as redis.ParseURL reads it:
-	// redis://[user:password@]host:port/db or rediss:// for TLS.
-	URL string
+	// URL is the server: redis://[user:password@]host:port/db, rediss://
+	// for TLS, redis+sentinel://h1:26379,h2:26379/MASTER[/db] or
+	// redis+cluster://h1:6379,h2:6379 (see parseURL). Or set Sentinel or
+	// Cluster instead: exactly one of the three.
+	URL      string
+	Sentinel *Sentinel
+	Cluster  []string // host:port of any cluster nodes
+	// TLS turns TLS on for every form (rediss:// does too, trusting the
+	// system roots) and says what to trust.
+	TLS *TLS
+	// Username and Password, when set, replace the URL's (they come from
+	// the environment, state.username_env and state.password_env).
+	Username, Password string
+	// WaitReplicas is how many replicas must have an enqueued delivery
+	// before Enqueue returns (WAIT, in the same round trip); 0: none.
+	WaitReplicas int
 	// Prefix starts every key (state.prefix); empty means DefaultPrefix.
 	Prefix string
 	// Timeout is the budget of one call, dial included; zero means
@@ -64,7 +78,10 @@ type Options struct {
 
 // Store is the redis driver. Create it with New.
 type Store struct {
-	c       *goredis.Client
+	c       goredis.UniversalClient
+	form    topology
+	name    string // Options.Describe: for errors, no password
+	wait    int    // Options.WaitReplicas
 	prefix  string
 	timeout time.Duration
 	client  bool // Options.ClientClock
@@ -76,38 +93,33 @@ var (
 	_ store.Admitter = (*Store)(nil)
 )
 
-// New makes a store for o.URL. It does not contact the server: a gateway
+// New makes a store for o. It does not contact the server: a gateway
 // whose Redis is down at start still starts, answers 503 on guarded routes
-// and reports not ready, and recovers when Redis comes up.
+// and reports not ready, and recovers when Redis comes up. What it can
+// check without the network (the URL, the TLS files) is an error here;
+// errors never hold a password.
 func New(o Options) (*Store, error) {
-	ro, err := goredis.ParseURL(o.URL)
+	t, err := o.resolve()
 	if err != nil {
-		return nil, fmt.Errorf("state.url: %w", err)
+		return nil, err
 	}
-	s := &Store{prefix: o.Prefix, timeout: o.Timeout, client: o.ClientClock}
+	s := &Store{form: t.form, name: o.Describe(), wait: o.WaitReplicas, prefix: o.Prefix, timeout: o.Timeout, client: o.ClientClock}
 	if s.prefix == "" {
 		s.prefix = DefaultPrefix
 	}
 	if s.timeout <= 0 {
 		s.timeout = DefaultTimeout
 	}
-	// go-redis defaults wait up to 5 s per socket operation, retry three
-	// times and ignore context deadlines
-	// (docs/hardening.md#redis-calls-are-bounded-and-never-retried): a
-	// black-holed Redis would stall each request for tens of seconds, and a retried
-	// script whose reply was lost would apply twice.
-	ro.DialTimeout = s.timeout
-	ro.ReadTimeout = s.timeout
-	ro.WriteTimeout = s.timeout
-	ro.PoolTimeout = s.timeout
-	ro.ContextTimeoutEnabled = true
-	ro.MaxRetries = -1 // -1, not 0: zero means go-redis's default of 3
-	ro.DialerRetries = 1
-	// Connection setup is HELLO only: no CLIENT SETINFO, no maintenance
-	// push notifications (neither exists on Redis 7.0).
-	ro.DisableIdentity = true
-	ro.MaintNotificationsConfig = &maintnotifications.Config{Mode: maintnotifications.ModeDisabled}
-	s.c = goredis.NewClient(ro)
+	if s.wait < 0 {
+		return nil, errors.New("state.wait_replicas must not be negative")
+	}
+	sp := ""
+	if o.Sentinel != nil {
+		sp = o.Sentinel.Password
+	}
+	if s.c, err = t.client(s.timeout, o.TLS, sp); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -148,8 +160,14 @@ func (s *Store) call(ctx context.Context) (context.Context, context.CancelFunc) 
 }
 
 // fail wraps a Redis error: every failure to get an answer is
-// ErrUnavailable to the guards, with the cause kept for the log.
-func fail(action string, err error) error {
+// ErrUnavailable to the guards, with the cause kept for the log. On a
+// Cluster it also asks for the slot map again (in the background): after
+// a failover the map names a dead primary until then, and go-redis's own
+// periodic reload comes only every minute.
+func (s *Store) fail(action string, err error) error {
+	if cc, ok := s.c.(*goredis.ClusterClient); ok && !errors.Is(err, goredis.Nil) {
+		cc.ReloadState(context.Background())
+	}
 	return fmt.Errorf("%s: %w: %w", action, store.ErrUnavailable, err)
 }
 
@@ -172,7 +190,7 @@ func (s *Store) Take(ctx context.Context, now time.Time, n int64, bs []store.Buc
 	defer cancel()
 	r, err := takeScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return store.TakeResult{Denied: -1}, fail("take tokens", err)
+		return store.TakeResult{Denied: -1}, s.fail("take tokens", err)
 	}
 	return takeResult(r, n, bs)
 }
@@ -206,7 +224,7 @@ func (s *Store) Tokens(ctx context.Context, now time.Time, b store.Bucket) (floa
 	defer cancel()
 	v, err := tokensScript.Run(ctx, s.c, []string{s.bucketKey(b.Key)}, s.now(now), b.Rate, b.Burst).Text()
 	if err != nil {
-		return 0, fail("read tokens", err)
+		return 0, s.fail("read tokens", err)
 	}
 	t, err := strconv.ParseFloat(v, 64)
 	if err != nil {
@@ -229,7 +247,7 @@ func (s *Store) Count(ctx context.Context, key string, q store.Quota) (store.Quo
 	defer cancel()
 	v, err := countScript.Run(ctx, s.c, []string{s.quotaKey(key)}, q.Period.Unix(), q.Limit, q.Offset, server).Int64Slice()
 	if err != nil {
-		return store.QuotaResult{}, fail("count quota", err)
+		return store.QuotaResult{}, s.fail("count quota", err)
 	}
 	if len(v) != 3 {
 		return store.QuotaResult{}, fmt.Errorf("count quota: %w: unexpected reply %v", store.ErrUnavailable, v)
@@ -253,7 +271,7 @@ func (s *Store) Usage(ctx context.Context, key string, q store.Quota) (store.Quo
 		tm = p.Time(ctx)
 	}
 	if _, err := p.Exec(ctx); err != nil {
-		return store.QuotaResult{}, fail("read quota", err)
+		return store.QuotaResult{}, s.fail("read quota", err)
 	}
 	var c store.Counter
 	if f := h.Val(); len(f) == 3 && f[0] != nil {
@@ -291,7 +309,7 @@ func (s *Store) Acquire(ctx context.Context, key string, limit int64, ttl time.D
 	k := s.leaseKey(key)
 	ok, err := acquireScript.Run(ctx, s.c, []string{k}, s.now(now), limit, ttlUS, id).Int64()
 	if err != nil {
-		return store.Lease{}, false, fail("acquire lease", err)
+		return store.Lease{}, false, s.fail("acquire lease", err)
 	}
 	if ok != 1 {
 		return store.Lease{}, false, nil
@@ -352,7 +370,7 @@ func (s *Store) Admit(ctx context.Context, now time.Time, r store.AdmitRequest) 
 	defer cancel()
 	v, err := admitScript.Run(ctx, s.c, keys, args...).Slice()
 	if err != nil {
-		return res, fail("admit", err)
+		return res, s.fail("admit", err)
 	}
 	if len(v) != 6 {
 		return res, badAdmit(v)
@@ -406,7 +424,7 @@ func (s *Store) Release(ctx context.Context, l store.Lease) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.c.ZRem(ctx, s.leaseKey(l.Key), l.ID).Err(); err != nil {
-		return fail("release lease", err)
+		return s.fail("release lease", err)
 	}
 	return nil
 }
@@ -420,7 +438,7 @@ func (s *Store) InUse(ctx context.Context, key string, now time.Time) (int64, er
 	defer cancel()
 	n, err := inUseScript.Run(ctx, s.c, []string{s.leaseKey(key)}, s.now(now)).Int64()
 	if err != nil {
-		return 0, fail("read leases", err)
+		return 0, s.fail("read leases", err)
 	}
 	return n, nil
 }
@@ -433,7 +451,7 @@ func (s *Store) Ready(ctx context.Context) error {
 	ctx, cancel := s.call(ctx)
 	defer cancel()
 	if err := s.c.Ping(ctx).Err(); err != nil {
-		return fail("ping redis", err)
+		return s.fail("ping redis", err)
 	}
 	return nil
 }

@@ -1,7 +1,10 @@
 // Package redistest starts a real redis-server for a test: on a free
 // loopback port, with its data in the test's temp dir, stopped (SIGKILL) when
 // the test ends. Tests of the redis driver run against it instead of a mock,
-// so they see real scripts, real timeouts and real crashes.
+// so they see real scripts, real timeouts and real crashes. StartCluster
+// and StartSentinel start the failover deployments (a Redis Cluster; a
+// primary, its replica and three sentinels), Options.TLS a TLS-only
+// server with a CA made for the test.
 //
 // When redis-server is not installed the test is skipped, except under
 // CI=true, where it fails: CI must never pass by skipping the state driver
@@ -46,6 +49,12 @@ type Options struct {
 	// Config holds extra redis.conf directives, one per element, for
 	// example "appendonly yes".
 	Config []string
+	// TLS serves TLS only (tls-port; the plain port is off) with a
+	// certificate for 127.0.0.1 from a CA made for this server: see
+	// Server.CA and NewCA.
+	TLS bool
+	// sentinel runs the server as a sentinel (StartSentinels).
+	sentinel bool
 }
 
 // Server is one redis-server process. Its address stays the same across
@@ -53,6 +62,9 @@ type Options struct {
 type Server struct {
 	Addr string // 127.0.0.1:PORT
 	Dir  string // working directory (RDB/AOF files)
+	// CA is the PEM file of the CA that signed the server's certificate,
+	// with Options.TLS.
+	CA string
 
 	t     testing.TB
 	opts  Options
@@ -97,6 +109,11 @@ func Start(t testing.TB, opts Options) *Server {
 			s.SetTime(opts.Frozen)
 		}
 	}
+	if opts.TLS {
+		ca := NewCA(t, "redistest CA")
+		s.CA = ca.CertFile
+		ca.Issue(t, s.Dir, "server", "127.0.0.1")
+	}
 	var err error
 	for try := 0; try < 5; try++ { // another process may take the free port first
 		var port int
@@ -113,7 +130,12 @@ func Start(t testing.TB, opts Options) *Server {
 }
 
 // URL is the server's address as a state.url.
-func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
+func (s *Server) URL() string {
+	if s.opts.TLS {
+		return "rediss://" + s.Addr + "/0"
+	}
+	return "redis://" + s.Addr + "/0"
+}
 
 // Kill stops the server with SIGKILL (a crash, not a shutdown) and waits for
 // it to exit. Killing a stopped server is a no-op.
@@ -188,10 +210,30 @@ func (s *Server) start() error {
 	// earlier one, while command-line options would override Options.Config.
 	conf := []string{"port " + port, "bind 127.0.0.1", "protected-mode yes", "dir " + strconv.Quote(s.Dir),
 		`save ""`, "appendonly no", "daemonize no", `logfile ""`}
+	if s.opts.TLS {
+		conf = append(conf, "port 0", "tls-port "+port,
+			"tls-cert-file "+strconv.Quote(filepath.Join(s.Dir, "server.pem")),
+			"tls-key-file "+strconv.Quote(filepath.Join(s.Dir, "server.key")),
+			"tls-ca-cert-file "+strconv.Quote(s.CA), "tls-auth-clients no")
+	}
+	text := strings.Join(append(conf, s.opts.Config...), "\n") + "\n"
 	cmd := exec.Command("redis-server", "-")
+	if s.opts.sentinel {
+		// A sentinel rewrites its config file with what it learns (the
+		// current primary), so it needs one on disk; a restart reads back
+		// what it wrote.
+		f := filepath.Join(s.Dir, "sentinel.conf")
+		if _, err := os.Stat(f); err != nil {
+			if err := os.WriteFile(f, []byte(text), 0o600); err != nil {
+				return err
+			}
+		}
+		cmd = exec.Command("redis-server", f, "--sentinel")
+	} else {
+		cmd.Stdin = strings.NewReader(text)
+	}
 	cmd.Env = s.env
 	cmd.Dir = s.Dir
-	cmd.Stdin = strings.NewReader(strings.Join(append(conf, s.opts.Config...), "\n") + "\n")
 	// An os.Pipe rather than StdoutPipe: the log is read until the server
 	// exits, independently of Wait.
 	r, w, err := os.Pipe()
@@ -217,7 +259,8 @@ func (s *Server) start() error {
 		sc := bufio.NewScanner(r)
 		for sc.Scan() {
 			log.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "Ready to accept connections") {
+			// A sentinel never says "Ready": it is once it monitors.
+			if strings.Contains(sc.Text(), "Ready to accept connections") || s.opts.sentinel && strings.Contains(sc.Text(), "+monitor master") {
 				ready <- nil
 				io.Copy(io.Discard, r)
 				return
