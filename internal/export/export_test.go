@@ -1,9 +1,11 @@
 package export
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,6 +21,8 @@ import (
 )
 
 const testKey = "exportTestKey0123456789abcdef"
+
+var update = flag.Bool("update", false, "rewrite testdata/sam-*.yaml")
 
 func testEnv(name string) (string, bool) {
 	switch {
@@ -91,6 +95,63 @@ func loadRich(t *testing.T, api string) *config.Config {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// bare is what rich is not: no stage throttle, no resource policy, no
+// usage plan (a disabled key known by its SHA-256 gets the keyless plan),
+// literal IPv4 and IPv6 targets as the egress rules.
+const bare = `stage: v1
+api_keys:
+  - {name: old, sha256: "1111111111111111111111111111111111111111111111111111111111111111", enabled: false}
+routes:
+  - path: /a
+    methods: [GET]
+    target: http://192.0.2.10:8080/
+  - path: /b/*
+    methods: [PUT, DELETE]
+    target: https://[2001:db8::5]/b/
+    timeout: 2500ms
+`
+
+// samCases are the configs every SAM test exports: each is pinned byte
+// for byte in testdata/sam-NAME.yaml and passed through cfn-lint.
+func samCases(t *testing.T) map[string]*config.Config {
+	t.Helper()
+	cases := map[string]*config.Config{"blog": loadBlog(t), "rich": loadRich(t, "rest"), "rich-http": loadRich(t, "http")}
+	for _, api := range []string{"rest", "http"} {
+		cfg, err := config.Parse("bare.yaml", []byte("api: "+api+"\n"+bare), testEnv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cases["bare-"+api] = cfg
+	}
+	return cases
+}
+
+// TestSAMGolden pins the exported templates byte for byte (go test
+// -update rewrites them): the typed resources in sam.go must write what
+// cfn-lint accepted, and a reviewer sees every change to the output.
+func TestSAMGolden(t *testing.T) {
+	for name, cfg := range samCases(t) {
+		got, err := SAM(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		file := filepath.Join("testdata", "sam-"+name+".yaml")
+		if *update {
+			if err := os.WriteFile(file, got, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: SAM output differs from %s (go test -update rewrites it):\n%s", name, file, got)
+		}
+	}
 }
 
 func samDoc(t *testing.T, cfg *config.Config) (map[string]any, []byte) {
@@ -252,7 +313,7 @@ func TestSAMLint(t *testing.T) {
 	lint := tool(t, "cfn-lint", "/root/.pyenv/shims/cfn-lint")
 	python := samPython(t, lint)
 	script, _ := filepath.Abs("testdata/sam2cfn.py")
-	cases := map[string]*config.Config{"blog": loadBlog(t), "rich": loadRich(t, "rest"), "rich-http": loadRich(t, "http")}
+	cases := samCases(t)
 	dir := t.TempDir()
 	var files []string
 	for name, cfg := range cases {
@@ -277,7 +338,7 @@ func TestSAMLint(t *testing.T) {
 			types[dig(r, "Type").(string)] = true
 		}
 		want := []string{"AWS::Lambda::Function", "AWS::EC2::SecurityGroup", "AWS::ApiGateway::RestApi", "AWS::ApiGateway::Stage", "AWS::ApiGateway::UsagePlan"}
-		if name == "rich-http" {
+		if strings.HasSuffix(name, "-http") {
 			want = []string{"AWS::Lambda::Function", "AWS::EC2::SecurityGroup", "AWS::ApiGatewayV2::Api", "AWS::ApiGatewayV2::Stage"}
 		}
 		for _, w := range want {

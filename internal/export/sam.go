@@ -8,10 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/awslabs/goformation/v7/cloudformation"
-	"github.com/awslabs/goformation/v7/cloudformation/apigateway"
-	"github.com/awslabs/goformation/v7/cloudformation/ec2"
-	"github.com/awslabs/goformation/v7/cloudformation/serverless"
 	"github.com/goccy/go-yaml"
 
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -25,53 +21,68 @@ import (
 // or the targets' addresses. The function package (CodeUri dist/) holds
 // the bootstrap binary and drawbridge.yaml.
 //
-// The resources are built with goformation's types; three properties its
-// schema lacks or types too narrowly (Api Auth.ResourcePolicy, a list
-// parameter as SubnetIds, HttpApi RouteSettings as a map) are set on the
-// JSON it produces.
+// The resources are the typed structs in samtypes.go, so a misspelt
+// property is a compile error rather than a failed deploy; cfn-lint
+// checks what they write (TestSAMLint).
 func SAM(cfg *config.Config) ([]byte, error) {
-	t := cloudformation.NewTemplate()
-	t.Transform = &cloudformation.Transform{String: ptr("AWS::Serverless-2016-10-31")}
-	t.Description = "drawbridge in front of " + strings.Join(targets(cfg), ", ") + " (written by drawbridge export sam)"
 	notes := Notes(cfg)
-	t.Metadata = map[string]any{"Drawbridge": map[string]any{
-		"Package":          "CodeUri dist/ must hold bootstrap (GOOS=linux GOARCH=arm64 go build -o dist/bootstrap ./cmd/drawbridge) and " + configFile,
-		"NotEnforcedByAWS": nonNil(notes),
-	}}
-	t.Parameters["VpcId"] = cloudformation.Parameter{Type: "AWS::EC2::VPC::Id", Description: ptr("VPC of the private backends")}
-	t.Parameters["SubnetIds"] = cloudformation.Parameter{Type: "List<AWS::EC2::Subnet::Id>", Description: ptr("private subnets the function runs in")}
+	t := &template{
+		AWSTemplateFormatVersion: "2010-09-09",
+		Transform:                "AWS::Serverless-2016-10-31",
+		Description:              "drawbridge in front of " + strings.Join(targets(cfg), ", ") + " (written by drawbridge export sam)",
+		Metadata: map[string]any{"Drawbridge": map[string]any{
+			"Package":          "CodeUri dist/ must hold bootstrap (GOOS=linux GOARCH=arm64 go build -o dist/bootstrap ./cmd/drawbridge) and " + configFile,
+			"NotEnforcedByAWS": nonNil(notes),
+		}},
+		Parameters: map[string]parameter{
+			"VpcId":     {Type: "AWS::EC2::VPC::Id", Description: "VPC of the private backends"},
+			"SubnetIds": {Type: "List<AWS::EC2::Subnet::Id>", Description: "private subnets the function runs in"},
+		},
+		Resources: map[string]resource{},
+		Outputs: map[string]output{
+			"ApiUrl": {Value: sub{"https://${Api}.execute-api.${AWS::Region}.amazonaws.com/" + cfg.Stage + "/"}},
+		},
+	}
 
 	if err := securityGroup(t, cfg); err != nil {
 		return nil, err
 	}
 
-	env := map[string]string{"DRAWBRIDGE_CONFIG": "/var/task/" + configFile}
+	env := map[string]any{"DRAWBRIDGE_CONFIG": "/var/task/" + configFile}
 	for _, name := range secretEnvs(cfg) {
 		p := paramName(name)
-		t.Parameters[p] = cloudformation.Parameter{Type: "String", NoEcho: ptr(true), MinLength: ptr(1),
-			Description: ptr("value of " + name + " for the drawbridge function")}
-		env[name] = cloudformation.Ref(p)
+		t.Parameters[p] = parameter{Type: "String", NoEcho: true, MinLength: 1,
+			Description: "value of " + name + " for the drawbridge function"}
+		env[name] = ref{p}
 	}
 
 	routeSettings := functions(t, cfg, env)
 	if cfg.API != config.APIHTTP {
-		t.Resources["Api"] = &serverless.Api{
+		api := restAPI{
 			StageName:             cfg.Stage,
-			Name:                  ptr("drawbridge"),
-			EndpointConfiguration: &serverless.Api_EndpointConfiguration{Type: ptr("REGIONAL")},
+			Name:                  "drawbridge",
+			EndpointConfiguration: endpointConfiguration{Type: "REGIONAL"},
 			MethodSettings:        methodSettings(cfg),
 		}
+		if cfg.ResourcePolicy != "" {
+			api.Auth = &apiAuth{ResourcePolicy: resourcePolicy{CustomStatements: statements(cfg)}}
+		}
+		t.Resources["Api"] = resource{typeAPI, api}
 		keysAndPlans(t, cfg)
 	} else {
-		api := &serverless.HttpApi{StageName: ptr(cfg.Stage)}
+		api := httpAPI{StageName: cfg.Stage}
 		if s := cfg.Throttle; s != nil {
-			api.DefaultRouteSettings = &serverless.HttpApi_RouteSettings{ThrottlingRateLimit: ptr(float64(s.Rate)), ThrottlingBurstLimit: ptr(int(s.Burst))}
+			api.DefaultRouteSettings = &routeThrottle{ThrottlingRateLimit: float64(s.Rate), ThrottlingBurstLimit: int(s.Burst)}
 		}
-		t.Resources["Api"] = api
+		if len(routeSettings) > 0 {
+			api.RouteSettings = routeSettings
+		}
+		t.Resources["Api"] = resource{typeHTTPAPI, api}
 	}
-	t.Outputs["ApiUrl"] = cloudformation.Output{Value: cloudformation.Sub("https://${Api}.execute-api.${AWS::Region}.amazonaws.com/" + cfg.Stage + "/")}
 
-	raw, err := t.JSON()
+	// Through JSON and back to maps so the YAML writer sorts every
+	// mapping's keys, as a reader of a long template expects.
+	raw, err := json.Marshal(t)
 	if err != nil {
 		return nil, fmt.Errorf("sam: %w", err)
 	}
@@ -82,111 +93,89 @@ func SAM(cfg *config.Config) ([]byte, error) {
 		return nil, fmt.Errorf("sam: %w", err)
 	}
 	integers(doc)
-	patch(doc, cfg, routeSettings)
 	return render(doc, notes)
 }
 
 // securityGroup adds the function's security group: egress exactly as
 // egressRules says, host-name targets' CIDRs as parameters.
-func securityGroup(t *cloudformation.Template, cfg *config.Config) error {
+func securityGroup(t *template, cfg *config.Config) error {
 	rules, err := egressRules(cfg)
 	if err != nil {
 		return err
 	}
-	sg := &ec2.SecurityGroup{
+	sg := securityGroupProps{
 		GroupDescription: "drawbridge: egress only to the backends",
-		VpcId:            cloudformation.RefPtr("VpcId"),
+		VpcId:            ref{"VpcId"},
 	}
 	for _, h := range hostTargets(cfg) {
-		t.Parameters[h.param] = cloudformation.Parameter{
+		t.Parameters[h.param] = parameter{
 			Type:           "String",
-			Description:    ptr(fmt.Sprintf("CIDR of %s (security groups cannot allow a host name)", h.host)),
-			AllowedPattern: ptr(`^[0-9a-fA-F:.]+/[0-9]{1,3}$`),
+			Description:    fmt.Sprintf("CIDR of %s (security groups cannot allow a host name)", h.host),
+			AllowedPattern: `^[0-9a-fA-F:.]+/[0-9]{1,3}$`,
 		}
 	}
 	for _, r := range rules {
-		e := ec2.SecurityGroup_Egress{IpProtocol: "tcp", FromPort: ptr(r.port), ToPort: ptr(r.port)}
+		e := sgEgress{IpProtocol: "tcp", FromPort: r.port, ToPort: r.port}
 		switch {
 		case r.param != "":
-			e.CidrIp = cloudformation.RefPtr(r.param)
+			e.CidrIp = ref{r.param}
 		case r.ipv6:
-			e.CidrIpv6 = ptr(r.cidr)
+			e.CidrIpv6 = r.cidr
 		default:
-			e.CidrIp = ptr(r.cidr)
+			e.CidrIp = r.cidr
 		}
 		sg.SecurityGroupEgress = append(sg.SecurityGroupEgress, e)
 	}
 	if len(sg.SecurityGroupEgress) == 0 {
 		// no rule at all would mean AWS's default, allow everything
-		sg.SecurityGroupEgress = []ec2.SecurityGroup_Egress{{IpProtocol: "icmp", FromPort: ptr(-1), ToPort: ptr(-1), CidrIp: ptr("127.0.0.1/32"), Description: ptr("no egress")}}
+		sg.SecurityGroupEgress = []sgEgress{{IpProtocol: "icmp", FromPort: -1, ToPort: -1, CidrIp: "127.0.0.1/32", Description: "no egress"}}
 	}
-	t.Resources["SecurityGroup"] = sg
+	t.Resources["SecurityGroup"] = resource{typeSecurityGroup, sg}
 	return nil
 }
 
 // functions adds one drawbridge function per distinct route timeout, with
 // an event per route and method. It returns the HTTP API's per-route
 // throttles, which go on the API.
-func functions(t *cloudformation.Template, cfg *config.Config, env map[string]string) map[string]any {
+func functions(t *template, cfg *config.Config, env map[string]any) map[string]routeThrottle {
 	rest := cfg.API != config.APIHTTP
-	routeSettings := map[string]any{}
+	routeSettings := map[string]routeThrottle{}
 	for g, idx := range groupRoutes(cfg, func(r config.Route) int { return seconds(r.Timeout) }) {
-		fn := &serverless.Function{
-			CodeUri:       &serverless.Function_CodeUri{String: ptr("dist/")},
-			Handler:       ptr(handler),
-			Runtime:       ptr(runtime),
+		fn := function{
+			CodeUri:       "dist/",
+			Handler:       handler,
+			Runtime:       runtime,
 			Architectures: []string{"arm64"},
-			MemorySize:    ptr(memoryMB),
-			Timeout:       ptr(seconds(cfg.Routes[idx[0]].Timeout)),
-			Environment:   &serverless.Function_FunctionEnvironment{Variables: env},
-			VpcConfig:     &serverless.Function_VpcConfig{SecurityGroupIds: []string{cloudformation.Ref("SecurityGroup")}, SubnetIds: []string{}},
-			Policies: &serverless.Function_Policies{StringArray: &[]string{
-				cloudformation.Sub("arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"),
-			}},
-			Events: map[string]serverless.Function_EventSource{},
+			MemorySize:    memoryMB,
+			Timeout:       seconds(cfg.Routes[idx[0]].Timeout),
+			Environment:   functionEnvironment{Variables: env},
+			VpcConfig:     vpcConfig{SecurityGroupIds: []ref{{"SecurityGroup"}}, SubnetIds: ref{"SubnetIds"}},
+			Policies:      []sub{{"arn:${AWS::Partition}:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole"}},
+			Events:        map[string]eventSource{},
 		}
 		for _, i := range idx {
 			r := cfg.Routes[i]
 			for _, m := range eventMethods(r) {
 				name := fmt.Sprintf("Route%d%s", i, eventName(m))
 				if rest {
-					ev := &serverless.Function_ApiEvent{RestApiId: cloudformation.RefPtr("Api"), Path: awsPath(r), Method: strings.ToLower(m)}
+					ev := apiEvent{RestApiId: ref{"Api"}, Path: awsPath(r), Method: strings.ToLower(m)}
 					if r.APIKeyRequired {
-						ev.Auth = &serverless.Function_Auth{ApiKeyRequired: ptr(true)}
+						ev.Auth = &eventAuth{ApiKeyRequired: true}
 					}
-					fn.Events[name] = serverless.Function_EventSource{Type: "Api", Properties: &serverless.Function_Properties{ApiEvent: ev}}
+					fn.Events[name] = eventSource{Type: "Api", Properties: ev}
 					continue
 				}
-				ev := &serverless.Function_HttpApiEvent{ApiId: cloudformation.RefPtr("Api"), Path: ptr(awsPath(r)), Method: ptr(strings.ToUpper(m)), PayloadFormatVersion: ptr("2.0")}
-				fn.Events[name] = serverless.Function_EventSource{Type: "HttpApi", Properties: &serverless.Function_Properties{HttpApiEvent: ev}}
+				ev := httpAPIEvent{ApiId: ref{"Api"}, Path: awsPath(r), Method: strings.ToUpper(m), PayloadFormatVersion: "2.0"}
+				fn.Events[name] = eventSource{Type: "HttpApi", Properties: ev}
 				if r.Throttle != nil {
-					routeSettings[strings.ToUpper(m)+" "+awsPath(r)] = map[string]any{
-						"ThrottlingRateLimit": float64(r.Throttle.Rate), "ThrottlingBurstLimit": int(r.Throttle.Burst)}
+					routeSettings[strings.ToUpper(m)+" "+awsPath(r)] = routeThrottle{
+						ThrottlingRateLimit: float64(r.Throttle.Rate), ThrottlingBurstLimit: int(r.Throttle.Burst)}
 				}
 			}
 		}
-		t.Resources[functionName(g)] = fn
+		t.Resources[functionName(g)] = resource{typeFunction, fn}
 	}
 	return routeSettings
-}
-
-// patch sets on goformation's JSON what its schema cannot say.
-func patch(doc map[string]any, cfg *config.Config, routeSettings map[string]any) {
-	rest := cfg.API != config.APIHTTP
-	res := doc["Resources"].(map[string]any)
-	for _, r := range res {
-		if r.(map[string]any)["Type"] == "AWS::Serverless::Function" {
-			vpc := r.(map[string]any)["Properties"].(map[string]any)["VpcConfig"].(map[string]any)
-			vpc["SubnetIds"] = map[string]any{"Ref": "SubnetIds"}
-		}
-	}
-	apiProps := res["Api"].(map[string]any)["Properties"].(map[string]any)
-	if rest && cfg.ResourcePolicy != "" {
-		apiProps["Auth"] = map[string]any{"ResourcePolicy": map[string]any{"CustomStatements": statements(cfg)}}
-	}
-	if !rest && len(routeSettings) > 0 {
-		apiProps["RouteSettings"] = routeSettings
-	}
 }
 
 // integers turns JSON numbers back into int64 or float64, so YAML
@@ -233,11 +222,11 @@ func eventName(m string) string {
 // methodSettings: the stage throttle for "/*" "*", then each throttled
 // route's methods (ResourcePath with "/" written "~1", as CloudFormation
 // wants).
-func methodSettings(cfg *config.Config) []any {
-	var out []any
+func methodSettings(cfg *config.Config) []methodSetting {
+	var out []methodSetting
 	if s := cfg.Throttle; s != nil {
-		out = append(out, map[string]any{"ResourcePath": "/*", "HttpMethod": "*",
-			"ThrottlingRateLimit": float64(s.Rate), "ThrottlingBurstLimit": int(s.Burst)})
+		out = append(out, methodSetting{ResourcePath: "/*", HttpMethod: "*",
+			ThrottlingRateLimit: float64(s.Rate), ThrottlingBurstLimit: int(s.Burst)})
 	}
 	for _, r := range cfg.Routes {
 		if r.Throttle == nil {
@@ -247,9 +236,9 @@ func methodSettings(cfg *config.Config) []any {
 			if m == "ANY" {
 				m = "*"
 			}
-			out = append(out, map[string]any{
-				"ResourcePath": "/" + strings.ReplaceAll(awsPath(r), "/", "~1"),
-				"HttpMethod":   m, "ThrottlingRateLimit": float64(r.Throttle.Rate), "ThrottlingBurstLimit": int(r.Throttle.Burst)})
+			out = append(out, methodSetting{
+				ResourcePath: "/" + strings.ReplaceAll(awsPath(r), "/", "~1"),
+				HttpMethod:   m, ThrottlingRateLimit: float64(r.Throttle.Rate), ThrottlingBurstLimit: int(r.Throttle.Burst)})
 		}
 	}
 	return out
@@ -259,7 +248,7 @@ func methodSettings(cfg *config.Config) []any {
 // a key known only by its SHA-256 gets a new value from AWS), a UsagePlan
 // per plan and the UsagePlanKeys. Keys without a plan go in one plan
 // without limits: API Gateway accepts a key only through a plan.
-func keysAndPlans(t *cloudformation.Template, cfg *config.Config) {
+func keysAndPlans(t *template, cfg *config.Config) {
 	plans := map[string]config.UsagePlan{}
 	for n, p := range cfg.UsagePlans {
 		plans[n] = p
@@ -283,35 +272,32 @@ func keysAndPlans(t *cloudformation.Template, cfg *config.Config) {
 		if display == "" {
 			display = "drawbridge-keys"
 		}
-		stage := apigateway.UsagePlan_ApiStage{ApiId: cloudformation.RefPtr("Api"), Stage: cloudformation.RefPtr("Api.Stage")}
+		stage := apiStage{ApiId: ref{"Api"}, Stage: ref{"Api.Stage"}}
 		if len(p.Methods) > 0 {
-			stage.Throttle = map[string]apigateway.UsagePlan_ThrottleSettings{}
+			stage.Throttle = map[string]throttleSettings{}
 			for m, th := range p.Methods {
-				stage.Throttle[m] = apigateway.UsagePlan_ThrottleSettings{RateLimit: ptr(float64(th.Rate)), BurstLimit: ptr(int(th.Burst))}
+				stage.Throttle[m] = throttleSettings{RateLimit: float64(th.Rate), BurstLimit: int(th.Burst)}
 			}
 		}
-		up := &apigateway.UsagePlan{UsagePlanName: ptr(display), ApiStages: []apigateway.UsagePlan_ApiStage{stage}}
+		up := usagePlan{UsagePlanName: display, ApiStages: []apiStage{stage}}
 		if q := p.Quota; q != nil {
-			up.Quota = &apigateway.UsagePlan_QuotaSettings{Limit: ptr(int(q.Limit)), Period: ptr(q.Period)}
-			if q.Offset != 0 {
-				up.Quota.Offset = ptr(int(q.Offset))
-			}
+			up.Quota = &quotaSettings{Limit: int(q.Limit), Offset: int(q.Offset), Period: q.Period}
 		}
 		if th := p.Throttle; th != nil {
-			up.Throttle = &apigateway.UsagePlan_ThrottleSettings{RateLimit: ptr(float64(th.Rate)), BurstLimit: ptr(int(th.Burst))}
+			up.Throttle = &throttleSettings{RateLimit: float64(th.Rate), BurstLimit: int(th.Burst)}
 		}
-		t.Resources[id] = up
+		t.Resources[id] = resource{typeUsagePlan, up}
 	}
 	for i, k := range cfg.APIKeys {
 		id := fmt.Sprintf("ApiKey%d", i+1)
-		key := &apigateway.ApiKey{Name: ptr(k.Name), Enabled: ptr(k.IsEnabled())}
+		key := apiKey{Name: k.Name, Enabled: k.IsEnabled()}
 		if k.ValueEnv != "" {
-			key.Value = cloudformation.RefPtr(paramName(k.ValueEnv))
+			key.Value = &ref{paramName(k.ValueEnv)}
 		} else {
-			key.Description = ptr("known to drawbridge only by its SHA-256: AWS generates a new value; give it to clients and to drawbridge")
+			key.Description = "known to drawbridge only by its SHA-256: AWS generates a new value; give it to clients and to drawbridge"
 		}
-		t.Resources[id] = key
-		t.Resources[id+"Plan"] = &apigateway.UsagePlanKey{KeyId: cloudformation.Ref(id), KeyType: "API_KEY", UsagePlanId: cloudformation.Ref(planID[k.Plan])}
+		t.Resources[id] = resource{typeAPIKey, key}
+		t.Resources[id+"Plan"] = resource{typeUsagePlanKey, usagePlanKey{KeyId: ref{id}, KeyType: "API_KEY", UsagePlanId: ref{planID[k.Plan]}}}
 	}
 }
 
@@ -352,5 +338,3 @@ func nonNil(l []string) []string {
 	}
 	return l
 }
-
-func ptr[T any](v T) *T { return &v }
