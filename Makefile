@@ -6,6 +6,10 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
 COMMIT  ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
+# Expanded once, here: a commit made while a long build runs must not give
+# its files two versions.
+VERSION := $(VERSION)
+COMMIT  := $(COMMIT)
 ARCHES  := arm64 amd64
 
 # Reproducible: no paths (-trimpath), no build id or VCS stamp that would
@@ -25,10 +29,12 @@ RELEASE    ?= dist/release
 # Every file time inside the archives and packages: the last commit's, so
 # two builds of one commit agree.
 SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
+SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
 # A Debian version: v1.2.3 -> 1.2.3, v1.2.3-4-gabc (4 commits after the
 # tag) -> 1.2.3+4.gabc (sorts after 1.2.3), an untagged abc -> 0.0.0+gitabc.
 DEB_VERSION ?= $(shell v=$$(echo '$(VERSION)' | sed 's/^v//'); case "$$v" in ([0-9]*) echo "$$v" | sed 's/-/+/; s/-/./g';; (*) echo "0.0.0+git$$v";; esac)
+DEB_VERSION := $(DEB_VERSION)
 # nFPM, pinned in tools/go.mod (its own module, so the program's go.mod
 # does not grow by nFPM's dependencies).
 NFPM       ?= dist/tools/nfpm
