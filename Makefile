@@ -32,14 +32,16 @@ SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null || echo 0)
 SOURCE_DATE_EPOCH := $(SOURCE_DATE_EPOCH)
 export SOURCE_DATE_EPOCH
 # A Debian version: v1.2.3 -> 1.2.3, v1.2.3-4-gabc (4 commits after the
-# tag) -> 1.2.3+4.gabc (sorts after 1.2.3), an untagged abc -> 0.0.0+gitabc.
-DEB_VERSION ?= $(shell v=$$(echo '$(VERSION)' | sed 's/^v//'); case "$$v" in ([0-9]*) echo "$$v" | sed 's/-/+/; s/-/./g';; (*) echo "0.0.0+git$$v";; esac)
+# tag) -> 1.2.3+4.gabc (sorts after 1.2.3), an untagged commit (a bare
+# hash, even one starting with a digit) 123abc -> 0.0.0+git123abc.
+DEB_VERSION ?= $(shell v=$$(echo '$(VERSION)' | sed 's/^v//'); case "$$v" in ([0-9]*.*) echo "$$v" | sed 's/-/+/; s/-/./g';; (*) echo "0.0.0+git$$v";; esac)
 DEB_VERSION := $(DEB_VERSION)
 # nFPM, pinned in tools/go.mod (its own module, so the program's go.mod
 # does not grow by nFPM's dependencies).
 NFPM       ?= dist/tools/nfpm
-# Archive members: sorted, owned by root, dated SOURCE_DATE_EPOCH, plain
-# ustar-compatible headers (no atime/ctime that pax would add).
+# Archive members: sorted, owned by 0/0 with no names, dated
+# SOURCE_DATE_EPOCH, in GNU-format headers (pax headers would add the
+# build's atime and ctime).
 TAR        := tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner --format=gnu
 
 .PHONY: release release-check lambda lambda-check bench bench-ir clean FORCE
