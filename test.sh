@@ -21,6 +21,10 @@ command -v redis-server >/dev/null || missing+=(redis-server)
 command -v redis-cli >/dev/null || missing+=(redis-tools)
 command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # --- end redis
+# --- deploy: internal/deploytest runs systemd-analyze on deploy/systemd and
+# `make release` (GNU make, tar, dpkg-deb); under CI=true missing ones fail.
+command -v systemd-analyze >/dev/null || missing+=(systemd)
+command -v make >/dev/null || missing+=(make)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"
