@@ -18,6 +18,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -260,7 +261,7 @@ func startImage(t *testing.T, rootfs string, cfg imageConfig, argv []string) (*e
 	c.Dir = cfg.Config.WorkingDir
 	c.SysProcAttr = &syscall.SysProcAttr{
 		Chroot:     rootfs,
-		Credential: &syscall.Credential{Uid: imageUID, Gid: imageUID},
+		Credential: imageUser(t, cfg.Config.User),
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
 		Pdeathsig:  syscall.SIGKILL,
 	}
@@ -274,6 +275,20 @@ func startImage(t *testing.T, rootfs string, cfg imageConfig, argv []string) (*e
 		c.Wait()
 	})
 	return c, logs
+}
+
+// imageUser is the image's USER as a runtime applies it: numeric
+// UID:GID (a name would need the image's /etc/passwd; the Dockerfile
+// gives numbers so that Kubernetes' runAsNonRoot can check them).
+func imageUser(t *testing.T, user string) *syscall.Credential {
+	t.Helper()
+	u, g, _ := strings.Cut(user, ":")
+	uid, err1 := strconv.ParseUint(u, 10, 32)
+	gid, err2 := strconv.ParseUint(g, 10, 32)
+	if err1 != nil || err2 != nil {
+		t.Fatalf("USER %q: want numeric UID:GID", user)
+	}
+	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
 }
 
 // runImage runs one command in the image and returns its output; a
