@@ -44,7 +44,7 @@ NFPM       ?= dist/tools/nfpm
 # build's atime and ctime).
 TAR        := tar --sort=name --mtime=@$(SOURCE_DATE_EPOCH) --owner=0 --group=0 --numeric-owner --format=gnu
 
-.PHONY: release release-check lambda lambda-check bench bench-ir clean FORCE
+.PHONY: image release release-check lambda lambda-check bench bench-ir clean FORCE
 
 ## release: dist/release/ with drawbridge_VERSION_OS_ARCH.tar.gz for each of
 ## PLATFORMS, drawbridge_DEBVERSION_ARCH.deb for each of DEB_ARCHES, the
@@ -75,6 +75,19 @@ release: $(ARCHES:%=dist/bootstrap-%.zip) $(NFPM)
 
 $(NFPM): tools/go.mod tools/go.sum
 	$(GO) -C tools build -trimpath -o $(abspath $(NFPM)) github.com/goreleaser/nfpm/v2/cmd/nfpm
+
+## image: dist/drawbridge-image.tar, the Dockerfile's image built without
+## Docker, BuildKit or a registry by tools/imagebuild, which reads the
+## Dockerfile (docs/install.md, "Container image"); `docker load -i` or
+## `podman load -i` takes it. Offline once the module caches are full.
+IMAGEBUILD ?= dist/tools/imagebuild
+image: $(IMAGEBUILD)
+	$(IMAGEBUILD) -f Dockerfile -C . -t drawbridge:$(VERSION) \
+		--build-arg VERSION=$(VERSION) --build-arg COMMIT=$(COMMIT) -o dist/drawbridge-image.tar
+	@ls -l dist/drawbridge-image.tar
+
+$(IMAGEBUILD): tools/go.mod tools/go.sum tools/imagebuild/main.go
+	$(GO) -C tools build -trimpath -o $(abspath $(IMAGEBUILD)) ./imagebuild
 
 ## release-check: build HEAD's release a second time, in another directory
 ## with an empty build cache, and compare every file byte for byte with

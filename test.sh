@@ -25,6 +25,9 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # `make release` (GNU make, tar, dpkg-deb); under CI=true missing ones fail.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v make >/dev/null || missing+=(make)
+# --- install: internal/installtest builds the container image from the
+# Dockerfile with tools/imagebuild and runs it chrooted as its user, which
+# needs root (under CI=true, not being root fails); nothing to install.
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"

@@ -47,6 +47,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runImport(rest, stdout, stderr)
 	case "export":
 		err = runExport(rest, stdout, stderr)
+	case "health":
+		err = runHealth(ctx, rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionLine())
 	case "help", "-h", "--help":
@@ -114,6 +116,8 @@ Usage:
                                 write a serverless.yml as a commented drawbridge.yaml (stdout)
   drawbridge export sam|serverless [-c FILE] [-o OUT]
                                 write a template that makes API Gateway enforce the same limits
+  drawbridge health [-c FILE] [--url URL]
+                                ask the running gateway's admin /healthz: exit 0 when it answers 200
   drawbridge version            print version, commit and Go version
 `)
 }
