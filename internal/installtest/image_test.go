@@ -70,15 +70,10 @@ type imageConfig struct {
 // runtime runs on the machine this was written on (no daemon, no
 // registry), so the image is not run by Docker or podman; the network
 // namespace is the host's, so the test reaches the listeners on loopback
-// as `docker run --network host` would.
+// as `docker run --network host` would. Without root it runs the image
+// rootless, as podman would: in a user namespace that maps the image's
+// user to the test's.
 func TestImage(t *testing.T) {
-	if os.Geteuid() != 0 {
-		// chroot and switching to the image's user need root.
-		if os.Getenv("CI") == "true" {
-			t.Fatal("the image test runs the image's filesystem under chroot, which needs root")
-		}
-		t.Skip("not root: cannot chroot into the image's filesystem")
-	}
 	if runtime.GOOS != "linux" {
 		t.Skip("the image is a linux image")
 	}
@@ -207,8 +202,15 @@ routes:
 	gw, logs := startImage(t, rootfs, cfg, append(slices.Clone(entry), cfg.Config.Cmd...))
 	waitHealthy(t, "http://"+admin+"/healthz", gw, logs)
 
-	if uid := processUID(t, gw.Process.Pid); uid != fmt.Sprint(imageUID) {
-		t.Errorf("the gateway runs as uid %s, want %d", uid, imageUID)
+	if uid := processUID(t, gw.Process.Pid); uid != fmt.Sprint(hostUID(imageUID)) {
+		t.Errorf("the gateway runs as uid %s, want %d", uid, hostUID(imageUID))
+	}
+	if rootless() {
+		// The image's uid inside the user namespace, this test's outside.
+		m, err := os.ReadFile(fmt.Sprintf("/proc/%d/uid_map", gw.Process.Pid))
+		if f := strings.Fields(string(m)); err != nil || len(f) != 3 || f[0] != fmt.Sprint(imageUID) || f[1] != fmt.Sprint(os.Getuid()) {
+			t.Errorf("uid_map %q (%v), want %d mapped to %d", m, err, imageUID, os.Getuid())
+		}
 	}
 	// The image's own HEALTHCHECK, run inside the container as Docker
 	// would: the command as it is, not through the entrypoint.
@@ -230,7 +232,7 @@ routes:
 		t.Error("the backend did not see /hello")
 	}
 	var st syscall.Stat_t
-	if err := syscall.Stat(filepath.Join(rootfs, "var/lib/drawbridge/drawbridge.db"), &st); err != nil || st.Uid != imageUID {
+	if err := syscall.Stat(filepath.Join(rootfs, "var/lib/drawbridge/drawbridge.db"), &st); err != nil || st.Uid != hostUID(imageUID) {
 		t.Errorf("state file in the volume: %v, owner %d", err, st.Uid)
 	}
 
@@ -264,6 +266,16 @@ func startImage(t *testing.T, rootfs string, cfg imageConfig, argv []string) (*e
 		Credential: imageUser(t, cfg.Config.User),
 		Cloneflags: syscall.CLONE_NEWPID | syscall.CLONE_NEWUTS | syscall.CLONE_NEWIPC,
 		Pdeathsig:  syscall.SIGKILL,
+	}
+	if rootless() {
+		// Without root, as rootless podman: a user namespace in which this
+		// test's uid and gid are the image's, which gives the chroot and
+		// the new namespaces the capabilities they need.
+		a := c.SysProcAttr
+		a.Cloneflags |= syscall.CLONE_NEWUSER
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: int(a.Credential.Uid), HostID: os.Getuid(), Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: int(a.Credential.Gid), HostID: os.Getgid(), Size: 1}}
+		a.Credential.NoSetGroups = true
 	}
 	logs := &syncBuffer{}
 	c.Stdout, c.Stderr = logs, logs
@@ -441,8 +453,10 @@ func unpack(t *testing.T, layers [][]byte, dir string) []string {
 			default:
 				t.Fatalf("layer %d: %q has type %c; the image should hold only files and directories", i, h.Name, h.Typeflag)
 			}
-			if err := os.Chown(p, h.Uid, h.Gid); err != nil {
-				t.Fatal(err)
+			if !rootless() { // rootless: the test's own files are the image user's in its namespace
+				if err := os.Chown(p, h.Uid, h.Gid); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if err := os.Chmod(p, os.FileMode(h.Mode).Perm()); err != nil {
 				t.Fatal(err)
@@ -509,4 +523,16 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// rootless reports whether the test runs without root: the image then
+// runs in a user namespace that maps the image's user to the test's.
+func rootless() bool { return os.Geteuid() != 0 }
+
+// hostUID is the uid that the image's uid appears as outside the image.
+func hostUID(uid uint32) uint32 {
+	if rootless() {
+		return uint32(os.Getuid())
+	}
+	return uid
 }
