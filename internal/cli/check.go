@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"time"
 
@@ -42,7 +43,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, n := range export.Notes(cfg) {
 		fmt.Fprintln(stderr, "note: if deployed with drawbridge export, AWS cannot enforce:", n)
 	}
-	guard, err := egress.Compile(cfg, egress.Options{}, nil)
+	guard, err := egress.Compile(cfg, egress.Options{Names: egress.NewNames(targetResolver, nil)})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
@@ -50,6 +51,7 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	for _, w := range guard.Warnings() {
 		fmt.Fprintf(stderr, "%s: WARNING: %s\n", *path, w)
 	}
+	checkNames(cfg, guard, stderr)
 	// Never the embedded file: check must work while serve holds it.
 	st, err := openState(cfg, checking)
 	if err != nil {
@@ -58,15 +60,40 @@ func runCheck(args []string, stdout, stderr io.Writer) error {
 	}
 	defer st.close()
 	checkDurability(cfg, st, *path, stderr)
-	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, control: guard.Control, log: slog.New(slog.NewTextHandler(stderr, nil))}))
+	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, egress: guard, log: slog.New(slog.NewTextHandler(stderr, nil))}))
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return exitError(1)
 	}
 	g.Close()
 	fmt.Fprintf(stdout, "%s: ok: %d routes, stage %s, api %s\n", *path, len(cfg.Routes), cfg.Stage, cfg.API)
-	fmt.Fprintf(stdout, "egress (deny rows win over any allow; target names resolved now):\n%s", guard.Table())
+	fmt.Fprintf(stdout, "egress (deny rows win over any allow; target names are resolved when dialed):\n%s", guard.Table())
 	return nil
+}
+
+// checkNames warns about each target host name that does not resolve from
+// here. Never an error: names are resolved when a connection is dialed,
+// and an internal name may resolve only where drawbridge serves; serve
+// starts anyway and answers 502 on the route until the name resolves.
+func checkNames(cfg *config.Config, guard *egress.Guard, stderr io.Writer) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	seen := map[string]bool{}
+	for _, r := range cfg.Routes {
+		u := r.TargetURL()
+		if u == nil || seen[u.Hostname()] {
+			continue
+		}
+		host := u.Hostname()
+		seen[host] = true
+		if _, err := netip.ParseAddr(host); err == nil || host == "" {
+			continue
+		}
+		if _, err := guard.Lookup(ctx, host); err != nil {
+			fmt.Fprintf(stderr, "%s:%d: WARNING: route %s: target host %q does not resolve from here (%v); serve answers 502 on this route until it does\n",
+				cfg.File, r.Line, r.Path, host, err)
+		}
+	}
 }
 
 // checkDurability prints the redis driver's durability warnings

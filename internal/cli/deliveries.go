@@ -13,7 +13,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"text/tabwriter"
 	"time"
 	"unicode/utf8"
@@ -21,6 +20,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
 
@@ -36,14 +36,14 @@ type deliveries struct {
 }
 
 // startDeliveries starts delivering from st's queue, if it has one.
-// control is the egress check for the worker's dials, the same as the
+// guard is the egress check for the worker's dials, the same as the
 // sync path's.
-func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error) *deliveries {
+func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard) *deliveries {
 	if st.queue == nil {
 		return nil
 	}
 	d := &deliveries{queue: st.queue, done: make(chan struct{})}
-	d.worker = newWorker(st.queue, cfg, m, log, control, st.poll)
+	d.worker = newWorker(st.queue, cfg, m, log, guard, st.poll)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
@@ -55,10 +55,10 @@ func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slo
 
 // newWorker is the delivery worker of serve and of Lambda's scheduled
 // drain, with its metrics. poll 0 is the worker's default.
-func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log *slog.Logger, control func(network, address string, c syscall.RawConn) error, poll time.Duration) *delivery.Worker {
+func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard, poll time.Duration) *delivery.Worker {
 	w := delivery.NewWorker(src, delivery.WorkerOptions{
 		Log:      log,
-		Control:  control,
+		Egress:   guard,
 		Poll:     poll,
 		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
 		OnAttempt: func(a delivery.AttemptReport) {

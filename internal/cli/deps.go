@@ -2,11 +2,11 @@ package cli
 
 import (
 	"log/slog"
-	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 )
@@ -17,10 +17,10 @@ type wiring struct {
 	state   *state           // required
 	metrics *metrics.Metrics // nil: a fresh registry nobody scrapes (check, explain)
 	log     *slog.Logger     // nil: discard
-	// control is the egress check on every upstream dial. Nil: none,
+	// egress checks every upstream dial and resolves target names. Nil: none,
 	// for explain, whose gateway never dials.
-	control func(network, address string, c syscall.RawConn) error
-	now     func() time.Time // the guards' clock; nil: real time (tests inject one)
+	egress *egress.Guard
+	now    func() time.Time // the guards' clock; nil: real time (tests inject one)
 	// bodies is the body memory budget, shared across reloads. Nil: the
 	// gateway makes its own (Lambda, check, explain build one gateway).
 	bodies *body.Budget
@@ -42,5 +42,5 @@ func gatewayDeps(cfg *config.Config, w wiring) gateway.Deps {
 		m = metrics.New()
 	}
 	return gateway.Deps{Metrics: m, Log: log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
-		Control: w.control, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies}
+		Egress: w.egress, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies}
 }

@@ -89,8 +89,9 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	}
 	// In Lambda the forwarder may never reach loopback, where the Runtime
 	// API (and any extension) listens (docs/lambda.md). Target host names
-	// are resolved here, once, for the default allow list.
-	guard, err := egress.Compile(cfg, egress.Options{Lambda: !lambdaLoopbackAllowed}, nil)
+	// are resolved when dialed, through one cache for the environment's
+	// life (docs/hardening.md#1-egress-guard-internalegress).
+	guard, err := egress.Compile(cfg, egress.Options{Lambda: !lambdaLoopbackAllowed, Names: egress.NewNames(targetResolver, nil)})
 	if err != nil {
 		st.close()
 		return nil, err
@@ -100,9 +101,9 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 	}
 	fn := &lambdaFunction{cfg: cfg, state: st, egress: guard, log: logger, metrics: metrics.New()}
 	if st.queue != nil {
-		fn.worker = newWorker(st.queue, cfg, fn.metrics, logger, guard.Control, 0)
+		fn.worker = newWorker(st.queue, cfg, fn.metrics, logger, guard, 0)
 	}
-	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, metrics: fn.metrics, log: logger, control: guard.Control}))
+	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, metrics: fn.metrics, log: logger, egress: guard}))
 	if err != nil {
 		st.close()
 		return nil, err

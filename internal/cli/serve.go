@@ -72,6 +72,7 @@ type Server struct {
 	state   *state           // opened once, shared by every reload, closed last
 	bodies  *body.Budget     // one body memory budget across reloads
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
+	names   *egress.Names    // target names resolved at dial time, cached
 
 	deliveries        *deliveries // nil on the memory driver (no queue)
 	public, admin     *http.Server
@@ -91,6 +92,11 @@ func Start(path string, logger *slog.Logger) (*Server, error) {
 	return start(cfg, logger, nil)
 }
 
+// targetResolver looks up target host names; nil: net.DefaultResolver.
+// Only tests set it (to an in-test DNS server), before starting a server
+// or running check; it is not a config key.
+var targetResolver *net.Resolver
+
 // start is Start with an injected clock for the guards (tests).
 func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Server, error) {
 	path := cfg.File
@@ -100,7 +106,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	logDurability(st, logger)
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now,
-		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory))}
+		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory)), names: egress.NewNames(targetResolver, now)}
 	watchStateHealth(st.store, logger, s.metrics)
 	deps, err := s.deps(cfg)
 	if err != nil {
@@ -109,7 +115,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	// The delivery worker dials through the same egress guard as the
 	// sync path.
-	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Control)
+	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress)
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		s.deliveries.stop()
@@ -153,17 +159,18 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 }
 
 // deps are the gateway's dependencies for cfg, at start and on each
-// reload: the egress table is compiled afresh (target names resolved
-// now, so the default allow list follows DNS), its warnings logged loudly.
+// reload: the egress table is compiled afresh, its warnings logged
+// loudly. Target names are resolved at dial time through s.names, one
+// cache for the process (a reload need not resolve anything).
 func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
-	eg, err := egress.Compile(cfg, egress.Options{}, nil)
+	eg, err := egress.Compile(cfg, egress.Options{Names: s.names})
 	if err != nil {
 		return gateway.Deps{}, err
 	}
 	for _, w := range eg.Warnings() {
 		s.log.Warn("WARNING: " + w)
 	}
-	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, control: eg.Control, now: s.now, bodies: s.bodies}), nil
+	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies}), nil
 }
 
 // serveHTTP hands each request to the gateway current at its start; a

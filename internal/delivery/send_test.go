@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -86,10 +85,8 @@ func TestWorkerEgressDenied(t *testing.T) {
 	clock := newClock()
 	q := openQueue(t, clock)
 	tg := newTarget(t)
-	deny := func(network, address string, _ syscall.RawConn) error {
-		return errors.Join(egress.ErrDenied, errors.New(address))
-	}
-	w := NewWorker(q, WorkerOptions{Clock: clock, Rand: zeroRand, Control: deny})
+	deny := egress.New(nil, egress.Options{}) // no rule: every dial denied
+	w := NewWorker(q, WorkerOptions{Clock: clock, Rand: zeroRand, Egress: deny})
 	defer w.Close()
 	id, _, _ := q.Enqueue(ctx, sample("/hooks/*", tg.URL+"/h", "k1"))
 	w.RunOnce(ctx)

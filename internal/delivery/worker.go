@@ -9,10 +9,10 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/forward"
 )
 
@@ -20,11 +20,11 @@ import (
 type WorkerOptions struct {
 	Clock Clock        // nil: SystemClock; all retry timing reads it
 	Log   *slog.Logger // nil: discard; one line per attempt
-	// Control is called on every dial with the resolved address, before
-	// connecting: the egress guard, as on the sync path (deliveries go
-	// through forward.Client, the sync path's dialer and framing watch).
-	// Nil: no check.
-	Control func(network, address string, c syscall.RawConn) error
+	// Egress checks every dial on the resolved address, before
+	// connecting, and resolves target host names: the egress guard, as on
+	// the sync path (deliveries go through forward.Client, the sync path's
+	// dialer and framing watch). Nil: no check.
+	Egress *egress.Guard
 	// Rand draws uniformly from [0, n) for the backoff jitter. Nil:
 	// math/rand/v2; tests inject a fixed one.
 	Rand func(n int64) int64
@@ -96,7 +96,7 @@ func NewWorker(q Source, opts WorkerOptions) *Worker {
 	return &Worker{
 		q:        q,
 		opts:     opts,
-		client:   forward.NewClient(forward.Options{Control: opts.Control}),
+		client:   forward.NewClient(forward.Options{Egress: opts.Egress}),
 		policies: map[string]Policy{},
 		busy:     map[string]bool{},
 		recent:   map[string]bool{},

@@ -11,20 +11,25 @@ import (
 )
 
 // Compile builds the Guard a config asks for: its egress.allow rules, or,
-// without any, Default over the routes' targets (resolved now, through
-// resolve; nil: DNS). Routes with allow_metadata opt their target's
-// metadata address in (see Options.AllowMetadata); opts adds to that.
+// without any, the default list: each target named by IP address allowed
+// on its port, and each target named by host name followed (see
+// Options.Follow): whatever the name resolves to when dialed, on its port.
+// No name is resolved here, so a name that does not resolve yet is not an
+// error (the route answers 502 until it does). Routes with allow_metadata
+// opt their target's metadata address in (see Options.AllowMetadata); opts
+// adds to that.
 //
-// Serve calls it at start and on every reload, so the default list follows
-// DNS changes. The Lambda adapter passes Options{Lambda: true}.
+// Serve calls it at start and on every reload. The Lambda adapter passes
+// Options{Lambda: true}.
 //
 // Errors are FILE:LINE: message, one per line.
-func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error) {
+func Compile(cfg *config.Config, opts Options) (*Guard, error) {
 	var problems []string
 	at := func(line int, format string, args ...any) {
 		problems = append(problems, fmt.Sprintf("%s:%d: ", cfg.File, line)+fmt.Sprintf(format, args...))
 	}
 	opts.AllowMetadata = slices.Clone(opts.AllowMetadata)
+	opts.Follow = slices.Clone(opts.Follow)
 	for _, r := range cfg.Routes {
 		if u := r.TargetURL(); u != nil && legacyIPv4(u.Hostname()) {
 			// Refused with explicit rules too: which address such a host
@@ -58,8 +63,24 @@ func Compile(cfg *config.Config, opts Options, resolve Resolver) (*Guard, error)
 		}
 	} else {
 		for _, r := range cfg.Routes {
+			u := r.TargetURL()
+			if u == nil {
+				at(r.Line, "route %s: egress default: target %q: not a URL", r.Path, r.Target)
+				continue
+			}
+			if host := u.Hostname(); host != "" && !legacyIPv4(host) {
+				if _, err := netip.ParseAddr(host); err != nil {
+					port, err := targetPort(u)
+					if err != nil {
+						at(r.Line, "route %s: egress default: target %q: %v", r.Path, r.Target, err)
+						continue
+					}
+					opts.Follow = append(opts.Follow, Name{Host: host, Port: port})
+					continue
+				}
+			}
 			// One target at a time, so an error names its route.
-			rs, err := targetRules(r.Target, r.TargetURL(), resolve)
+			rs, err := targetRules(r.Target, u, nil)
 			if err != nil {
 				at(r.Line, "route %s: %v", r.Path, err)
 				continue

@@ -12,7 +12,8 @@
 //
 // An allow list is a list of Rules, "CIDR:port[,port]" in config (Parse).
 // Without one, the allow list is exactly the configured targets' own
-// addresses and ports (Default). Some addresses are refused whatever the
+// addresses and ports, and target host names are followed: whatever they
+// resolve to when dialed (Compile, Options.Follow, Names). Some addresses are refused whatever the
 // rules say (see Guard.Check): cloud metadata and credential endpoints,
 // unspecified, multicast and broadcast addresses, and, in Lambda, loopback.
 //
@@ -214,10 +215,9 @@ type Resolver func(host string) ([]netip.Addr, error)
 // backend's IP and port.
 //
 // Host names are resolved now, through resolve (nil: net.DefaultResolver),
-// and every address they resolve to is allowed; the caller re-runs Default
-// on reload so the list follows DNS changes. The dial-time check still
-// decides on the address actually dialed, so a name that later resolves
-// elsewhere is denied, not followed.
+// and every address they resolve to is allowed: a list fixed at one moment,
+// for uses that need addresses (export's security group). The guard serve
+// runs follows names at dial time instead (Compile, Options.Follow).
 //
 // A host that is neither a valid IP literal nor a plausible DNS name but
 // ends in a number ("2130706433", "0x7f000001", "127.1", "010.0.0.1") is an

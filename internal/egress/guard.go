@@ -1,10 +1,12 @@
 package egress
 
 import (
+	"context"
 	"errors"
 	"net/netip"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -161,6 +163,23 @@ type Options struct {
 	// forms, and opting in an address that is not in MetadataAddrs does
 	// nothing.
 	AllowMetadata []netip.Addr
+	// Follow lists the target host names whose dial-time answers are
+	// allowed without a rule, each on its target's port (Compile fills it
+	// when egress.allow is absent): the operator chose the name, so
+	// whatever it resolves to when dialed is the target. The fixed denials
+	// still apply, and a loopback answer still needs a rule naming a
+	// loopback prefix, unless the name is localhost or *.localhost, which
+	// mean loopback by definition (RFC 6761).
+	Follow []Name
+	// Names resolves target host names at dial time (Guard.Lookup). Nil:
+	// a cache of the guard's own over net.DefaultResolver.
+	Names *Names
+}
+
+// Name is a target host name and the port its target URL dials.
+type Name struct {
+	Host string
+	Port uint16
 }
 
 // Guard is a compiled allow list. It is immutable and safe for concurrent
@@ -170,11 +189,25 @@ type Guard struct {
 	rules      []Rule
 	lambda     bool
 	metadataOK []netip.Addr
+	follow     map[string][]uint16 // canonical name -> ports
+	names      *Names
 }
 
 // New compiles rules and opts into a Guard. The rules are copied.
 func New(rules []Rule, opts Options) *Guard {
-	g := &Guard{lambda: opts.Lambda}
+	g := &Guard{lambda: opts.Lambda, names: opts.Names}
+	if g.names == nil {
+		g.names = NewNames(nil, nil)
+	}
+	for _, n := range opts.Follow {
+		if g.follow == nil {
+			g.follow = map[string][]uint16{}
+		}
+		h := canonicalName(n.Host)
+		if !slices.Contains(g.follow[h], n.Port) {
+			g.follow[h] = append(g.follow[h], n.Port)
+		}
+	}
 	for _, r := range rules {
 		r = Rule{Prefix: r.Prefix.Masked(), Ports: slices.Compact(slices.Sorted(slices.Values(r.Ports)))}
 		if a := r.Prefix.Addr(); a.Is4In6() && r.Prefix.Bits() >= 96 {
@@ -218,6 +251,93 @@ func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
 		return &DeniedError{Reason: Invalid, Network: network, Address: address}
 	}
 	return g.Check(ap)
+}
+
+// ControlContext is Control for net.Dialer.ControlContext: a dial that
+// Follow marked as following a name the guard follows (on this port) is
+// decided by the fixed denials and the loopback rule alone (followed);
+// every other dial by Check.
+func (g *Guard) ControlContext(ctx context.Context, network, address string, c syscall.RawConn) error {
+	host, _ := ctx.Value(followKey{}).(string)
+	if host == "" || g == nil || g.follow == nil {
+		return g.Control(network, address, c)
+	}
+	switch network {
+	case "tcp", "tcp4", "tcp6":
+	default:
+		return &DeniedError{Reason: Network, Network: network, Address: address}
+	}
+	ap, err := netip.ParseAddrPort(address)
+	if err != nil {
+		return &DeniedError{Reason: Invalid, Network: network, Address: address}
+	}
+	if !slices.Contains(g.follow[host], ap.Port()) {
+		return g.Check(ap)
+	}
+	return g.followed(ap, host)
+}
+
+// Lookup resolves a target host name through the guard's Names cache.
+func (g *Guard) Lookup(ctx context.Context, host string) ([]netip.Addr, error) {
+	if g == nil {
+		return NewNames(nil, nil).Lookup(ctx, host)
+	}
+	return g.names.Lookup(ctx, host)
+}
+
+// Follows reports whether the guard allows host's dial-time answers
+// without a rule (Options.Follow): a name the default allow list names.
+func (g *Guard) Follows(host string) bool {
+	return g != nil && g.follow[canonicalName(host)] != nil
+}
+
+// followed decides an address that a followed name resolved to: every
+// address passes but the fixed denials (as in Check, embedded IPv4
+// addresses included) and loopback, which still needs a rule naming a
+// loopback prefix unless the name means loopback (localhost).
+func (g *Guard) followed(ap netip.AddrPort, host string) error {
+	a := ap.Addr().Unmap().WithZone("")
+	port := ap.Port()
+	loopbackName := meansLoopback(host)
+	decide := func(a netip.Addr, optIn bool) Reason {
+		r := g.verdict(a, port, optIn)
+		switch {
+		case r == 0:
+			return 0
+		case r == NotAllowed || r == PortNotAllowed:
+			if a.IsLoopback() && !loopbackName {
+				return LoopbackNotNamed
+			}
+			return 0
+		case r == LoopbackNotNamed && loopbackName:
+			return 0
+		}
+		return r
+	}
+	if r := decide(a, true); r != 0 {
+		return &DeniedError{Addr: ap, Reason: r}
+	}
+	var in [maxInner]inner
+	n := embedded(a, &in)
+	var worst *inner
+	var why Reason
+	for i := range in[:n] {
+		r := decide(in[i].addr, false)
+		if r != 0 && (worst == nil || severity(r) > severity(why)) {
+			worst, why = &in[i], r
+		}
+	}
+	if worst != nil {
+		return &DeniedError{Addr: ap, Reason: why, Inner: worst.addr, Via: worst.via}
+	}
+	return nil
+}
+
+// meansLoopback reports whether a (canonical) host name is localhost or
+// under it: such names resolve to loopback by definition (RFC 6761 §6.3),
+// so a target written that way asked for loopback.
+func meansLoopback(host string) bool {
+	return host == "localhost" || strings.HasSuffix(host, ".localhost")
 }
 
 // Check decides one destination. It is what Control runs after parsing, and

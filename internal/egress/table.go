@@ -2,6 +2,7 @@ package egress
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -37,6 +38,13 @@ func (g *Guard) Table() string {
 	}
 	for _, r := range g.rules {
 		fmt.Fprintf(w, "allow\t%s\t%s\t%s\n", bracket(r.Prefix), portList(r.Ports), g.ruleNote(r))
+	}
+	for _, h := range slices.Sorted(maps.Keys(g.follow)) {
+		note := "what the name resolves to when dialed; loopback only through a loopback rule"
+		if meansLoopback(h) {
+			note = "what the name resolves to when dialed (loopback by definition)"
+		}
+		fmt.Fprintf(w, "allow\t%s (name)\t%s\t%s\n", h, portList(slices.Sorted(slices.Values(g.follow[h]))), note)
 	}
 	fmt.Fprintln(w, "deny\teverything else\tany\t")
 	fmt.Fprintln(w, "\t\t\tIPv6 addresses embedding IPv4 (NAT64, 6to4, Teredo, ::a.b.c.d, ...) also need the IPv4 address allowed")

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/http"
+	"net/netip"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/egress"
 )
 
 // Every connection to a target, whichever path sends on it, is made by
@@ -17,18 +21,85 @@ import (
 const (
 	dialTimeout      = 10 * time.Second
 	handshakeTimeout = 10 * time.Second
+	// minAttempt is the least time one address of several gets, as Go's
+	// own dialer gives (net.partialDeadline).
+	minAttempt = 2 * time.Second
 )
 
-func newDialer(opts Options) *net.Dialer {
-	return &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second, Control: opts.Control, Resolver: opts.Resolver}
+// upstreamDialer dials targets: IP literals directly, host names through
+// the egress guard's name cache (egress.Names), each resolved address
+// checked by the guard in ControlContext.
+type upstreamDialer struct {
+	nd    *net.Dialer
+	guard *egress.Guard // nil: no check, names resolved by nd per dial
+}
+
+func newDialer(opts Options) *upstreamDialer {
+	nd := &net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second}
+	if opts.Egress != nil {
+		nd.ControlContext = opts.Egress.ControlContext
+	}
+	return &upstreamDialer{nd: nd, guard: opts.Egress}
+}
+
+// dialTCP connects to addr (host:port). A host name is resolved through
+// the guard's cache, not per dial, and its addresses are tried in the
+// resolver's order, each dial marked with egress.Follow so that the guard
+// can follow the name (Options.Follow) or check the address on its rules.
+// An IP literal costs nothing more than before names were followed.
+func (d *upstreamDialer) dialTCP(ctx context.Context, addr string) (net.Conn, error) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil || d.guard == nil {
+		return d.nd.DialContext(ctx, "tcp", addr)
+	}
+	if _, err := netip.ParseAddr(host); err == nil {
+		return d.nd.DialContext(ctx, "tcp", addr)
+	}
+	addrs, err := d.guard.Lookup(ctx, host)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, err // the route's deadline passed: a timeout
+		}
+		// A name that does not resolve, even after its own lookup bound,
+		// is an unreachable target (502), not the route's timeout (504):
+		// the error keeps its text but no longer unwraps to a context error.
+		return nil, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New(err.Error())}
+	}
+	ctx = egress.Follow(ctx, host)
+	ctx, cancel := context.WithTimeout(ctx, dialTimeout)
+	defer cancel()
+	var first error
+	for i, a := range addrs {
+		actx := ctx
+		if left := len(addrs) - i; left > 1 {
+			// Split what is left between the addresses still to try,
+			// as Go's dialer does, so one black hole cannot use it all.
+			dl, _ := ctx.Deadline()
+			per := max(time.Until(dl)/time.Duration(left), minAttempt)
+			var c context.CancelFunc
+			actx, c = context.WithTimeout(ctx, per)
+			defer c()
+		}
+		c, err := d.nd.DialContext(actx, "tcp", net.JoinHostPort(a.String(), port))
+		if err == nil {
+			return c, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, first
 }
 
 // dialUpstream connects to addr (host:port). With conf nil the connection
 // is plain HTTP and its responses are watched for Content-Length with
 // Transfer-Encoding, which net/http would accept; otherwise it is TLS,
 // HTTP/1.1 only (conf's NextProtos), handshaken before it is returned.
-func dialUpstream(ctx context.Context, d *net.Dialer, addr string, conf *tls.Config) (net.Conn, error) {
-	c, err := d.DialContext(ctx, "tcp", addr)
+func dialUpstream(ctx context.Context, d *upstreamDialer, addr string, conf *tls.Config) (net.Conn, error) {
+	c, err := d.dialTCP(ctx, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +125,7 @@ func tlsConfig(host string) *tls.Config {
 // newTransport is an http.Transport whose connections come from
 // dialUpstream. maxIdle bounds idle connections per host, maxTotal in all
 // (zero: no bound).
-func newTransport(d *net.Dialer, maxIdle, maxTotal int) *http.Transport {
+func newTransport(d *upstreamDialer, maxIdle, maxTotal int) *http.Transport {
 	return &http.Transport{
 		Proxy: nil, // never an environment proxy: egress is decided here
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
@@ -89,7 +160,7 @@ type Client struct {
 	tr *http.Transport
 }
 
-// NewClient makes a Client. opts.Control, Resolver and MaxIdlePerHost
+// NewClient makes a Client. opts.Egress and MaxIdlePerHost
 // (zero: 16 per target) apply; the others are the Forwarder's.
 func NewClient(opts Options) *Client {
 	maxIdle := opts.MaxIdlePerHost

@@ -15,14 +15,12 @@ import (
 	"fmt"
 	"io"
 	"log"
-	"net"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/egress"
@@ -66,14 +64,12 @@ const (
 // Options tune a Forwarder. The zero value is usable.
 type Options struct {
 	Response Response
-	// Control is called on every dial with the resolved address, before
-	// connecting; the egress guard lives here (egress.Guard.Control; an
-	// error wrapping egress.ErrDenied makes the forward a Denied). Nil: no
-	// check.
-	Control func(network, address string, c syscall.RawConn) error
-	// Resolver looks up target host names. Nil: net.DefaultResolver.
-	// Tests inject one whose answers change between dials (DNS rebinding).
-	Resolver *net.Resolver
+	// Egress checks every dial on the resolved address, before
+	// connecting (its ControlContext; an error wrapping egress.ErrDenied
+	// makes the forward a Denied), and resolves target host names at dial
+	// time through its name cache (Lookup), so a name that moves is
+	// followed without a reload. Nil: no check, names resolved per dial.
+	Egress *egress.Guard
 	// MaxIdlePerHost is the keep-alive pool size to the target. Zero: 256,
 	// far above Go's default of 2, which would make every burst open (and
 	// then throw away) new connections.

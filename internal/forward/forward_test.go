@@ -123,9 +123,11 @@ func testRebindingDenied(t *testing.T, lean bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	guard := egress.New(rules, egress.Options{})
 	dns := &dnsServer{answers: []netip.Addr{netip.MustParseAddr("127.0.0.1"), netip.MustParseAddr("127.0.0.2")}}
-	f, err := New("http://rebind.test:"+strconv.Itoa(port)+"/", Options{Control: guard.Control, Resolver: dns.resolver(), Lean: lean})
+	var now atomic.Int64 // seconds; moved past the name cache's answer below
+	names := egress.NewNames(dns.resolver(), func() time.Time { return time.Unix(now.Load(), 0) })
+	guard := egress.New(rules, egress.Options{Names: names})
+	f, err := New("http://rebind.test:"+strconv.Itoa(port)+"/", Options{Egress: guard, Lean: lean})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,6 +136,7 @@ func testRebindingDenied(t *testing.T, lean bool) {
 	if w, err := forwardOnce(f); err != nil || w.Body.String() != "ok" {
 		t.Fatalf("first forward (allowed address): %v %q", err, w.Body.String())
 	}
+	now.Add(int64(egress.NameTTL / time.Second))
 	_, err = forwardOnce(f)
 	var fe *Error
 	if !errors.As(err, &fe) || fe.Kind != Denied || !errors.Is(err, egress.ErrDenied) {
@@ -147,6 +150,40 @@ func testRebindingDenied(t *testing.T, lean bool) {
 	}
 	if n := forbidden.Load(); n != 0 {
 		t.Errorf("forbidden address got %d connections", n)
+	}
+}
+
+// TestFollowedNameNeverLoopback: without egress.allow a target name is
+// followed wherever it resolves, but an answer on loopback (where the
+// admin listener and sidecars live) is denied before any connection, and
+// the denial comes from one cached lookup however many forwards ask.
+func TestFollowedNameNeverLoopback(t *testing.T) { bothPaths(t, testFollowedNameNeverLoopback) }
+
+func testFollowedNameNeverLoopback(t *testing.T, lean bool) {
+	ln, hits := acceptCounter(t, "127.0.0.1:0")
+	port := ln.Addr().(*net.TCPAddr).Port
+	dns := &dnsServer{answers: []netip.Addr{netip.MustParseAddr("127.0.0.1")}}
+	guard := egress.New(nil, egress.Options{
+		Follow: []egress.Name{{Host: "moved.test", Port: uint16(port)}},
+		Names:  egress.NewNames(dns.resolver(), func() time.Time { return time.Unix(0, 0) }),
+	})
+	f, err := New("http://moved.test:"+strconv.Itoa(port)+"/", Options{Egress: guard, Lean: lean})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	for range 3 {
+		_, err := forwardOnce(f)
+		var de *egress.DeniedError
+		if !errors.As(err, &de) || de.Reason != egress.LoopbackNotNamed {
+			t.Fatalf("forward to a followed name on loopback = %v, want LoopbackNotNamed", err)
+		}
+	}
+	if n := dns.asked.Load(); n != 1 {
+		t.Errorf("%d lookups for 3 forwards within the cache time, want 1", n)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("loopback listener got %d connections", n)
 	}
 }
 

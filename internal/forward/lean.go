@@ -40,7 +40,7 @@ import (
 type pool struct {
 	addr   string // host:port to dial
 	tls    *tls.Config
-	dialer *net.Dialer
+	dialer *upstreamDialer
 	max    int
 
 	mu   sync.Mutex
@@ -70,7 +70,7 @@ func newPconn(c net.Conn) *pconn {
 	return pc
 }
 
-func newPool(u *url.URL, dialer *net.Dialer, max int) *pool {
+func newPool(u *url.URL, dialer *upstreamDialer, max int) *pool {
 	p := &pool{addr: u.Host, dialer: dialer, max: max}
 	if u.Port() == "" {
 		port := "80"

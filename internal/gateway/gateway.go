@@ -24,13 +24,13 @@ import (
 	"net/netip"
 	"os"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/clientip"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/policy"
@@ -47,8 +47,9 @@ type Deps struct {
 	// time by hand. Nil: the request's start. Deadlines and durations
 	// always use the real clock.
 	Now func() time.Time
-	// Control is the egress check run on every upstream dial. Nil: none.
-	Control func(network, address string, c syscall.RawConn) error
+	// Egress checks every upstream dial and resolves target host names
+	// (forward.Options.Egress). Nil: none.
+	Egress *egress.Guard
 	// Store holds throttle buckets, quota counters and concurrency leases.
 	// It outlives reloads (limits carry over) and is closed by its opener.
 	// Required when any guard keeps state (the account throttle always
@@ -132,7 +133,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 
 	for i := range cfg.Routes {
 		rc := &cfg.Routes[i]
-		opts := forward.Options{Control: deps.Control, Lean: cfg.Server.Forwarder == config.ForwarderLean}
+		opts := forward.Options{Egress: deps.Egress, Lean: cfg.Server.Forwarder == config.ForwarderLean}
 		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
 		}
