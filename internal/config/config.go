@@ -99,6 +99,9 @@ type Config struct {
 	APIKeys    []APIKey             `yaml:"api_keys"`
 	Routes     []Route              `yaml:"routes"`
 
+	// CORS applies to every route without a cors of its own (nil: none).
+	CORS *CORS `yaml:"cors"`
+
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.
 	Warnings []Problem `yaml:"-"`
@@ -345,6 +348,8 @@ type Route struct {
 	// AllowMetadata lets this route reach the cloud metadata endpoint its
 	// target names by IP address; otherwise always denied (check warns).
 	AllowMetadata bool `yaml:"allow_metadata"`
+	// CORS replaces the top-level cors for this route (nil: the top's).
+	CORS *CORS `yaml:"cors"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 

@@ -349,6 +349,7 @@ func (v *validator) run() {
 			}
 		}
 	}
+	v.cors("$.cors", "cors", c.CORS)
 	v.policy()
 	v.plans()
 	v.keys()
@@ -616,6 +617,7 @@ func (v *validator) routes() {
 				v.errorf(fmt.Sprintf("%s.allow_ips[%d]", path, j), "routes[%d].allow_ips: %q is neither an ip_sets name nor a CIDR", i, a)
 			}
 		}
+		v.cors(path+".cors", fmt.Sprintf("routes[%d].cors", i), r.CORS)
 		if r.Verify != nil {
 			v.verify(path+".verify", i, r.Verify)
 		}

@@ -54,6 +54,9 @@ func Notes(cfg *config.Config) []string {
 		if len(r.AllowIPs) > 0 {
 			add("route %s: allow_ips is enforced by the drawbridge function, not by API Gateway", r.Path)
 		}
+		if cfg.RouteCORS(&r) != nil {
+			add("route %s: cors is not written to the template: the drawbridge function answers the preflights API Gateway passes to it (methods with OPTIONS, no key required), and API Gateway's own errors carry no CORS headers", r.Path)
+		}
 		if r.Throttle != nil && r.Throttle.MaxConcurrent > 0 {
 			add("route %s: max_concurrent %d: API Gateway has no concurrency cap; the drawbridge function enforces it (across instances only with state.driver: redis)", r.Path, r.Throttle.MaxConcurrent)
 		}

@@ -72,6 +72,7 @@ type guards struct {
 	leaseTTL    time.Duration
 	verifier    *webhook.Verifier
 	provider    string
+	cors        *corsRule // nil: the route has no cors (cors.go)
 	// denied are the policy-denial replies for an exact route, per method
 	// and [implicit, explicit]: the ARN is fixed, so the body is built once.
 	denied [numMethods][2]*reply

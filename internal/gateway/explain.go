@@ -13,8 +13,9 @@ import (
 type Explanation struct {
 	// Lines are "STEP: allow|deny|skip — why".
 	Lines []string
-	// Status and Body are the error the gateway would answer with, or 0
-	// and "" when the request would be forwarded.
+	// Status and Body are the error the gateway would answer with (204
+	// and "" for a CORS preflight it answers), or 0 and "" when the
+	// request would be forwarded.
 	Status int
 	Body   string
 	// RetryAfter is the Retry-After header a 429 would carry ("" if none).
@@ -27,6 +28,9 @@ type Explanation struct {
 // Result is the explanation's last line: "result: STATUS BODY" or
 // "result: forward METHOD URL".
 func (e *Explanation) Result() string {
+	if e.Status != 0 && e.Body == "" {
+		return "result: " + strconv.Itoa(e.Status) // a CORS preflight's 204
+	}
 	if e.Status != 0 {
 		return "result: " + strconv.Itoa(e.Status) + " " + e.Body
 	}
@@ -50,8 +54,15 @@ func (g *Gateway) Explain(r *http.Request, body []byte) Explanation {
 	c.client = g.clientIP.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"])
 
 	escaped := r.URL.EscapedPath()
+	preflight, routed := false, false
 	if pathOK(escaped) {
-		c.route, c.rest = g.router.match(r.Method, r.URL.Path, escaped)
+		if g.cors && r.Method == http.MethodOptions {
+			c.route, c.rest, routed = g.matchPreflight(r, escaped)
+			preflight = c.route != nil
+		}
+		if !preflight {
+			c.route, c.rest = g.router.match(r.Method, r.URL.Path, escaped)
+		}
 	}
 	switch {
 	case !pathOK(escaped):
@@ -63,6 +74,16 @@ func (g *Gateway) Explain(r *http.Request, body []byte) Explanation {
 	}
 	if c.route == nil {
 		g.explainReject(&e, c, noRoute)
+		return e
+	}
+	if preflight {
+		// As ServeHTTP: a CORS preflight is answered before the guards.
+		word := "allow"
+		if _, ok := g.preflightAllowed(c, routed); !ok {
+			word = "deny"
+		}
+		line("preflight", word, c.note)
+		e.Status = http.StatusNoContent
 		return e
 	}
 	for i := range g.steps {

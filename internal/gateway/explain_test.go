@@ -25,7 +25,7 @@ usage_plans:
   p: {quota: {limit: 2, period: DAY}, throttle: {rate: 1, burst: 5}}
 api_keys: [{name: alice, plan: p, sha256: ` + digest(keyA) + `}]
 routes:
-  - {path: /keyed, target: "{T}/k", api_key_required: true}
+  - {path: /keyed, target: "{T}/k", api_key_required: true, cors: {allow_origins: ["https://app.example"], allow_methods: [GET]}}
   - {path: /ips/*, target: "{T}/i/", allow_ips: [10.0.0.0/8]}
   - {path: /empty, target: "{T}/e", throttle: {rate: 1, burst: 1}}
   - {path: /hook, methods: [POST], target: "{T}/h", verify: {provider: github, secret_env: GH}}
@@ -154,6 +154,9 @@ func FuzzExplainMatchesServe(f *testing.F) {
 		{"GET", "/ips/", "2001:db8::1", "short", ""},
 		{"PUT", "/empty", "not-an-ip", keyB, "x"},
 		{"DELETE", "//", "1.2.3.4", "", ""},
+		{"OPTIONS", "/keyed", "203.0.113.9", "GET", ""},
+		{"OPTIONS", "/keyed", "8.8.8.8", "PUT", ""},
+		{"OPTIONS", "/empty", "8.8.8.8", "GET", ""},
 	} {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}
@@ -173,6 +176,12 @@ func FuzzExplainMatchesServe(f *testing.F) {
 				r.Header["X-Api-Key"] = []string{key}
 			}
 			r.Header["X-Hub-Signature-256"] = []string{"sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"}
+			// Every request comes from a page: OPTIONS ones are CORS
+			// preflights asking for the method written in key.
+			r.Header["Origin"] = []string{"https://app.example"}
+			if method == http.MethodOptions {
+				r.Header["Access-Control-Request-Method"] = []string{key}
+			}
 			return r
 		}
 		r := mk()

@@ -86,6 +86,7 @@ type Gateway struct {
 	now       func() time.Time
 	clock     func() time.Time // Deps.Now when injected, else nil: guards use c.start
 	stage     string
+	cors      bool // some route has cors: OPTIONS requests may be preflights (cors.go)
 
 	steps       []step
 	store       store.Store
@@ -151,6 +152,9 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		}
 		r.methods, r.other = methodsOf(rc.Methods)
 		r.newMetrics(deps.Metrics, &g.replies)
+		if r.guards.cors = compileCORS(cfg, r, deps.Metrics); r.guards.cors != nil {
+			g.cors = true
+		}
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
@@ -243,7 +247,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 		g.reject(c, noRoute)
 		return
 	}
-	c.route, c.rest = g.router.match(r.Method, r.URL.Path, escaped)
+	preflight, routed := false, false
+	if g.cors && r.Method == http.MethodOptions {
+		c.route, c.rest, routed = g.matchPreflight(r, escaped)
+		preflight = c.route != nil
+	}
+	if !preflight {
+		c.route, c.rest = g.router.match(r.Method, r.URL.Path, escaped)
+	}
 	if c.route == nil {
 		g.reject(c, noRoute)
 		return
@@ -251,6 +262,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	c.route.inflight.Inc()
 	defer c.route.inflight.Dec()
 	c.client = g.clientIP.ClientIP(r.RemoteAddr, r.Header["X-Forwarded-For"])
+	if cr := c.route.guards.cors; cr != nil {
+		if preflight {
+			g.preflight(c, routed)
+			return
+		}
+		// Every other answer of the route, forwarded or not, gets its
+		// CORS headers as it is written.
+		c.rec.cors, c.rec.origin = cr, cr.allowOrigin(r)
+	}
 	defer g.release(c)
 	now := c.start
 	if g.clock != nil {
@@ -472,10 +492,15 @@ type recorder struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
+	cors   *corsRule // the route's cors: its headers join the answer's
+	origin []string  // Access-Control-Allow-Origin; nil: none allowed
 }
 
 func (r *recorder) WriteHeader(code int) {
 	if r.status == 0 && code >= 200 {
+		if r.cors != nil {
+			r.cors.addTo(r.ResponseWriter.Header(), r.origin)
+		}
 		r.status = code
 	}
 	r.ResponseWriter.WriteHeader(code)
@@ -483,6 +508,9 @@ func (r *recorder) WriteHeader(code int) {
 
 func (r *recorder) Write(b []byte) (int, error) {
 	if r.status == 0 {
+		if r.cors != nil {
+			r.cors.addTo(r.ResponseWriter.Header(), r.origin)
+		}
 		r.status = http.StatusOK
 	}
 	n, err := r.ResponseWriter.Write(b)

@@ -31,13 +31,18 @@ const (
 	EgressDenied      Outcome = "egress_denied"
 	UpstreamError     Outcome = "upstream_error"
 	UpstreamTimeout   Outcome = "upstream_timeout"
+	// Preflight is a browser's CORS preflight OPTIONS that the gateway
+	// answered itself (docs/guards.md#cors): neither billable nor a
+	// rejection.
+	Preflight Outcome = "preflight"
 )
 
 // Outcomes lists every outcome: the billable ones first, then the
-// rejections, then the upstream failures.
+// rejections, then the upstream failures, then the preflights the
+// gateway answered.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
 	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
-	UpstreamError, UpstreamTimeout}
+	UpstreamError, UpstreamTimeout, Preflight}
 
 // Billable reports whether the outcome cost backend work.
 func (o Outcome) Billable() bool { return o == Forwarded || o == Accepted }

@@ -36,6 +36,9 @@ func (im *Imported) Native(source string) []byte {
 	if c.Throttle != nil {
 		w.line(0, "throttle: "+throttleFlow(c.Throttle), w.note("$.throttle", ""))
 	}
+	if c.CORS != nil {
+		w.line(0, "cors: "+corsFlow(c.CORS), w.note("$.cors", ""))
+	}
 	if c.ResourcePolicy != "" {
 		var doc any
 		json.Unmarshal([]byte(c.ResourcePolicy), &doc)
@@ -116,6 +119,9 @@ func (im *Imported) Native(source string) []byte {
 		}
 		if r.Throttle != nil {
 			w.line(2, "throttle: "+throttleFlow(r.Throttle), w.note(path+".throttle", ""))
+		}
+		if r.CORS != nil {
+			w.line(2, "cors: "+corsFlow(r.CORS), w.note(path+".cors", ""))
 		}
 	}
 	return w.buf.Bytes()

@@ -31,6 +31,7 @@ type routeKey struct {
 	fn, path string
 	private  bool
 	throttle string
+	cors     string
 }
 
 func (s *slsImport) functions(top, p *snode) {
@@ -90,7 +91,7 @@ func (s *slsImport) functions(top, p *snode) {
 				}
 				continue
 			}
-			k := routeKey{fn: name, path: r.path, private: r.private, throttle: throttleID(r.throttle)}
+			k := routeKey{fn: name, path: r.path, private: r.private, throttle: throttleID(r.throttle), cors: corsID(r.cors)}
 			at, ok := index[k]
 			if !ok {
 				at = len(s.cfg.Routes)
@@ -98,7 +99,7 @@ func (s *slsImport) functions(top, p *snode) {
 				path := fmt.Sprintf("$.routes[%d]", at)
 				s.cfg.Routes = append(s.cfg.Routes, config.Route{
 					Path: r.path, Target: target, Timeout: config.Duration(timeout),
-					APIKeyRequired: r.private, Throttle: r.throttle,
+					APIKeyRequired: r.private, Throttle: r.throttle, CORS: r.cors,
 				})
 				s.from(path, r.line, ew)
 				s.from(path+".path", r.pathLine, ew+".path")
@@ -108,6 +109,7 @@ func (s *slsImport) functions(top, p *snode) {
 				s.from(path+".throttle", r.throttleLine, ew+".throttling")
 				s.from(path+".throttle.rate", r.rateLine, r.rateKey)
 				s.from(path+".throttle.burst", r.burstLine, r.burstKey)
+				s.from(path+".cors", r.corsLine, ew+".cors")
 			}
 			rt := &s.cfg.Routes[at]
 			if r.method == "" {
@@ -222,11 +224,13 @@ type eventRoute struct {
 	burstLine    int
 	rateKey      string
 	burstKey     string
+	cors         *config.CORS // cors.go
+	corsLine     int
 }
 
 var httpEventRules = map[string]rule{
 	"path": use, "method": use, "private": use, "throttling": use, "authorizer": use,
-	"cors":          skip("drawbridge does not answer CORS preflights; let the backend do it"),
+	"cors":          use,
 	"integration":   skip(awsOnly),
 	"request":       skip("request validation and mapping are API Gateway features drawbridge does not have"),
 	"response":      skip(awsOnly),
@@ -285,6 +289,7 @@ func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
 		}
 	}
 	s.endpointThrottle(m, r, what)
+	s.eventCORS(m, r, what)
 	return s.fields(m, r, what)
 }
 

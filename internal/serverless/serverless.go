@@ -419,6 +419,7 @@ func (s *slsImport) run(root *snode) {
 	s.policy(p)
 	s.apiKeys(top, p)
 	s.functions(top, p)
+	s.httpAPICORS(p)
 }
 
 var providerRules = map[string]rule{
@@ -433,7 +434,7 @@ var providerRules = map[string]rule{
 	"logRetentionInDays": skip(awsOnly), "logs": skip(awsOnly), "tracing": skip(awsOnly),
 	"layers": skip(awsOnly), "versionFunctions": skip(awsOnly), "lambdaHashingVersion": skip(awsOnly),
 	"profile": skip(awsOnly), "endpointType": skip(awsOnly), "apiName": skip(awsOnly),
-	"eventBridge": skip(awsOnly), "kmsKeyArn": skip(awsOnly), "httpApi": skip(awsOnly),
+	"eventBridge": skip(awsOnly), "kmsKeyArn": skip(awsOnly), "httpApi": use,
 	"websocketsApiName": skip(awsOnly), "websocketsApiRouteSelectionExpression": skip(awsOnly),
 	"alb": skip(awsOnly), "ecr": skip(awsOnly), "s3": skip(awsOnly), "disableRollback": skip(awsOnly),
 	"rollbackConfiguration": skip(awsOnly), "logDataProtectionPolicy": skip(awsOnly),
