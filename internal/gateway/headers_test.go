@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/lambda"
 )
 
@@ -266,5 +267,20 @@ func TestShortIDs(t *testing.T) {
 	a, b := newShortID(), newShortID()
 	if a[:8] == b[:8] {
 		t.Errorf("consecutive ids %q and %q share a prefix: the counter shows", a, b)
+	}
+}
+
+// BenchmarkIDs: the per-request cost of the ids (one allocation per
+// request in either flavour).
+func BenchmarkIDs(b *testing.B) {
+	for _, api := range []config.API{config.APIREST, config.APIHTTP} {
+		b.Run(string(api), func(b *testing.B) {
+			g := &Gateway{api: api}
+			var c call
+			b.ReportAllocs()
+			for b.Loop() {
+				g.setIDs(&c)
+			}
+		})
 	}
 }
