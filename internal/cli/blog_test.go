@@ -128,7 +128,7 @@ func (b *blog) call(method, ip, key string) answer {
 const (
 	githubIP = "140.82.112.5"
 	denyBody = `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: ` +
-		`arn:aws:execute-api:eu-west-1:123456789012:serverless-proxy/dev/POST/forward with an explicit deny"}`
+		`arn:aws:execute-api:eu-west-1:********9012:serverless-proxy/dev/POST/forward with an explicit deny"}`
 )
 
 // TestBlogAcceptance runs the blog's setup end to end: the real server

@@ -87,7 +87,7 @@ routes:
 		forward string // URI the backend must see; "" when it must not be reached
 	}{
 		{"non-GitHub sourceIp: resource policy", v1("192.168.196.186", key), http.StatusForbidden,
-			`{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:123456789012:drawbridge/prod/POST/forward with an explicit deny"}`, ""},
+			`{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:us-east-1:********9012:drawbridge/prod/POST/forward with an explicit deny"}`, ""},
 		{"no key (API Gateway's apiKey is not one)", v1("192.30.252.10", ""), http.StatusForbidden, `{"message":"Forbidden"}`, ""},
 		{"wrong key", v1("192.30.252.10", "k-wrong"), http.StatusForbidden, `{"message":"Forbidden"}`, ""},
 		{"allowed IP with the key", v1("192.30.252.10", key), http.StatusCreated, "", "/forward?name=me"},

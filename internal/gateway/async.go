@@ -87,7 +87,7 @@ func buildAsync(routes []*route, deps Deps) map[*route]*asyncRoute {
 // stored again. A store failure is 503: the sender keeps the event and
 // retries, which is better than a 202 for an event we may lose.
 func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
-	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
+	g.idHeaders(c.w.Header(), c)
 	if a.queue == nil {
 		c.cause = errNoQueue
 		g.reject(c, unavailable)

@@ -13,12 +13,9 @@
 package gateway
 
 import (
-	"encoding/binary"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/http"
 	"net/netip"
@@ -190,6 +187,7 @@ type call struct {
 	path  string // the request's escaped path, for the log
 	id    string
 	idHdr [1]string // id as a header value: in the call, no allocation
+	short [1]string // REST's x-amz-apigw-id (requestid.go)
 	start time.Time
 
 	client     netip.Addr
@@ -235,8 +233,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve is ServeHTTP with the dispatch step as a parameter, so that
 // BenchmarkGuards measures everything but the forwarding.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
-	c := &call{r: r, start: g.now(), id: newRequestID()}
-	c.idHdr[0] = c.id
+	c := &call{r: r, start: g.now()}
+	g.setIDs(c)
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
 	defer g.finish(c)
@@ -374,7 +372,7 @@ func (g *Gateway) dispatch(c *call) {
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.
-	c.w.Header()["x-amzn-RequestId"] = c.idHdr[:]
+	g.idHeaders(c.w.Header(), c)
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
 	c.upstream = time.Since(t0)
@@ -406,12 +404,20 @@ func (g *Gateway) dispatch(c *call) {
 // forwardedFor is the X-Forwarded-For sent upstream: the chain as our
 // trusted proxies passed it plus the peer, or just the peer when the peer
 // is not trusted (a client's own X-Forwarded-For is never passed on).
+// With no peer address (a Lambda event that names no source, such as an
+// ALB's without ALB peer configured) it is "unknown", as Squid sends and
+// RFC 7239 spells an unidentified node: the target always gets the
+// header, and a value no parser mistakes for an address
+// (docs/lambda.md#forwarded-headers).
 func (g *Gateway) forwardedFor(c *call) string {
 	peer := c.r.RemoteAddr
 	if ap, err := netip.ParseAddrPort(peer); err == nil {
 		peer = ap.Addr().Unmap().String()
 	} else if h, _, err := net.SplitHostPort(peer); err == nil {
 		peer = h
+	}
+	if peer == "" {
+		return unknownPeer
 	}
 	if xff := c.r.Header["X-Forwarded-For"]; len(xff) > 0 {
 		if a, err := netip.ParseAddr(peer); err == nil && g.clientIP.Trusted(a) {
@@ -420,6 +426,9 @@ func (g *Gateway) forwardedFor(c *call) string {
 	}
 	return peer
 }
+
+// unknownPeer is the X-Forwarded-For value for a client without address.
+const unknownPeer = "unknown"
 
 // finish records the request in metrics and the access log, and turns a
 // panic into a 502 so none reaches the client as a dropped connection.
@@ -465,25 +474,6 @@ func addrString(a netip.Addr) string {
 		return "unknown"
 	}
 	return a.String()
-}
-
-// newRequestID returns a random UUID (version 4), the shape of API
-// Gateway's request ids. math/rand/v2 is enough: ids must be unique, not
-// unguessable.
-func newRequestID() string {
-	var u [16]byte
-	binary.BigEndian.PutUint64(u[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // variant 10
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	hex.Encode(b[9:13], u[4:6])
-	hex.Encode(b[14:18], u[6:8])
-	hex.Encode(b[19:23], u[8:10])
-	hex.Encode(b[24:], u[10:])
-	b[8], b[13], b[18], b[23] = '-', '-', '-', '-'
-	return string(b[:])
 }
 
 // recorder remembers the status and size of what was written, for

@@ -38,7 +38,7 @@ const (
 type reply struct {
 	status    int
 	body      []byte
-	errorType []string // x-amzn-ErrorType
+	errorType []string // x-amzn-ErrorType (REST only; HTTP APIs send none)
 	outcome   metrics.Outcome
 }
 
@@ -51,7 +51,9 @@ func replies(api config.API) [numReasons]reply {
 	var t [numReasons]reply
 	t[noRoute] = newReply(403, `{"message":"Missing Authentication Token"}`, "MissingAuthenticationTokenException", metrics.NoRoute)
 	if api == config.APIHTTP {
-		t[noRoute] = newReply(404, `{"message":"Not Found"}`, "NotFoundException", metrics.NoRoute)
+		// No error type: HTTP APIs send no x-amzn-ErrorType, so there is
+		// no AWS name for this one to copy.
+		t[noRoute] = newReply(404, `{"message":"Not Found"}`, "", metrics.NoRoute)
 	}
 	t[badRequest] = newReply(400, `{"message":"Bad Request"}`, "BadRequestException", metrics.BadRequest)
 	t[headersTooLarge] = newReply(431, `{"message":"Request Header Fields Too Large"}`, "BadRequestException", metrics.TooLarge)
@@ -69,26 +71,28 @@ func replies(api config.API) [numReasons]reply {
 }
 
 var (
-	jsonType = []string{"application/json"}
-	closeHdr = []string{"close"}
+	jsonType   = []string{"application/json"}
+	closeHdr   = []string{"close"}
+	zeroLength = []string{"0"}
 )
 
 // render writes one error answer. Header keys are set as API Gateway
-// spells them (x-amzn-RequestId), bypassing canonicalisation.
+// spells them (x-amzn-RequestId), bypassing canonicalisation. REST errors
+// carry x-amzn-RequestId, x-amz-apigw-id and x-amzn-ErrorType; HTTP API
+// errors only apigw-requestid, as AWS sends them.
 func (g *Gateway) render(c *call, rp *reply) {
 	h := c.w.Header()
 	h["Content-Type"] = jsonType
 	h["Date"] = dateOf(c.start)
 	if c.r.Method == http.MethodHead {
 		// net/http counts the body it holds whole (every error body) and
-		// sets Content-Length itself, more cheaply than a map entry; for
-		// HEAD there is no body to count.
-		h["Content-Length"] = []string{strconv.Itoa(len(rp.body))}
+		// sets Content-Length itself, more cheaply than a map entry. A HEAD
+		// answer has no body, and API Gateway says so: Content-Length: 0.
+		h["Content-Length"] = zeroLength
 	}
-	h["x-amzn-RequestId"] = c.idHdr[:]
-	h["x-amzn-ErrorType"] = rp.errorType
-	if g.api == config.APIHTTP {
-		h["apigw-requestid"] = h["x-amzn-RequestId"]
+	g.idHeaders(h, c)
+	if g.api != config.APIHTTP {
+		h["x-amzn-ErrorType"] = rp.errorType
 	}
 	if c.retryAfter > 0 {
 		h["Retry-After"] = []string{strconv.Itoa(c.retryAfter)}

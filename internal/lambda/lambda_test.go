@@ -32,6 +32,7 @@ type seen struct {
 	ContentLength                                                 int64
 	Source                                                        Source
 	HasSource, HasEvent                                           bool
+	TLS                                                           bool // the request is marked as having come over HTTPS
 }
 
 // recorder returns a handler that records each request and answers with
@@ -46,6 +47,7 @@ func recorder(got *seen, reply http.HandlerFunc) http.Handler {
 			Method: r.Method, Path: r.URL.Path, RawPath: r.URL.RawPath, RawQuery: r.URL.RawQuery,
 			RequestURI: r.RequestURI, Host: r.Host, RemoteAddr: r.RemoteAddr,
 			Header: r.Header.Clone(), Body: string(b), ContentLength: r.ContentLength,
+			TLS: r.TLS != nil,
 		}
 		got.Source, got.HasSource = SourceFromContext(r.Context())
 		_, got.HasEvent = EventFromContext(r.Context())
@@ -156,7 +158,7 @@ func TestSampleEvents(t *testing.T) {
 			event: "apigw-request.json",
 			want: seen{Method: "POST", Path: "/hello/world", RawQuery: "name=me", RequestURI: "/hello/world?name=me",
 				Host: "gy415nuibc.execute-api.us-east-1.amazonaws.com", RemoteAddr: "192.168.196.186:0",
-				Body: "{\r\n\t\"a\": 1\r\n}", ContentLength: 13},
+				Body: "{\r\n\t\"a\": 1\r\n}", ContentLength: 13, TLS: true},
 			header: map[string]string{"Headername": "headerValue", "Content-Type": "application/json",
 				"X-Forwarded-For": "54.240.196.186, 54.182.214.83", "Content-Length": "13"},
 			absent: []string{"X-Api-Key", "Host"}, // identity.apiKey is API Gateway's verdict, not the client's header
@@ -180,7 +182,7 @@ func TestSampleEvents(t *testing.T) {
 			name:  "HTTP API v2",
 			event: "apigw-v2-request-no-authorizer.json",
 			want: seen{Method: "GET", Path: "/", RawQuery: "", RequestURI: "/",
-				Host: "aaaaaaaaaa.execute-api.us-west-2.amazonaws.com", RemoteAddr: "1.2.3.4:0", ContentLength: 0},
+				Host: "aaaaaaaaaa.execute-api.us-west-2.amazonaws.com", RemoteAddr: "1.2.3.4:0", ContentLength: 0, TLS: true},
 			header: map[string]string{"User-Agent": "curl/7.58.0", "X-Forwarded-For": "1.2.3.4", "Content-Length": "0"},
 			keys:   []string{"body", "cookies", "headers", "isBase64Encoded", "statusCode"},
 			check:  checkV2Response,
@@ -191,7 +193,7 @@ func TestSampleEvents(t *testing.T) {
 			want: seen{Method: "POST", Path: "/my/path", RawQuery: "parameter1=value1&parameter1=value2&parameter2=value",
 				RequestURI: "/my/path?parameter1=value1&parameter1=value2&parameter2=value",
 				Host:       "<url-id>.lambda-url.us-west-2.on.aws", RemoteAddr: "123.123.123.123:0",
-				Body: "Hello from client!", ContentLength: 18},
+				Body: "Hello from client!", ContentLength: 18, TLS: true},
 			header: map[string]string{"Cookie": "cookie1; cookie2", "Header2": "value1,value2", "Content-Length": "18"},
 			keys:   []string{"body", "cookies", "headers", "isBase64Encoded", "statusCode"},
 			check:  checkV2Response,
@@ -200,7 +202,7 @@ func TestSampleEvents(t *testing.T) {
 			name:  "Function URL base64 body",
 			event: "function-url-domain-only-request-with-base64-encoded-body.json",
 			want: seen{Method: "POST", Path: "/", RequestURI: "/", Host: "lambda-url-id.lambda-url.us-west-2.on.aws",
-				RemoteAddr: "127.0.0.1:0", Body: "<idk/>", ContentLength: 6},
+				RemoteAddr: "127.0.0.1:0", Body: "<idk/>", ContentLength: 6, TLS: true},
 			header: map[string]string{"Content-Length": "6", "Content-Type": "idk"},
 			keys:   []string{"body", "cookies", "headers", "isBase64Encoded", "statusCode"},
 			check:  checkV2Response,

@@ -3,6 +3,7 @@ package lambda
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
@@ -171,6 +172,9 @@ func (a *Adapter) request(ctx context.Context, ev *event) (*http.Request, *event
 		RequestURI: u.RequestURI(),
 		RemoteAddr: a.remoteAddr(ev),
 	}
+	if overHTTPS(ev.kind, header) {
+		req.TLS = httpsState
+	}
 	req.ContentLength = int64(n)
 	if n == 0 {
 		req.Body = http.NoBody
@@ -178,6 +182,30 @@ func (a *Adapter) request(ctx context.Context, ev *event) (*http.Request, *event
 		req.Body = io.NopCloser(body)
 	}
 	return req.WithContext(ctx), nil
+}
+
+// httpsState marks a request that reached AWS over HTTPS. The adapter knows
+// only that the client used TLS, not how, so the state says nothing more;
+// it is what net/http's server would set, and what the gateway and the
+// forwarder test (X-Forwarded-Proto, aws:SecureTransport).
+var httpsState = &tls.ConnectionState{HandshakeComplete: true}
+
+// overHTTPS reports whether the client reached AWS over HTTPS: always
+// through API Gateway (REST and HTTP APIs accept only HTTPS) and Function
+// URLs (likewise); through an ALB when its listener is HTTPS, which the ALB
+// tells in X-Forwarded-Proto (it sets that header itself, from the
+// listener). Local emulators that speak plain HTTP still produce API
+// Gateway events; those count as HTTPS too, as in production
+// (docs/lambda.md#forwarded-headers).
+func overHTTPS(kind Kind, h http.Header) bool {
+	switch kind {
+	case KindV1, KindV2, KindURL:
+		return true
+	case KindALB:
+		vs := h["X-Forwarded-Proto"]
+		return len(vs) > 0 && strings.EqualFold(strings.TrimSpace(vs[len(vs)-1]), "https")
+	}
+	return false
 }
 
 // remoteAddr is "ip:0": the gateway parses RemoteAddr as host:port like any

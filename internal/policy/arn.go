@@ -49,7 +49,10 @@ const (
 //	{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: ARN"}
 //
 // with " with an explicit deny" before the closing quote when explicit is
-// true. The ARN is JSON-escaped (it carries the client's path).
+// true. The ARN is JSON-escaped (it carries the client's path), and its
+// account id is masked as API Gateway masks it, all but the last four
+// characters replaced by '*' (arn:aws:execute-api:us-east-1:********1234:…):
+// the answer goes to whoever was denied.
 func DenyBody(arn string, explicit bool) []byte {
 	return AppendDenyBody(make([]byte, 0, len(bodyPrefix)+len(arn)+len(explicitNote)+len(bodySuffix)+8), arn, explicit)
 }
@@ -58,11 +61,42 @@ func DenyBody(arn string, explicit bool) []byte {
 // buffer.
 func AppendDenyBody(dst []byte, arn string, explicit bool) []byte {
 	dst = append(dst, bodyPrefix...)
-	dst = appendJSONString(dst, arn)
+	if start, end, ok := accountField(arn); ok {
+		dst = appendJSONString(dst, arn[:start])
+		keep := end - 4
+		if keep <= start {
+			keep = end // an id of four characters or fewer is masked whole
+		}
+		for range keep - start {
+			dst = append(dst, '*')
+		}
+		dst = appendJSONString(dst, arn[keep:])
+	} else {
+		dst = appendJSONString(dst, arn)
+	}
 	if explicit {
 		dst = append(dst, explicitNote...)
 	}
 	return append(dst, bodySuffix...)
+}
+
+// accountField locates the account id of an ARN, its fifth ':'-separated
+// field: arn[start:end].
+func accountField(arn string) (start, end int, ok bool) {
+	colons := 0
+	for i := 0; i < len(arn); i++ {
+		if arn[i] != ':' {
+			continue
+		}
+		colons++
+		switch colons {
+		case 4:
+			start = i + 1
+		case 5:
+			return start, i, true
+		}
+	}
+	return 0, 0, false
 }
 
 const hexDigits = "0123456789abcdef"

@@ -33,5 +33,5 @@ func Example() {
 	// Output:
 	// 192.30.252.7 allow by statement 1
 	// 203.0.113.9 explicit deny by statement 0 (Sid "OnlyGitHub")
-	// {"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/POST/forward with an explicit deny"}
+	// {"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:********9012:abc123/prod/POST/forward with an explicit deny"}
 }

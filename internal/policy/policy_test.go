@@ -477,22 +477,32 @@ func TestARNAndBody(t *testing.T) {
 		{
 			name: "implicit", region: "eu-west-1", account: "123456789012", api: "abc123", stage: "prod", method: "POST", path: "/forward",
 			wantARN:  "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/POST/forward",
-			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/POST/forward"}`,
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:********9012:abc123/prod/POST/forward"}`,
 		},
 		{
 			name: "explicit", region: "eu-west-1", account: "123456789012", api: "abc123", stage: "prod", method: "POST", path: "/forward", explicit: true,
 			wantARN:  "arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/POST/forward",
-			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:123456789012:abc123/prod/POST/forward with an explicit deny"}`,
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:eu-west-1:********9012:abc123/prod/POST/forward with an explicit deny"}`,
+		},
+		{
+			name: "five-character account keeps its last four", region: "r", account: "12345", api: "i", stage: "prod", method: "GET", path: "/:x:y",
+			wantARN:  "arn:aws:execute-api:r:12345:i/prod/GET/:x:y",
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:*2345:i/prod/GET/:x:y"}`,
+		},
+		{
+			name: "four-character account masked whole", region: "r", account: "1234", api: "i", stage: "prod", method: "GET", path: "/",
+			wantARN:  "arn:aws:execute-api:r:1234:i/prod/GET/",
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:****:i/prod/GET/"}`,
 		},
 		{
 			name: "root", region: "r", account: "a", api: "i", stage: "prod", method: "GET", path: "/",
 			wantARN:  "arn:aws:execute-api:r:a:i/prod/GET/",
-			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:a:i/prod/GET/"}`,
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:*:i/prod/GET/"}`,
 		},
 		{
 			name: "escaped path", region: "r", account: "a", api: "i", stage: "prod", method: "GET", path: "/a\"b\\c\n\x01<&>\u2028é\xff",
 			wantARN:  "arn:aws:execute-api:r:a:i/prod/GET/a\"b\\c\n\x01<&>\u2028é\xff",
-			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:a:i/prod/GET/a\"b\\c\n\u0001<&>\u2028é\ufffd"}`,
+			wantBody: `{"Message":"User: anonymous is not authorized to perform: execute-api:Invoke on resource: arn:aws:execute-api:r:*:i/prod/GET/a\"b\\c\n\u0001<&>\u2028é\ufffd"}`,
 		},
 	}
 	for _, tt := range tests {

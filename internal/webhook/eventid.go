@@ -18,7 +18,8 @@ const maxEventID = 256
 //   - gitlab: Idempotency-Key (same on retries, and equal to webhook-id
 //     under signing tokens), else X-Gitlab-Event-UUID.
 //   - bitbucket: X-Request-UUID (Cloud), else X-Request-Id (Data Center).
-//   - standard: webhook-id.
+//   - standard: webhook-id, or svix-id when the request is signed with the
+//     svix-* names (the id of the set Verify checked).
 //   - stripe: the "id" (evt_…) of the JSON body; Stripe sends no id header
 //     and re-signs each retry with a new t=, so only the body identifies it.
 //   - slack: the "event_id" of an Events API JSON body.
@@ -42,7 +43,7 @@ func EventID(provider string, h http.Header, body []byte) string {
 			id = h.Get("X-Request-Id")
 		}
 	case "standard":
-		id = h.Get("webhook-id")
+		id = h.Get(stdHeaders(h).id.key)
 	case "stripe":
 		var ev struct {
 			ID string `json:"id"`

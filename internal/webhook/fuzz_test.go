@@ -114,6 +114,9 @@ func fuzzProviders() []fuzzProvider {
 	std := func(sig string) http.Header {
 		return hdr("webhook-id", stdID, "webhook-timestamp", ts, "webhook-signature", sig)
 	}
+	svix := func(sig string) http.Header {
+		return hdr("svix-id", stdID, "svix-timestamp", ts, "svix-signature", sig)
+	}
 	slackH := func(sig string) http.Header {
 		return hdr("X-Slack-Signature", sig, "X-Slack-Request-Timestamp", strconv.Itoa(slackTS))
 	}
@@ -153,6 +156,9 @@ func fuzzProviders() []fuzzProvider {
 			func(v string) http.Header { return hdr("X-Sig", v) },
 			func(b string) string { return "s=" + strings.TrimRight(b64MAC512("k", b), "=") },
 			func(b string) http.Header { return hdr("X-Sig", "s="+b64MAC512("k", b)) }},
+		{Spec{Provider: "standard", Secrets: secrets(stdSecret)}, time.Unix(stdTS, 0),
+			svix, stdExpect,
+			func(b string) http.Header { return svix(stdSign(stdSecret, stdID, stdTS, b)) }},
 	}
 }
 
@@ -172,6 +178,7 @@ func FuzzVerify(f *testing.F) {
 	f.Add(uint8(5), slackSig, []byte(slackBody))
 	f.Add(uint8(6), stdSig, []byte(stdBody))
 	f.Add(uint8(3), stdSig, []byte(stdBody))
+	f.Add(uint8(8), stdSig, []byte(stdBody)) // Svix's names
 	f.Add(uint8(7), "s="+base64.RawStdEncoding.EncodeToString(make([]byte, 64)), []byte{})
 	vs := make([]*Verifier, len(ps))
 	for i, p := range ps {

@@ -32,7 +32,9 @@
 //     without "=" is malformed, a header without any v1 is malformed.
 //   - Standard Webhooks: entries other than "v1,<sig>" (v1a, v2, junk) are
 //     skipped; none left is malformed. A secret without "whsec_" is still
-//     base64, as in the reference libraries.
+//     base64, as in the reference libraries. Svix's spelling of the same
+//     headers (svix-id, svix-timestamp, svix-signature) is accepted when
+//     webhook-signature is absent; one spelling is used whole, never a mix.
 //   - GitLab: secrets starting with "whsec_" are signing tokens, others
 //     plain X-Gitlab-Token values. With a signing token configured, a
 //     request carrying webhook-signature is judged on that signature alone;
@@ -91,7 +93,8 @@ var (
 // noted on each field.
 type Spec struct {
 	// Provider is one of github, gitlab, bitbucket, stripe, slack,
-	// standard, hmac (case-insensitive).
+	// standard, hmac (case-insensitive). standard covers Svix too, under
+	// either header spelling.
 	Provider string
 	// Secrets holds one or more secrets; a request is accepted if any
 	// matches, so a secret can be rotated by listing new and old together.
@@ -199,7 +202,29 @@ var (
 	hdrStdID     = newHeader("webhook-id")
 	hdrStdTime   = newHeader("webhook-timestamp")
 	hdrStdSig    = newHeader("webhook-signature")
+	hdrSvixSig   = newHeader("svix-signature")
+
+	// stdNames and svixNames are the two spellings of the Standard
+	// Webhooks headers: Svix, whose scheme became the standard, sends svix-*
+	// (webhook-* only on white-label plans).
+	stdNames  = stdSet{hdrStdID, hdrStdTime, hdrStdSig}
+	svixNames = stdSet{newHeader("svix-id"), newHeader("svix-timestamp"), hdrSvixSig}
 )
+
+// stdSet names the id, timestamp and signature headers of one spelling.
+type stdSet struct{ id, time, sig header }
+
+// stdHeaders picks the spelling a request uses: webhook-* when it carries
+// webhook-signature, else svix-* when it carries svix-signature, else
+// webhook-* (so a request with neither is missing the standard's names).
+// One whole set is used, never a mix, as in Svix's own libraries; the
+// signature covers the id and timestamp of that set only.
+func stdHeaders(h http.Header) *stdSet {
+	if len(h[hdrStdSig.key]) == 0 && len(h[hdrSvixSig.key]) > 0 {
+		return &svixNames
+	}
+	return &stdNames
+}
 
 const (
 	githubPrefix  = "sha256=" // github and bitbucket
@@ -389,7 +414,7 @@ func (v *Verifier) Verify(h http.Header, body []byte, now time.Time) error {
 	case slack:
 		return v.verifySlack(s, h, body, now)
 	case standard:
-		return v.verifyStandard(s, h, body, now)
+		return v.verifyStandard(s, h, body, now, stdHeaders(h))
 	case gitlab:
 		return v.verifyGitLab(s, h, body, now)
 	}
@@ -479,16 +504,16 @@ func (v *Verifier) verifySlack(s *scratch, h http.Header, body []byte, now time.
 	return v.fresh(t, now)
 }
 
-func (v *Verifier) verifyStandard(s *scratch, h http.Header, body []byte, now time.Time) error {
-	id, err := one(h, hdrStdID)
+func (v *Verifier) verifyStandard(s *scratch, h http.Header, body []byte, now time.Time, names *stdSet) error {
+	id, err := one(h, names.id)
 	if err != nil {
 		return err
 	}
-	ts, err := one(h, hdrStdTime)
+	ts, err := one(h, names.time)
 	if err != nil {
 		return err
 	}
-	val, err := one(h, hdrStdSig)
+	val, err := one(h, names.sig)
 	if err != nil {
 		return err
 	}
@@ -515,7 +540,8 @@ func (v *Verifier) verifyStandard(s *scratch, h http.Header, body []byte, now ti
 // configured only with a signing token therefore rejects unsigned requests.
 func (v *Verifier) verifyGitLab(s *scratch, h http.Header, body []byte, now time.Time) error {
 	if len(v.keys) > 0 && (len(h[hdrStdSig.key]) > 0 || len(v.tokens) == 0) {
-		return v.verifyStandard(s, h, body, now)
+		// GitLab sends only the webhook-* names.
+		return v.verifyStandard(s, h, body, now, &stdNames)
 	}
 	tok, err := one(h, hdrGitLab)
 	if err != nil {
@@ -538,8 +564,13 @@ func (v *Verifier) verifyGitLab(s *scratch, h http.Header, body []byte, now time
 	return nil
 }
 
-// fresh applies the tolerance in both directions: a timestamp from the
-// future is as suspect as an old one (stripe-go only checks the past).
+// fresh applies the tolerance in both directions, bounds included: a
+// sender whose clock runs ahead is accepted up to the tolerance, and a
+// timestamp further in the future is as suspect as an old one (it would
+// stretch the replay window). The Standard Webhooks, Svix and slack_sdk
+// libraries do the same; stripe-go and Bolt check only the past, so a
+// delivery dated more than the tolerance ahead is the one case where
+// drawbridge is stricter than those SDKs (docs/guards.md).
 func (v *Verifier) fresh(t int64, now time.Time) error {
 	d := now.Sub(time.Unix(t, 0))
 	if d > v.tolerance || d < -v.tolerance {

@@ -586,3 +586,80 @@ func TestEventID(t *testing.T) {
 		})
 	}
 }
+
+// TestSvix: Svix's published vector (the same as the Standard Webhooks
+// one) under Svix's own header names, which Svix sends on every plan but
+// white-label ones.
+func TestSvix(t *testing.T) {
+	sw := Spec{Provider: "standard", Secrets: secrets(stdSecret)}
+	at := time.Unix(stdTS, 0)
+	ts := strconv.Itoa(stdTS)
+	svix := func(id, ts, sig string) http.Header {
+		return hdr("svix-id", id, "svix-timestamp", ts, "svix-signature", sig)
+	}
+	mixed := svix(stdID, ts, stdSig)
+	mixed.Set("webhook-id", "msg_other")
+	mixed.Set("webhook-timestamp", ts)
+	mixed.Set("webhook-signature", stdSig)
+	gitlab := svix(stdID, ts, stdSig)
+	gitlab.Set("X-Gitlab-Token", "plain")
+	runCases(t, []verifyCase{
+		{"published vector with svix-* headers", sw, svix(stdID, ts, stdSig), stdBody, at, nil},
+		{"body changed by one byte", sw, svix(stdID, ts, stdSig), flip(stdBody), at, ErrMismatch},
+		{"svix-id changed", sw, svix(flip(stdID), ts, stdSig), stdBody, at, ErrMismatch},
+		{"stale", sw, svix(stdID, ts, stdSig), stdBody, at.Add(301 * time.Second), ErrStale},
+		{"sender's clock 5 s ahead", sw, svix(stdID, ts, stdSig), stdBody, at.Add(-5 * time.Second), nil},
+		{"missing svix-id", sw, hdr("svix-timestamp", ts, "svix-signature", stdSig), stdBody, at, ErrMissing},
+		{"missing svix-timestamp", sw, hdr("svix-id", stdID, "svix-signature", stdSig), stdBody, at, ErrMissing},
+		{"svix-signature twice", sw, hdr("svix-id", stdID, "svix-timestamp", ts, "svix-signature", stdSig, "svix-signature", stdSig), stdBody, at, ErrMalformed},
+		{"webhook-signature present: webhook-* decide, never a mix", sw, mixed, stdBody, at, ErrMismatch},
+		{"gitlab reads only webhook-*", Spec{Provider: "gitlab", Secrets: secrets(stdSecret)}, gitlab, stdBody, at, ErrMissing},
+	})
+	if got := EventID("standard", svix(stdID, ts, stdSig), []byte(stdBody)); got != stdID {
+		t.Errorf("EventID(svix-*) = %q, want %q", got, stdID)
+	}
+	if got := EventID("standard", mixed, []byte(stdBody)); got != "msg_other" {
+		t.Errorf("EventID(both spellings) = %q, want webhook-id's", got)
+	}
+}
+
+// TestClockSkew: a sender whose clock runs a few seconds ahead (or
+// behind) is accepted by every timestamped scheme, up to the tolerance
+// and no further, in both directions.
+func TestClockSkew(t *testing.T) {
+	stripeH := hdr("Stripe-Signature", fmt.Sprintf("t=%d,v1=%s", stripeT, stripeV1))
+	slackH := hdr("X-Slack-Signature", slackSig, "X-Slack-Request-Timestamp", strconv.Itoa(slackTS))
+	stdH := hdr("webhook-id", stdID, "webhook-timestamp", strconv.Itoa(stdTS), "webhook-signature", stdSig)
+	schemes := []struct {
+		name string
+		spec Spec
+		h    http.Header
+		body string
+		ts   int64
+	}{
+		{"stripe", Spec{Provider: "stripe", Secrets: secrets(stripeSecret)}, stripeH, stripeBody, stripeT},
+		{"slack", Spec{Provider: "slack", Secrets: secrets(slackSecret)}, slackH, slackBody, slackTS},
+		{"standard", Spec{Provider: "standard", Secrets: secrets(stdSecret)}, stdH, stdBody, stdTS},
+		{"gitlab signing token", Spec{Provider: "gitlab", Secrets: secrets(stdSecret)}, stdH, stdBody, stdTS},
+	}
+	skews := []struct {
+		skew time.Duration // sender's clock minus ours
+		want error
+	}{
+		{3 * time.Second, nil},
+		{-3 * time.Second, nil},
+		{300 * time.Second, nil},
+		{-300 * time.Second, nil},
+		{300*time.Second + time.Millisecond, ErrStale},
+		{-300*time.Second - time.Millisecond, ErrStale},
+	}
+	for _, sc := range schemes {
+		v := must(t, sc.spec)
+		for _, sk := range skews {
+			t.Run(fmt.Sprintf("%s/%v", sc.name, sk.skew), func(t *testing.T) {
+				now := time.Unix(sc.ts, 0).Add(-sk.skew)
+				wantErr(t, v.Verify(sc.h, []byte(sc.body), now), sk.want)
+			})
+		}
+	}
+}
