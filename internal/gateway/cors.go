@@ -208,10 +208,7 @@ func (g *Gateway) preflight(c *call, routed bool) {
 	cr := c.route.guards.cors
 	h := c.w.Header()
 	h["Date"] = dateOf(c.start)
-	h["x-amzn-RequestId"] = c.idHdr[:]
-	if g.api == config.APIHTTP {
-		h["apigw-requestid"] = c.idHdr[:]
-	}
+	g.idHeaders(h, c)
 	h["Vary"] = originHdr
 	if origin, ok := g.preflightAllowed(c, routed); ok {
 		h["Access-Control-Allow-Origin"] = origin
