@@ -38,6 +38,12 @@ func TestRelease(t *testing.T) {
 	root := repoRoot(t)
 	tmp := t.TempDir()
 	files := treeFiles(t, root)
+	// What the builds compile must be in the module cache first: a fresh
+	// machine (CI) has not fetched the tools module's dependencies (nFPM)
+	// yet, and the builds themselves run with the proxy off.
+	for _, dir := range []string{root, filepath.Join(root, "tools")} {
+		run(t, 10*time.Minute, dir, []string{"GOWORK=off"}, "go", "mod", "download")
+	}
 
 	build := func(name string, skew time.Duration, extraMode fs.FileMode) string {
 		dir := filepath.Join(tmp, name)
