@@ -31,6 +31,7 @@ command -v make >/dev/null || missing+=(make)
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"
+go -C tools test -count=1 -timeout 15m ./...  # the Helm chart's tests, in their own module (docs/install.md, "Helm chart")
 
 # Every benchmark, briefly, so none can rot (figures: see docs/performance.md).
 go test -run '^$' -bench . -benchtime 100x -count=1 ./... | grep -Ev '^(goos|goarch|pkg|cpu):' 
