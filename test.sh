@@ -26,8 +26,8 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v make >/dev/null || missing+=(make)
 # --- install: internal/installtest builds the container image from the
-# Dockerfile with tools/imagebuild and runs it chrooted as its user, which
-# needs root (under CI=true, not being root fails); nothing to install.
+# Dockerfile with tools/imagebuild and runs it chrooted as its user (as
+# root, or rootless in a user namespace); nothing to install.
 [ ${#missing[@]} -eq 0 ] || apt_install "${missing[@]}"
 
 go test -race -count=1 -timeout 15m ./... "$@"
