@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,7 +119,7 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	}
 	s := &slsImport{
 		file:    file,
-		r:       &resolver{root: root, env: env, opts: opts},
+		r:       &resolver{root: root, env: env, opts: opts, dir: filepath.Dir(file)},
 		cfg:     &config.Config{File: file},
 		origins: map[string]Origin{},
 		plugins: map[string]bool{},
@@ -126,8 +127,11 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	s.run(root)
 	s.drawbridgeKeys(body)
 	if len(s.problems) > 0 {
-		sortProblems(s.problems)
-		return nil, &config.Error{Problems: s.problems}
+		// Warnings go out with the errors: one round shows everything
+		// that needs changing, not only what stops the file.
+		ps := append(s.problems, s.warnings...)
+		sortProblems(ps)
+		return nil, &config.Error{Problems: ps}
 	}
 	sortProblems(s.warnings)
 	s.cfg.Warnings = s.warnings
@@ -151,6 +155,12 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	}
 	cfg, err := config.Validate(s.cfg, venv)
 	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && len(s.warnings) > 0 {
+			ps := append(append([]config.Problem(nil), ce.Problems...), s.warnings...)
+			sortProblems(ps)
+			return nil, &config.Error{Problems: ps}
+		}
 		return nil, err
 	}
 	if opts.WithoutSecrets {
@@ -209,6 +219,9 @@ func (s *slsImport) warnf(line int, format string, args ...any) {
 
 // fail records err (a lineError from the resolver).
 func (s *slsImport) fail(err error) {
+	if err == errReported {
+		return
+	}
 	if le, ok := err.(*lineError); ok {
 		s.errorf(le.line, "%s", le.msg)
 	} else {
@@ -415,6 +428,7 @@ func (s *slsImport) run(root *snode) {
 		s.errorf(pline, "provider.name is required (aws)")
 	}
 	s.stageAndRegion(p)
+	s.endpointType(p)
 	s.throttling(top)
 	s.policy(p)
 	s.apiKeys(top, p)
@@ -432,7 +446,7 @@ var providerRules = map[string]rule{
 	"stackPolicy": skip(awsOnly), "stackParameters": skip(awsOnly), "notificationArns": skip(awsOnly),
 	"logRetentionInDays": skip(awsOnly), "logs": skip(awsOnly), "tracing": skip(awsOnly),
 	"layers": skip(awsOnly), "versionFunctions": skip(awsOnly), "lambdaHashingVersion": skip(awsOnly),
-	"profile": skip(awsOnly), "endpointType": skip(awsOnly), "apiName": skip(awsOnly),
+	"profile": skip(awsOnly), "endpointType": use, "vpcEndpointIds": skip(awsOnly), "apiName": skip(awsOnly),
 	"eventBridge": skip(awsOnly), "kmsKeyArn": skip(awsOnly), "httpApi": skip(awsOnly),
 	"websocketsApiName": skip(awsOnly), "websocketsApiRouteSelectionExpression": skip(awsOnly),
 	"alb": skip(awsOnly), "ecr": skip(awsOnly), "s3": skip(awsOnly), "disableRollback": skip(awsOnly),
@@ -708,4 +722,25 @@ func astChild(n ast.Node, key string) (ast.Node, int) {
 		}
 	}
 	return nil, 0
+}
+
+// endpointType refuses a private API: AWS serves it only through the
+// VPC endpoints of provider.vpcEndpointIds, so it is closed to the
+// internet, and drawbridge, which has no VPC endpoints, would open it to
+// anyone who reaches its listener. Edge and regional APIs are public and
+// need nothing.
+func (s *slsImport) endpointType(p *snode) {
+	n, line := p.get("endpointType")
+	if n == nil {
+		return
+	}
+	v, ok := s.text(n, "provider.endpointType")
+	if !ok {
+		return
+	}
+	if strings.EqualFold(v, "PRIVATE") {
+		s.errorf(line, "provider.endpointType: PRIVATE: AWS serves this API only inside the VPC of its VPC endpoints, closed to the internet; drawbridge has no VPC endpoints and would serve it to anyone who reaches its listener. Restrict it yourself (custom.drawbridge.listen on a private address, or a resource policy with aws:SourceIp), then remove endpointType")
+		return
+	}
+	s.warnf(line, "provider.endpointType: ignored: %s", awsOnly)
 }
