@@ -129,12 +129,10 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	if len(s.problems) > 0 {
 		// Warnings go out with the errors: one round shows everything
 		// that needs changing, not only what stops the file.
-		ps := append(s.problems, s.warnings...)
-		sortProblems(ps)
+		ps := sortProblems(append(s.problems, s.warnings...))
 		return nil, &config.Error{Problems: ps}
 	}
-	sortProblems(s.warnings)
-	s.cfg.Warnings = s.warnings
+	s.cfg.Warnings = sortProblems(s.warnings)
 	venv := env
 	if opts.WithoutSecrets {
 		venv = func(name string) (string, bool) {
@@ -157,8 +155,7 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	if err != nil {
 		var ce *config.Error
 		if errors.As(err, &ce) && len(s.warnings) > 0 {
-			ps := append(append([]config.Problem(nil), ce.Problems...), s.warnings...)
-			sortProblems(ps)
+			ps := sortProblems(append(append([]config.Problem(nil), ce.Problems...), s.warnings...))
 			return nil, &config.Error{Problems: ps}
 		}
 		return nil, err
@@ -183,8 +180,19 @@ func asProblem(file string, err error) error {
 	return &config.Error{Problems: []config.Problem{p}}
 }
 
-func sortProblems(ps []config.Problem) {
+// sortProblems orders problems by line and drops repeats: a value read
+// twice (a variable that several keys use) fails the same way each time.
+func sortProblems(ps []config.Problem) []config.Problem {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	seen := make(map[config.Problem]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // lineOf maps a drawbridge path to its serverless.yml line, falling back

@@ -379,7 +379,9 @@ func (r *resolver) variable(inner string, line int) (*snode, error) {
 		if ok {
 			return v, nil
 		}
-		if src, _, _ := strings.Cut(p, ":"); !knownSources[src] && !strings.HasPrefix(p, "file(") {
+		if strings.HasPrefix(p, "file(") {
+			p += " (no such file next to the serverless.yml, or no such key in it)"
+		} else if src, _, _ := strings.Cut(p, ":"); !knownSources[src] {
 			p += " (answered by AWS or the framework, not here)"
 		}
 		why = append(why, p)
