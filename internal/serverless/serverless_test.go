@@ -534,6 +534,7 @@ func TestNativeRoundTrip(t *testing.T) {
 			"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY, offset: 3}}\n      - paid: {}\n" +
 			slsFn("      - http: {path: forward, method: post, private: true}\n"),
 		slsHead + slsFn("      - httpApi: '*'\n"),
+		slsHead + slsFn("      - http: GET items/{id}\n      - http: {path: 'files/{key}/{rest+}', method: get}\n"),
 		slsHead + "custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    admin: \"off\"\n    client_ip: {trusted_proxies: [10.0.0.0/8]}\n" +
 			"    limits: {max_body_bytes: 1000}\n    server: {idle_timeout: 5s}\n    state: {driver: memory}\n" +
 			"    account_throttle: {rate: 9, burst: 8}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n    ip_sets: {office: [203.0.113.0/24]}\n" +
