@@ -372,7 +372,7 @@ func (s *slsImport) eventKeys(v *snode, what string, rules map[string]rule) *sno
 		return nil
 	}
 	if a, l := m.get("authorizer"); a != nil {
-		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects", what)
+		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects; guard the route with private: true (an API key) or a resource policy instead, or let the target check the token itself, then remove the authorizer", what)
 		return nil
 	}
 	return m
