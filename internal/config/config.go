@@ -331,9 +331,12 @@ func (k *APIKey) IsEnabled() bool { return k.Enabled == nil || *k.Enabled }
 
 // Route is one public path and where it goes.
 type Route struct {
-	// Path is exact ("/forward") or a prefix ("/hooks/*": "/hooks/a/b"
+	// Path is exact ("/forward"), a prefix ("/hooks/*": "/hooks/a/b"
 	// goes to the target path + "/a/b"; bare "/hooks" matches with an
-	// empty rest).
+	// empty rest) or a template ("/items/{id}", "/files/{path+}": one
+	// segment per {name}, the non-empty rest for a last {name+}; the
+	// request path from the first parameter on goes to the target path +
+	// "/42", as a prefix route's rest).
 	Path           string    `yaml:"path"`
 	Methods        []string  `yaml:"methods"` // default: all
 	Target         string    `yaml:"target"`

@@ -78,7 +78,8 @@ type guards struct {
 	denied [numMethods][2]*reply
 	// bound is the resource policy matched to an exact route's ARN, per
 	// method: a request then costs only the statements' conditions. nil
-	// for prefix routes and other methods (the whole policy decides).
+	// for prefix and template routes, whose ARN names the request's own
+	// path, and for other methods (the whole policy decides).
 	bound [numMethods]*policy.Bound
 }
 
@@ -178,7 +179,7 @@ func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]
 		}
 		gd.verifier, gd.provider = ver, strings.ToLower(v.Provider)
 	}
-	if !r.prefix && (g.policy != nil || gd.allow != nil) {
+	if !r.prefix && r.tmpl == nil && (g.policy != nil || gd.allow != nil) {
 		for mi := range numMethods - 1 {
 			if r.methods&(1<<mi) == 0 {
 				continue

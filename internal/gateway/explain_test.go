@@ -29,6 +29,8 @@ routes:
   - {path: /ips/*, target: "{T}/i/", allow_ips: [10.0.0.0/8]}
   - {path: /empty, target: "{T}/e", throttle: {rate: 1, burst: 1}}
   - {path: /hook, methods: [POST], target: "{T}/h", verify: {provider: github, secret_env: GH}}
+  - {path: "/ips/{id}/x", target: "{T}/t/", allow_ips: [10.0.0.0/8]}
+  - {path: "/files/{path+}", target: "{T}/f/", api_key_required: true}
 `
 
 var explainLineRE = regexp.MustCompile(`^[a-z_]+: (allow|deny|skip) — \S`)
@@ -55,6 +57,8 @@ func TestExplainIsServeHTTPDry(t *testing.T) {
 		{"no key", "GET", "/keyed", "8.8.8.8", nil, "", "api_key: deny — no x-api-key header"},
 		{"signed webhook", "POST", "/hook", "8.8.8.8", map[string]string{"X-Hub-Signature-256": sig}, "Hello, World!", "signature: allow — github signature valid"},
 		{"bad signature", "POST", "/hook", "8.8.8.8", map[string]string{"X-Hub-Signature-256": sig}, "Hello, World?", "signature: deny — github signature rejected"},
+		{"template, allow_ips passes", "GET", "/ips/7/x", "10.2.3.4", nil, "", "allow_ips: allow"},
+		{"greedy template, no key", "GET", "/files/a/b%20c", "8.8.8.8", nil, "", "api_key: deny — no x-api-key header"},
 		{"header too large", "GET", "/keyed", "8.8.8.8", map[string]string{"X-Big": strings.Repeat("x", 70000)}, "", "limits: deny — headers are"},
 	}
 	for _, c := range cases {
@@ -157,6 +161,8 @@ func FuzzExplainMatchesServe(f *testing.F) {
 		{"OPTIONS", "/keyed", "203.0.113.9", "GET", ""},
 		{"OPTIONS", "/keyed", "8.8.8.8", "PUT", ""},
 		{"OPTIONS", "/empty", "8.8.8.8", "GET", ""},
+		{"GET", "/ips/7/x", "10.0.0.1", "", ""},
+		{"GET", "/files/a/b%20c", "8.8.8.8", keyA, ""},
 	} {
 		f.Add(s[0], s[1], s[2], s[3], s[4])
 	}

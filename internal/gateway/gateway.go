@@ -147,6 +147,9 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 			fwd:     fwd,
 			timeout: time.Duration(rc.Timeout),
 		}
+		if rc.Template() {
+			r.tmpl, r.base = compileTemplate(rc.Path)
+		}
 		r.methods, r.other = methodsOf(rc.Methods)
 		r.newMetrics(deps.Metrics, &g.replies)
 		if r.guards.cors = compileCORS(cfg, r, deps.Metrics); r.guards.cors != nil {
@@ -183,7 +186,7 @@ type call struct {
 	w     *recorder
 	r     *http.Request
 	route *route
-	rest  string // escaped path after a prefix route's base
+	rest  string // escaped path after a prefix or template route's base
 	path  string // the request's escaped path, for the log
 	id    string
 	idHdr [1]string // id as a header value: in the call, no allocation

@@ -672,10 +672,12 @@ func TestPathOK(t *testing.T) {
 // FuzzPathOK: whatever pathOK accepts has no dot segment, NUL, backslash
 // or encoded slash once decoded, and matching never panics.
 func FuzzPathOK(f *testing.F) {
-	for _, s := range []string{"/a/b", "/hooks/../x", "/%2e%2E/", "/a%2fb", "//", "/a\\b", "/%00"} {
+	for _, s := range []string{"/a/b", "/hooks/../x", "/%2e%2E/", "/a%2fb", "//", "/a\\b", "/%00", "/items/1/parts/a%20b/c", "/items/%61/parts/", "/%69tems/1/parts/x"} {
 		f.Add(s)
 	}
-	rt := newRouter([]*route{{base: "/hooks", prefix: true, methods: 1}, {base: "/a", methods: 1}})
+	tmpl := &route{methods: 1}
+	tmpl.tmpl, tmpl.base = compileTemplate("/items/{id}/parts/{rest+}")
+	rt := newRouter([]*route{{base: "/hooks", prefix: true, methods: 1}, {base: "/a", methods: 1}, tmpl})
 	f.Fuzz(func(t *testing.T, p string) {
 		if !pathOK(p) {
 			return
@@ -695,7 +697,9 @@ func FuzzPathOK(f *testing.F) {
 		if strings.Count(dec, "/") != strings.Count(p, "/") {
 			t.Fatalf("pathOK(%q) accepted an encoded slash", p)
 		}
-		rt.match("GET", dec, p)
+		if r, rest := rt.match("GET", dec, p); r == tmpl && !strings.HasPrefix(dec, "/items/") || r != nil && !strings.HasSuffix(p, rest) {
+			t.Fatalf("%q matched %v with rest %q", p, r, rest)
+		}
 	})
 }
 

@@ -16,8 +16,9 @@ import (
 type route struct {
 	cfg     *config.Route
 	label   string // metrics label: the configured path
-	base    string // path without "/*"
+	base    string // path without "/*"; a template's literals before its first parameter
 	prefix  bool
+	tmpl    []tseg // a template route's segments; nil for exact and prefix routes
 	methods methodSet
 	other   []string // configured methods outside methodNames (PROPFIND...)
 	fwd     *forward.Forwarder
@@ -59,29 +60,108 @@ func methodIndex(m string) int {
 	return 7
 }
 
-// router finds the route for a path: exact routes by map, prefix routes
-// longest first.
+// router finds the route for a path: exact routes by map, then prefix
+// and template routes, most specific first.
 type router struct {
 	exact    map[string][]*route
-	prefixes []*route // longest base first
+	patterns []*route // prefix and template routes, by specificity
+}
+
+// tseg is one segment of a template route's path.
+type tseg struct {
+	kind segKind
+	lit  string // the literal, for kind literal
+}
+
+type segKind uint8
+
+// The order is the precedence: where two paths first differ in kind, the
+// lower kind is tried first, as API Gateway prefers /items/new to
+// /items/{id} and /items/{id} to /items/{proxy+}.
+const (
+	literal segKind = iota
+	param           // {name}: one non-empty segment
+	greedy          // {name+} or a prefix route's "/*": the rest
+)
+
+// compileTemplate splits a template path into segments and returns its
+// base: the literal segments before the first parameter, which matching
+// strips as it strips a prefix route's base.
+func compileTemplate(path string) ([]tseg, string) {
+	var segs []tseg
+	base, inBase := "", true
+	for _, s := range strings.Split(path[1:], "/") {
+		_, plus, ok := config.TemplateParam(s)
+		switch {
+		case !ok:
+			segs = append(segs, tseg{kind: literal, lit: s})
+			if inBase {
+				base += "/" + s
+			}
+			continue
+		case plus:
+			segs = append(segs, tseg{kind: greedy})
+		default:
+			segs = append(segs, tseg{kind: param})
+		}
+		inBase = false
+	}
+	return segs, base
+}
+
+// shape is the route's segment kinds, for ordering: a prefix route is its
+// base's literals and a greedy rest.
+func (r *route) shape() []segKind {
+	var k []segKind
+	if r.tmpl != nil {
+		for _, s := range r.tmpl {
+			k = append(k, s.kind)
+		}
+		return k
+	}
+	if r.base != "" {
+		for range strings.Count(r.base[1:], "/") + 1 {
+			k = append(k, literal)
+		}
+	}
+	return append(k, greedy)
+}
+
+// moreSpecific orders pattern routes: segment by segment, a literal before
+// a parameter before a greedy rest. Two routes that differ first in their
+// literals can never match one path, so their order does not matter; for
+// prefix routes alone this is the longest base first.
+func moreSpecific(a, b []segKind) bool {
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			return a[i] < b[i]
+		}
+	}
+	return len(a) > len(b)
 }
 
 func newRouter(routes []*route) *router {
 	rt := &router{exact: map[string][]*route{}}
 	for _, r := range routes {
-		if r.prefix {
-			rt.prefixes = append(rt.prefixes, r)
+		if r.prefix || r.tmpl != nil {
+			rt.patterns = append(rt.patterns, r)
 		} else {
 			rt.exact[r.base] = append(rt.exact[r.base], r)
 		}
 	}
-	sort.SliceStable(rt.prefixes, func(i, j int) bool { return len(rt.prefixes[i].base) > len(rt.prefixes[j].base) })
+	shapes := map[*route][]segKind{}
+	for _, r := range rt.patterns {
+		shapes[r] = r.shape()
+	}
+	sort.SliceStable(rt.patterns, func(i, j int) bool {
+		return moreSpecific(shapes[rt.patterns[i]], shapes[rt.patterns[j]])
+	})
 	return rt
 }
 
 // match returns the route for method and decoded path, and the escaped
-// rest after a prefix route's base. Paths are case-sensitive, as API
-// Gateway's.
+// rest after a prefix or template route's base. Paths are case-sensitive,
+// as API Gateway's.
 func (rt *router) match(method, path, escaped string) (*route, string) {
 	mi := methodIndex(method)
 	for _, r := range rt.exact[path] {
@@ -89,8 +169,17 @@ func (rt *router) match(method, path, escaped string) (*route, string) {
 			return r, ""
 		}
 	}
-	for _, r := range rt.prefixes {
-		if !r.allows(mi, method) || !strings.HasPrefix(path, r.base) {
+	for _, r := range rt.patterns {
+		if !r.allows(mi, method) {
+			continue
+		}
+		if r.tmpl != nil {
+			if r.matchTemplate(path) {
+				return r, escapedRest(escaped, r.base)
+			}
+			continue
+		}
+		if !strings.HasPrefix(path, r.base) {
 			continue
 		}
 		if len(path) == len(r.base) || path[len(r.base)] == '/' {
@@ -101,6 +190,34 @@ func (rt *router) match(method, path, escaped string) (*route, string) {
 		}
 	}
 	return nil, ""
+}
+
+// matchTemplate reports whether the decoded path fits the template: each
+// literal segment equal, each {name} a non-empty segment, a last {name+}
+// a non-empty rest. The path rules (pathOK) ran first, so no segment is
+// a dot-segment and no encoded '/' hides a boundary.
+func (r *route) matchTemplate(path string) bool {
+	i := 1 // start of the current segment
+	for _, s := range r.tmpl {
+		if i > len(path) {
+			return false
+		}
+		if s.kind == greedy {
+			return i < len(path)
+		}
+		end := strings.IndexByte(path[i:], '/')
+		if end < 0 {
+			end = len(path)
+		} else {
+			end += i
+		}
+		seg := path[i:end]
+		if s.kind == literal && seg != s.lit || s.kind == param && seg == "" {
+			return false
+		}
+		i = end + 1
+	}
+	return i == len(path)+1
 }
 
 func (r *route) allows(mi int, method string) bool {

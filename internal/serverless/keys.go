@@ -174,11 +174,37 @@ func (s *slsImport) addKey(k config.APIKey, line int, what string) {
 }
 
 func (s *slsImport) apiKeys(top, p *snode) {
+	legacy := false
 	if n, line := p.get("apiKeys"); n != nil {
-		s.errorf(line, "provider.apiKeys: Serverless v3 reads API keys from provider.apiGateway.apiKeys; move them there")
+		if v := frameworkMajor(top); v >= 3 {
+			// v3 no longer reads this spelling: on AWS these keys do not
+			// exist and the private routes answer 403 to everyone.
+			s.errorf(line, "provider.apiKeys: Serverless v3 reads API keys from provider.apiGateway.apiKeys; move them there")
+		} else {
+			legacy = true
+			s.warnf(line, "provider.apiKeys: read as Serverless v1 and v2 read it (with provider.usagePlan); v3 reads only provider.apiGateway.apiKeys and usagePlan, so move them there before upgrading")
+		}
 	}
 	s.pluginKeys(top, p)
-	s.nativeKeys(p)
+	s.nativeKeys(p, legacy)
+}
+
+// frameworkMajor is the major version frameworkVersion names ("3",
+// ">=2.1 <3", "^3.26.0" → its first number), or 0 when it is not given.
+func frameworkMajor(top *snode) int {
+	n := top.at("frameworkVersion")
+	if n == nil || n.kind != snScalar {
+		return 0
+	}
+	v := strings.TrimLeft(n.str, "^~>=< v")
+	major := 0
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			break
+		}
+		major = major*10 + int(c-'0')
+	}
+	return major
 }
 
 var pluginKeyRules = map[string]rule{
@@ -264,7 +290,7 @@ var nativeKeyRules = map[string]rule{
 
 var apiGatewayRules = map[string]rule{
 	"resourcePolicy": use, "apiKeys": use, "usagePlan": use, "apiKeySourceType": use,
-	"restApiId": skip(awsOnly), "restApiRootResourceId": skip(awsOnly), "restApiResources": skip(awsOnly),
+	"restApiId": use, "restApiRootResourceId": skip(awsOnly), "restApiResources": skip(awsOnly),
 	"websocketApiId": skip(awsOnly), "minimumCompressionSize": skip(awsOnly), "binaryMediaTypes": skip(awsOnly),
 	"description": skip(awsOnly), "shouldStartNameWithService": skip(awsOnly), "metrics": skip(awsOnly),
 	"disableDefaultEndpoint": skip(awsOnly), "request": skip(awsOnly), "stage": skip(awsOnly),
@@ -276,30 +302,57 @@ var apiGatewayRules = map[string]rule{
 // "<service>-<stage>" as the framework names it and holds every key; a
 // list of {PLAN: {...}} names plans that keys are grouped under
 // (apiKeys: [{PLAN: [key, ...]}]).
-func (s *slsImport) nativeKeys(p *snode) {
+//
+// legacy reads provider.apiKeys and provider.usagePlan instead, where
+// Serverless v1 and v2 had them.
+func (s *slsImport) nativeKeys(p *snode, legacy bool) {
 	ag := s.keys(p.at("apiGateway"), "provider.apiGateway", false, apiGatewayRules)
-	if ag == nil {
+	src, at := ag, "provider.apiGateway"
+	if legacy {
+		src, at = p, "provider"
+	}
+	if ag != nil {
+		s.sharedAPI(ag)
+	}
+	if src == nil {
 		return
+	}
+	single := s.keyPlans(src, at)
+	s.keyList(src, at, single)
+}
+
+// sharedAPI refuses routes added to an API made elsewhere and an API key
+// source drawbridge does not read.
+func (s *slsImport) sharedAPI(ag *snode) {
+	if n, line := ag.get("restApiId"); n != nil {
+		// The routes join an API another stack made; what guards them there
+		// (its resource policy, authorizers, keys, endpoint type) is in
+		// that stack, not here, so serving this file alone would open them.
+		s.errorf(line, "provider.apiGateway.restApiId: these routes are added to a shared API made elsewhere, whose resource policy, authorizers, API keys and endpoint type protect them on AWS but are not in this file; write a drawbridge.yaml (drawbridge import serverless, then add those guards) or declare the API in this file")
 	}
 	if n, line := ag.get("apiKeySourceType"); n != nil {
 		if v, ok := s.text(n, "provider.apiGateway.apiKeySourceType"); ok && strings.ToUpper(v) != "HEADER" {
 			s.errorf(line, "provider.apiGateway.apiKeySourceType %s: drawbridge reads keys from the x-api-key header only", v)
 		}
 	}
-	single := ""
-	if n, line := ag.get("usagePlan"); n != nil {
+}
+
+// keyPlans reads AT.usagePlan; single names the one plan every key goes
+// in, or is "" when plans are listed by name.
+func (s *slsImport) keyPlans(src *snode, at string) (single string) {
+	if n, line := src.get("usagePlan"); n != nil {
 		v := s.val(n)
 		switch {
 		case v == nil:
 		case v.kind == snMap:
 			single = s.service + "-" + s.cfg.Stage
-			m := s.keys(v, "provider.apiGateway.usagePlan", true, planRules)
+			m := s.keys(v, at+".usagePlan", true, planRules)
 			if m != nil {
-				s.addPlan(single, s.plan(m, "provider.apiGateway.usagePlan", "$.usage_plans."+single), line, "provider.apiGateway.usagePlan")
+				s.addPlan(single, s.plan(m, at+".usagePlan", "$.usage_plans."+single), line, at+".usagePlan")
 			}
 		case v.kind == snSeq:
 			for i, item := range v.items {
-				w := fmt.Sprintf("provider.apiGateway.usagePlan[%d]", i)
+				w := fmt.Sprintf("%s.usagePlan[%d]", at, i)
 				im := s.val(item)
 				if im == nil || im.kind != snMap || len(im.keys) != 1 {
 					s.errorf(item.line, "%s: want {PLAN_NAME: {quota, throttle}}", w)
@@ -314,27 +367,33 @@ func (s *slsImport) nativeKeys(p *snode) {
 				s.addPlan(name, up, im.kline[0], w)
 			}
 		default:
-			s.errorf(v.line, "provider.apiGateway.usagePlan: want a mapping or a list of plans, got %s", describe(v))
+			s.errorf(v.line, "%s.usagePlan: want a mapping or a list of plans, got %s", at, describe(v))
 		}
 	}
-	n := ag.at("apiKeys")
-	items := s.list(n, "provider.apiGateway.apiKeys")
+	return single
+}
+
+// keyList reads AT.apiKeys into single, or into the plans they are
+// grouped under.
+func (s *slsImport) keyList(src *snode, at, single string) {
+	n := src.at("apiKeys")
+	items := s.list(n, at+".apiKeys")
 	if len(items) > 0 && single == "" && len(s.cfg.UsagePlans) == 0 {
 		// the framework makes a plan without limits for the keys
 		single = s.service + "-" + s.cfg.Stage
-		s.addPlan(single, config.UsagePlan{}, n.line, "provider.apiGateway.apiKeys")
+		s.addPlan(single, config.UsagePlan{}, n.line, at+".apiKeys")
 	}
 	for i, item := range items {
-		w := fmt.Sprintf("provider.apiGateway.apiKeys[%d]", i)
+		w := fmt.Sprintf("%s.apiKeys[%d]", at, i)
 		v := s.val(item)
 		if v == nil {
 			continue
 		}
-		if v.kind == snMap && len(v.keys) == 1 && v.keys[0] != "name" {
+		if v.kind == snMap && len(v.keys) == 1 && !nativeKeyRules[v.keys[0]].use && nativeKeyRules[v.keys[0]].reason == "" {
 			// {PLAN: [keys]}
 			plan := v.keys[0]
 			if _, ok := s.cfg.UsagePlans[plan]; !ok {
-				s.errorf(v.kline[0], "%s: usage plan %q is not in provider.apiGateway.usagePlan", w, plan)
+				s.errorf(v.kline[0], "%s: usage plan %q is not in %s.usagePlan", w, plan, at)
 				continue
 			}
 			for j, ki := range s.list(v.vals[0], w+"."+plan) {
@@ -372,12 +431,19 @@ func (s *slsImport) nativeKey(n *snode, what, plan string) {
 	if m == nil {
 		return
 	}
-	name, ok := s.name(m, what)
-	if !ok {
-		return
-	}
-	k.Name = name
 	val, vline := m.get("value")
+	if m.at("name") == nil && val != nil {
+		// {value: ...} alone: AWS names such a key itself; drawbridge needs
+		// a name for logs and usage, so it takes the key's place in the list.
+		k.Name = fmt.Sprintf("%s-key%d", plan, len(s.cfg.APIKeys)+1)
+		s.warnf(m.line, "%s: the key has no name; it is called %s in logs and usage", what, k.Name)
+	} else {
+		name, ok := s.name(m, what)
+		if !ok {
+			return
+		}
+		k.Name = name
+	}
 	s.keyValue(&k, val, vline, what+".value")
 	s.from(path+".value_env", vline, what+".value")
 	if en, l := m.get("enabled"); en != nil {

@@ -2,7 +2,6 @@ package serverless
 
 import (
 	"fmt"
-	"regexp"
 	"strings"
 	"time"
 
@@ -45,6 +44,7 @@ func (s *slsImport) functions(top, p *snode) {
 		return
 	}
 	provEnv := s.val(p.at("environment"))
+	s.droppedEnv(provEnv, "provider.environment")
 	provTimeout, ptl := p.get("timeout")
 	index := map[routeKey]int{}
 	for i, name := range fns.keys {
@@ -58,13 +58,24 @@ func (s *slsImport) functions(top, p *snode) {
 			s.warnf(fns.kline[i], "%s: ignored: it has no http or httpApi events", what)
 			continue
 		}
-		target, tline, twhat := s.target(fn, provEnv, what)
+		fnEnv := s.val(fn.at("environment"))
+		s.droppedEnv(fnEnv, what+".environment")
+		target, tline, twhat := s.target(fnEnv, provEnv, what)
 		timeout, tol, towhat := s.timeout(fn, provTimeout, ptl, what)
 		for j, ev := range events {
 			ew := fmt.Sprintf("%s.events[%d]", what, j)
 			e := s.val(ev)
 			if e == nil {
 				continue
+			}
+			if e.kind == snMap && len(e.keys) > 1 {
+				if typ, beside := eventType(e); typ != "" {
+					// Keys one level too far left: the framework reads only the
+					// event's value, so AWS ignores them, yet they were meant
+					// (an authorizer, cors). Refused rather than guessed.
+					s.errorf(e.kline[0], "%s: %s written beside %s: (the framework reads only what is under %s:, so AWS ignores them): indent them under %s: or remove them", ew, strings.Join(beside, ", "), typ, typ, typ)
+					continue
+				}
 			}
 			if e.kind != snMap || len(e.keys) != 1 {
 				s.errorf(e.line, "%s: want one event type such as http: or httpApi:", ew)
@@ -86,7 +97,7 @@ func (s *slsImport) functions(top, p *snode) {
 			}
 			if tline <= 0 {
 				if tline == 0 {
-					s.errorf(e.kline[0], "%s: environment.URL is required: it is the target drawbridge forwards to", what)
+					s.errorf(e.kline[0], "%s: environment.URL is required: it is the URL drawbridge forwards this function's requests to, in place of running its code; set it on the function, or once as provider.environment.URL for every function", what)
 					tline = -1 // once per function
 				}
 				continue
@@ -136,6 +147,21 @@ func (s *slsImport) functions(top, p *snode) {
 	}
 }
 
+// eventType finds the http or httpApi key of an event mapping with more
+// than one key, and the other keys.
+func eventType(e *snode) (string, []string) {
+	typ := ""
+	var beside []string
+	for _, k := range e.keys {
+		if (k == "http" || k == "httpApi") && typ == "" {
+			typ = k
+		} else {
+			beside = append(beside, k)
+		}
+	}
+	return typ, beside
+}
+
 func dedupe(ms []string) []string {
 	seen := map[string]bool{}
 	out := ms[:0]
@@ -155,12 +181,25 @@ func throttleID(t *config.Throttle) string {
 	return fmt.Sprintf("%g/%d/%d", float64(t.Rate), t.Burst, t.MaxConcurrent)
 }
 
+// droppedEnv warns for each environment entry but URL: drawbridge runs no
+// function code, so nothing reads them, and the target does not get them.
+func (s *slsImport) droppedEnv(env *snode, what string) {
+	if env == nil || env.kind != snMap {
+		return
+	}
+	for i, k := range env.keys {
+		if k != "URL" {
+			s.warnf(env.kline[i], "%s.%s: ignored: drawbridge runs no function code, so this variable reaches neither it nor the target at URL; give it to the target yourself", what, k)
+		}
+	}
+}
+
 // target is the function's environment.URL, else the provider's.
-func (s *slsImport) target(fn, provEnv *snode, what string) (string, int, string) {
+func (s *slsImport) target(fnEnv, provEnv *snode, what string) (string, int, string) {
 	for _, c := range []struct {
 		env  *snode
 		what string
-	}{{s.val(fn.at("environment")), what + ".environment.URL"}, {provEnv, "provider.environment.URL"}} {
+	}{{fnEnv, what + ".environment.URL"}, {provEnv, "provider.environment.URL"}} {
 		if c.env == nil || c.env.kind != snMap {
 			continue
 		}
@@ -338,7 +377,7 @@ func (s *slsImport) eventKeys(v *snode, what string, rules map[string]rule) *sno
 		return nil
 	}
 	if a, l := m.get("authorizer"); a != nil {
-		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects", what)
+		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects; guard the route with private: true (an API key) or a resource policy instead, or let the target check the token itself, then remove the authorizer", what)
 		return nil
 	}
 	return m
@@ -368,10 +407,10 @@ func (s *slsImport) fields(m *snode, r *eventRoute, what string) *eventRoute {
 	return s.finishEvent(r, method, path, what, pl)
 }
 
-var proxyParam = regexp.MustCompile(`^\{[A-Za-z0-9_]+\+\}$`)
-
-// finishEvent normalises the path ("forward" → "/forward", a trailing
-// {proxy+} → "/*") and the method ("any", "*" → all).
+// finishEvent normalises the path ("forward" → "/forward") and the method
+// ("any", "*" → all). A path whose only parameter is a last {name+}
+// becomes the prefix route "/base/*"; one with {id} parameters stays a
+// template, which drawbridge matches as API Gateway does.
 func (s *slsImport) finishEvent(r *eventRoute, method, path, what string, line int) *eventRoute {
 	m := strings.ToUpper(strings.TrimSpace(method))
 	if m == "ANY" || m == "*" {
@@ -382,15 +421,24 @@ func (s *slsImport) finishEvent(r *eventRoute, method, path, what string, line i
 	if len(segs) == 1 && segs[0] == "" {
 		segs = nil
 	}
-	prefix := false
+	prefix, params := false, false
 	for i, seg := range segs {
+		if !strings.ContainsAny(seg, "{}") {
+			continue
+		}
+		_, greedy, ok := config.TemplateParam(seg)
 		switch {
-		case i == len(segs)-1 && proxyParam.MatchString(seg):
+		case !ok:
+			s.errorf(line, "%s.path %q: segment %q: a path parameter is a whole segment such as {id}, or a last {proxy+}", what, path, seg)
+			return nil
+		case greedy && i != len(segs)-1:
+			s.errorf(line, "%s.path %q: %s must be the last segment", what, path, seg)
+			return nil
+		case greedy && !params:
 			prefix = true
 			segs = segs[:i]
-		case strings.ContainsAny(seg, "{}"):
-			s.errorf(line, "%s.path %q: path parameters such as %s are not supported; end the path in {proxy+} for a prefix route", what, path, seg)
-			return nil
+		default:
+			params = true
 		}
 	}
 	p := "/" + strings.Join(segs, "/")

@@ -17,6 +17,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -118,7 +119,7 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	}
 	s := &slsImport{
 		file:    file,
-		r:       &resolver{root: root, env: env, opts: opts},
+		r:       &resolver{root: root, env: env, opts: opts, dir: filepath.Dir(file)},
 		cfg:     &config.Config{File: file},
 		origins: map[string]Origin{},
 		plugins: map[string]bool{},
@@ -126,11 +127,12 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	s.run(root)
 	s.drawbridgeKeys(body)
 	if len(s.problems) > 0 {
-		sortProblems(s.problems)
-		return nil, &config.Error{Problems: s.problems}
+		// Warnings go out with the errors: one round shows everything
+		// that needs changing, not only what stops the file.
+		ps := sortProblems(append(s.problems, s.warnings...))
+		return nil, &config.Error{Problems: ps}
 	}
-	sortProblems(s.warnings)
-	s.cfg.Warnings = s.warnings
+	s.cfg.Warnings = sortProblems(s.warnings)
 	venv := env
 	if opts.WithoutSecrets {
 		venv = func(name string) (string, bool) {
@@ -151,6 +153,11 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	}
 	cfg, err := config.Validate(s.cfg, venv)
 	if err != nil {
+		var ce *config.Error
+		if errors.As(err, &ce) && len(s.warnings) > 0 {
+			ps := sortProblems(append(append([]config.Problem(nil), ce.Problems...), s.warnings...))
+			return nil, &config.Error{Problems: ps}
+		}
 		return nil, err
 	}
 	if opts.WithoutSecrets {
@@ -173,8 +180,19 @@ func asProblem(file string, err error) error {
 	return &config.Error{Problems: []config.Problem{p}}
 }
 
-func sortProblems(ps []config.Problem) {
+// sortProblems orders problems by line and drops repeats: a value read
+// twice (a variable that several keys use) fails the same way each time.
+func sortProblems(ps []config.Problem) []config.Problem {
 	sort.SliceStable(ps, func(i, j int) bool { return ps[i].Line < ps[j].Line })
+	seen := make(map[config.Problem]bool, len(ps))
+	out := ps[:0]
+	for _, p := range ps {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // lineOf maps a drawbridge path to its serverless.yml line, falling back
@@ -209,6 +227,9 @@ func (s *slsImport) warnf(line int, format string, args ...any) {
 
 // fail records err (a lineError from the resolver).
 func (s *slsImport) fail(err error) {
+	if err == errReported {
+		return
+	}
 	if le, ok := err.(*lineError); ok {
 		s.errorf(le.line, "%s", le.msg)
 	} else {
@@ -415,6 +436,7 @@ func (s *slsImport) run(root *snode) {
 		s.errorf(pline, "provider.name is required (aws)")
 	}
 	s.stageAndRegion(p)
+	s.endpointType(p)
 	s.throttling(top)
 	s.policy(p)
 	s.apiKeys(top, p)
@@ -433,7 +455,7 @@ var providerRules = map[string]rule{
 	"stackPolicy": skip(awsOnly), "stackParameters": skip(awsOnly), "notificationArns": skip(awsOnly),
 	"logRetentionInDays": skip(awsOnly), "logs": skip(awsOnly), "tracing": skip(awsOnly),
 	"layers": skip(awsOnly), "versionFunctions": skip(awsOnly), "lambdaHashingVersion": skip(awsOnly),
-	"profile": skip(awsOnly), "endpointType": skip(awsOnly), "apiName": skip(awsOnly),
+	"profile": skip(awsOnly), "endpointType": use, "vpcEndpointIds": skip(awsOnly), "apiName": skip(awsOnly),
 	"eventBridge": skip(awsOnly), "kmsKeyArn": skip(awsOnly), "httpApi": use,
 	"websocketsApiName": skip(awsOnly), "websocketsApiRouteSelectionExpression": skip(awsOnly),
 	"alb": skip(awsOnly), "ecr": skip(awsOnly), "s3": skip(awsOnly), "disableRollback": skip(awsOnly),
@@ -709,4 +731,25 @@ func astChild(n ast.Node, key string) (ast.Node, int) {
 		}
 	}
 	return nil, 0
+}
+
+// endpointType refuses a private API: AWS serves it only through the
+// VPC endpoints of provider.vpcEndpointIds, so it is closed to the
+// internet, and drawbridge, which has no VPC endpoints, would open it to
+// anyone who reaches its listener. Edge and regional APIs are public and
+// need nothing.
+func (s *slsImport) endpointType(p *snode) {
+	n, line := p.get("endpointType")
+	if n == nil {
+		return
+	}
+	v, ok := s.text(n, "provider.endpointType")
+	if !ok {
+		return
+	}
+	if strings.EqualFold(v, "PRIVATE") {
+		s.errorf(line, "provider.endpointType: PRIVATE: AWS serves this API only inside the VPC of its VPC endpoints, closed to the internet; drawbridge has no VPC endpoints and would serve it to anyone who reaches its listener. Restrict it yourself (custom.drawbridge.listen on a private address, or a resource policy with aws:SourceIp), then remove endpointType")
+		return
+	}
+	s.warnf(line, "provider.endpointType: ignored: %s", awsOnly)
 }

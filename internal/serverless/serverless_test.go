@@ -196,7 +196,7 @@ func TestServerlessVariableErrors(t *testing.T) {
 		{"unset", "  url: ${env:DB_TEST_UNSET}\n", "s.yml:5: cannot resolve ${env:DB_TEST_UNSET}: env:DB_TEST_UNSET not set"},
 		{"missing self", "  url: ${self:custom.nope}\n", "s.yml:5: cannot resolve ${self:custom.nope}"},
 		{"unterminated", "  url: ${self:custom.x\n", "s.yml:5: unterminated variable"},
-		{"no source", "  url: ${nope}\n", "s.yml:5: variable ${nope}: want source:address"},
+		{"no source", "  url: ${nope}\n", "s.yml:5: ${nope}: nope is neither a quoted default nor source:address (self:, opt:, env:, sls:); write 'nope' in quotes"},
 		{"list in text", "  l: [a]\n  url: http://${self:custom.l}/\n", "s.yml:6: variable ${self:custom.l} is used inside text but is not text itself"},
 		{"sls other", "  url: ${sls:instanceId}\n", "only sls:stage is known"},
 		{"aws source", "  url: ${ssm:/backend/url}\n", "cannot resolve ${ssm:/backend/url}: ssm:/backend/url (answered by AWS or the framework, not here) not set"},
@@ -534,6 +534,7 @@ func TestNativeRoundTrip(t *testing.T) {
 			"    usagePlan:\n      - free: {quota: {limit: 10, period: DAY, offset: 3}}\n      - paid: {}\n" +
 			slsFn("      - http: {path: forward, method: post, private: true}\n"),
 		slsHead + slsFn("      - httpApi: '*'\n"),
+		slsHead + slsFn("      - http: GET items/{id}\n      - http: {path: 'files/{key}/{rest+}', method: get}\n"),
 		slsHead + "custom:\n  drawbridge:\n    listen: 127.0.0.1:0\n    admin: \"off\"\n    client_ip: {trusted_proxies: [10.0.0.0/8]}\n" +
 			"    limits: {max_body_bytes: 1000}\n    server: {idle_timeout: 5s}\n    state: {driver: memory}\n" +
 			"    account_throttle: {rate: 9, burst: 8}\n    egress: {allow: [\"10.0.0.5/32:8080\"]}\n    ip_sets: {office: [203.0.113.0/24]}\n" +
@@ -624,5 +625,110 @@ func TestNativeWithoutSecrets(t *testing.T) {
 		if !strings.Contains(out, want) {
 			t.Errorf("native config lacks %q:\n%s", want, out)
 		}
+	}
+}
+
+// importForm imports testdata/forms/NAME with env, failing on error.
+func importForm(t *testing.T, name string, e map[string]string) *config.Config {
+	t.Helper()
+	f := filepath.Join("testdata", "forms", name)
+	data, err := os.ReadFile(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := Import(f, data, keyEnv(e), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return im.Config
+}
+
+func warned(c *config.Config, substr string) bool {
+	for _, w := range c.Warnings {
+		if strings.Contains(w.String(), substr) {
+			return true
+		}
+	}
+	return false
+}
+
+// TestServerlessPathParameters: {id} parameters, several per path and
+// with a last {name+}, become drawbridge path templates; a path whose
+// only parameter is a last {proxy+} stays a prefix route; one
+// provider.environment.URL serves every function.
+func TestServerlessPathParameters(t *testing.T) {
+	c := importForm(t, "params.yml", nil)
+	var got []string
+	for _, r := range c.Routes {
+		got = append(got, strings.Join(r.Methods, ",")+" "+r.Path+" -> "+r.Target)
+	}
+	want := []string{
+		"GET /items/{id} -> http://10.0.0.5:8080/api/",
+		"DELETE /users/{uid}/posts/{pid} -> http://10.0.0.5:8080/api/",
+		"GET /files/{key}/{rest+} -> http://10.0.0.5:8080/api/",
+		strings.Join(config.AllMethods, ",") + " /static/* -> http://10.0.0.5:8080/api/",
+		"GET / -> http://10.0.0.5:8080/api/",
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("routes\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestServerlessFileVariables: ${file(x.yml):key} and ${file(x.json)} are
+// read relative to the serverless.yml; a missing file takes the fallback.
+func TestServerlessFileVariables(t *testing.T) {
+	c := importForm(t, "file-vars.yml", nil)
+	if c.Stage != "prod" || c.AWS.Region != "eu-west-1" {
+		t.Errorf("stage %q region %q, want prod eu-west-1 from vars.yml", c.Stage, c.AWS.Region)
+	}
+	if len(c.Routes) != 1 || c.Routes[0].Target != "http://10.0.0.7:9000/" {
+		t.Fatalf("routes %+v, want the target from vars.json", c.Routes)
+	}
+	if got := time.Duration(c.Routes[0].Timeout); got != 10*time.Second {
+		t.Errorf("timeout %v, want the fallback 10s", got)
+	}
+}
+
+// TestServerlessV2Keys: provider.apiKeys and provider.usagePlan, where
+// Serverless v1 and v2 read them, are read with a warning.
+func TestServerlessV2Keys(t *testing.T) {
+	c := importForm(t, "v2-keys.yml", map[string]string{"PAID_KEY": "paidKey0123456789abcdefgh"})
+	if !warned(c, "provider.apiKeys: read as Serverless v1 and v2 read it") {
+		t.Errorf("no warning about provider.apiKeys: %v", c.Warnings)
+	}
+	plans := map[string]string{}
+	for _, k := range c.APIKeys {
+		plans[k.Name] = k.Plan
+	}
+	if !reflect.DeepEqual(plans, map[string]string{"freeKey": "free", "paidKey": "paid"}) {
+		t.Errorf("keys by plan %v", plans)
+	}
+	if q := c.UsagePlans["free"].Quota; q == nil || q.Limit != 5 {
+		t.Errorf("free plan %+v", c.UsagePlans["free"])
+	}
+	if th := c.UsagePlans["paid"].Throttle; th == nil || th.Burst != 20 {
+		t.Errorf("paid plan %+v", c.UsagePlans["paid"])
+	}
+	if k := c.APIKeys[1]; k.ValueEnv != "PAID_KEY" {
+		t.Errorf("paid key value_env %q", k.ValueEnv)
+	}
+}
+
+// TestServerlessValueOnlyKey: a key written only as "- value: ..." is a
+// key (named after its plan and place), not a usage plan named "value".
+func TestServerlessValueOnlyKey(t *testing.T) {
+	c := importForm(t, "value-key.yml", map[string]string{"ONLY_VALUE_KEY": "onlyValue0123456789abcdef"})
+	if len(c.APIKeys) != 2 {
+		t.Fatalf("keys %+v", c.APIKeys)
+	}
+	k := c.APIKeys[0]
+	if k.Name != "svc-dev-key1" || k.ValueEnv != "ONLY_VALUE_KEY" || k.Plan != "svc-dev" {
+		t.Errorf("value-only key %+v", k)
+	}
+	if !warned(c, "the key has no name; it is called svc-dev-key1") {
+		t.Errorf("no warning naming the key: %v", c.Warnings)
+	}
+	if c.APIKeys[1].Name != "named" {
+		t.Errorf("second key %+v", c.APIKeys[1])
 	}
 }

@@ -1,7 +1,12 @@
 package serverless
 
 import (
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -270,6 +275,9 @@ func (o Options) lookup(name string) (string, bool) {
 // resolver resolves ${...} variables of one serverless.yml.
 type resolver struct {
 	root  *snode
+	dir   string            // the serverless.yml's directory: ${file()} paths are relative to it
+	files map[string]*snode // ${file()} trees by path, read once
+	code  map[string]bool   // JavaScript files already refused
 	env   config.LookupEnv
 	opts  Options
 	stage string // for ${sls:stage}, once known
@@ -361,17 +369,30 @@ func (r *resolver) variable(inner string, line int) (*snode, error) {
 		}
 		v, ok, err := r.source(p, line)
 		if err != nil {
+			if bareWord(p) {
+				// ${opt:stage, dev}: name the whole variable and say what to
+				// write, rather than calling dev a variable of its own.
+				return nil, lineErrorf(line, "${%s}: %s is neither a quoted default nor source:address (self:, opt:, env:, sls:); write '%s' in quotes", inner, p, p)
+			}
 			return nil, err
 		}
 		if ok {
 			return v, nil
 		}
-		if src, _, _ := strings.Cut(p, ":"); !knownSources[src] {
+		if strings.HasPrefix(p, "file(") {
+			p += " (no such file next to the serverless.yml, or no such key in it)"
+		} else if src, _, _ := strings.Cut(p, ":"); !knownSources[src] {
 			p += " (answered by AWS or the framework, not here)"
 		}
 		why = append(why, p)
 	}
 	return nil, lineErrorf(line, "cannot resolve ${%s}: %s not set", inner, strings.Join(why, ", "))
+}
+
+// bareWord reports whether a fallback is a plain word without a source,
+// such as dev in ${opt:stage, dev}.
+func bareWord(p string) bool {
+	return p != "" && !strings.ContainsAny(p, ":'\"${}")
 }
 
 var knownSources = map[string]bool{"self": true, "opt": true, "env": true, "sls": true}
@@ -439,6 +460,9 @@ func (r *resolver) source(p string, line int) (*snode, bool, error) {
 			return nil, false, lineErrorf(line, "variable %q did not resolve", p)
 		}
 	}
+	if strings.HasPrefix(p, "file(") {
+		return r.file(p, line)
+	}
 	src, addr, found := strings.Cut(p, ":")
 	if !found {
 		return nil, false, lineErrorf(line, "variable ${%s}: want source:address (self:, opt:, env:, sls:) or a quoted default", p)
@@ -465,6 +489,114 @@ func (r *resolver) source(p string, line int) (*snode, bool, error) {
 	return nil, false, nil
 }
 
+// maxFileBytes bounds a file ${file()} reads: it is configuration, not data.
+const maxFileBytes = 1 << 20
+
+// file resolves ${file(NAME)} and ${file(NAME):a.b}: a YAML or JSON file,
+// relative to the serverless.yml as the framework reads it, and an
+// address inside it. Its variables resolve as the serverless.yml's own
+// (self: is the serverless.yml). A missing file or address is not set, so
+// a fallback applies, as in the framework. JavaScript (.js, .ts) is code
+// the framework runs for the value; drawbridge runs none, and says so once
+// per file.
+func (r *resolver) file(p string, line int) (*snode, bool, error) {
+	end := strings.IndexByte(p, ')')
+	if end < 0 {
+		return nil, false, lineErrorf(line, "variable ${%s}: missing )", p)
+	}
+	name := strings.Trim(strings.TrimSpace(p[len("file("):end]), `'"`)
+	addr := ""
+	if rest := strings.TrimSpace(p[end+1:]); rest != "" {
+		if rest[0] != ':' {
+			return nil, false, lineErrorf(line, "variable ${%s}: want file(NAME) or file(NAME):address", p)
+		}
+		addr = strings.TrimSpace(rest[1:])
+	}
+	switch strings.ToLower(filepath.Ext(name)) {
+	case ".yml", ".yaml", ".json":
+	case ".js", ".cjs", ".mjs", ".ts":
+		if r.code[name] {
+			return nil, false, errReported
+		}
+		if r.code == nil {
+			r.code = map[string]bool{}
+		}
+		r.code[name] = true
+		return nil, false, lineErrorf(line, "${%s}: %s is code the Serverless Framework runs to get values; drawbridge runs no code: write the values in a .yml or .json file (${file(x.yml):key}) or in the serverless.yml", p, name)
+	default:
+		return nil, false, lineErrorf(line, "${%s}: drawbridge reads .yml, .yaml and .json files only", p)
+	}
+	path := name
+	if !filepath.IsAbs(path) {
+		path = filepath.Join(r.dir, path)
+	}
+	n, ok := r.files[path]
+	if !ok {
+		var err error
+		if n, err = readTree(path, line); err != nil {
+			return nil, false, err
+		}
+		if r.files == nil {
+			r.files = map[string]*snode{}
+		}
+		r.files[path] = n
+	}
+	if n == nil {
+		return nil, false, nil // no such file
+	}
+	return r.walk(n, addr)
+}
+
+// readTree reads a file for ${file()}; nil without error when it does not
+// exist. Its nodes take line, the referencing line of the serverless.yml,
+// so messages point where the user wrote the variable.
+func readTree(path string, line int) (*snode, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, lineErrorf(line, "read %s: %v", filepath.Base(path), err)
+	}
+	defer f.Close()
+	data, err := io.ReadAll(io.LimitReader(f, maxFileBytes+1))
+	if err != nil {
+		return nil, lineErrorf(line, "read %s: %v", filepath.Base(path), err)
+	}
+	if len(data) > maxFileBytes {
+		return nil, lineErrorf(line, "%s: larger than %d bytes", filepath.Base(path), maxFileBytes)
+	}
+	body, err := config.Document(path, data)
+	if err != nil {
+		return nil, lineErrorf(line, "%s: %v", filepath.Base(path), err)
+	}
+	n, err := buildTree(body)
+	if err != nil {
+		return nil, lineErrorf(line, "%s: %v", filepath.Base(path), err)
+	}
+	setLines(n, line)
+	return n, nil
+}
+
+func setLines(n *snode, line int) {
+	if n == nil {
+		return
+	}
+	n.line = line
+	for i := range n.kline {
+		n.kline[i] = line
+	}
+	for _, c := range n.vals {
+		setLines(c, line)
+	}
+	for _, c := range n.items {
+		setLines(c, line)
+	}
+}
+
+// errReported is an error already reported once: fail records nothing.
+var errReported = &lineError{}
+
 func textNode(s string, line int) *snode {
 	return &snode{kind: snScalar, line: line, typ: tString, str: s, fromVar: true}
 }
@@ -479,7 +611,13 @@ func (r *resolver) self(addr string, line int) (*snode, bool, error) {
 	}
 	r.stack = append(r.stack, addr)
 	defer func() { r.stack = r.stack[:len(r.stack)-1] }()
-	n, err := r.value(r.root)
+	return r.walk(r.root, addr)
+}
+
+// walk follows a dotted address (a.b.0) from n, resolving variables on
+// the way; ok is false when something on the way is not there.
+func (r *resolver) walk(n *snode, addr string) (*snode, bool, error) {
+	n, err := r.value(n)
 	if err != nil {
 		return nil, false, err
 	}
