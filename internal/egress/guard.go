@@ -296,10 +296,9 @@ func (g *Guard) Follows(host string) bool {
 // addresses included) and loopback, which still needs a rule naming a
 // loopback prefix unless the name means loopback (localhost).
 func (g *Guard) followed(ap netip.AddrPort, host string) error {
-	a := ap.Addr().Unmap().WithZone("")
 	port := ap.Port()
 	loopbackName := meansLoopback(host)
-	decide := func(a netip.Addr, optIn bool) Reason {
+	return judge(ap, func(a netip.Addr, optIn bool) Reason {
 		r := g.verdict(a, port, optIn)
 		switch {
 		case r == 0:
@@ -313,7 +312,16 @@ func (g *Guard) followed(ap netip.AddrPort, host string) error {
 			return 0
 		}
 		return r
-	}
+	})
+}
+
+// judge decides ap with decide: the address itself (unmapped, its zone
+// dropped, optIn true) and then every IPv4 address embedded in it (optIn
+// false: an opt-in is for the exact address only, so an embedding of an
+// opted-in metadata endpoint is still a denial). The most severe refusal
+// of an embedded address is the one reported.
+func judge(ap netip.AddrPort, decide func(a netip.Addr, optIn bool) Reason) error {
+	a := ap.Addr().Unmap().WithZone("")
 	if r := decide(a, true); r != 0 {
 		return &DeniedError{Addr: ap, Reason: r}
 	}
@@ -372,27 +380,8 @@ func (g *Guard) Check(ap netip.AddrPort) error {
 	if g == nil {
 		return &DeniedError{Addr: ap, Reason: NotAllowed}
 	}
-	a := ap.Addr().Unmap().WithZone("")
 	port := ap.Port()
-	if r := g.verdict(a, port, true); r != 0 {
-		return &DeniedError{Addr: ap, Reason: r}
-	}
-	var in [maxInner]inner
-	n := embedded(a, &in)
-	var worst *inner
-	var why Reason
-	for i := range in[:n] {
-		// The opt-in is for the exact address only: an embedding of an
-		// opted-in endpoint is still a metadata denial.
-		r := g.verdict(in[i].addr, port, false)
-		if r != 0 && (worst == nil || severity(r) > severity(why)) {
-			worst, why = &in[i], r
-		}
-	}
-	if worst != nil {
-		return &DeniedError{Addr: ap, Reason: why, Inner: worst.addr, Via: worst.via}
-	}
-	return nil
+	return judge(ap, func(a netip.Addr, optIn bool) Reason { return g.verdict(a, port, optIn) })
 }
 
 // severity ranks reasons for the log when several embedded addresses are
