@@ -105,7 +105,7 @@ func TestImage(t *testing.T) {
 
 	cfg, layers := readImage(t, image)
 	rootfs := filepath.Join(tmp, "rootfs")
-	files := unpack(t, layers, rootfs)
+	files, owners := unpack(t, layers, rootfs)
 
 	t.Run("contents", func(t *testing.T) {
 		if !slices.Equal(files, wantFiles) {
@@ -138,9 +138,8 @@ func TestImage(t *testing.T) {
 		if !bytes.Contains(ca, []byte("BEGIN CERTIFICATE")) {
 			t.Error("the CA bundle holds no certificate")
 		}
-		var st syscall.Stat_t
-		if err := syscall.Stat(filepath.Join(rootfs, "var/lib/drawbridge"), &st); err != nil || st.Uid != imageUID || st.Gid != imageUID {
-			t.Errorf("/var/lib/drawbridge owned by %d:%d (%v), want the image's user", st.Uid, st.Gid, err)
+		if o := owners["var/lib/drawbridge"]; o != [2]int{imageUID, imageUID} {
+			t.Errorf("/var/lib/drawbridge owned by %d:%d in the image, want the image's user", o[0], o[1])
 		}
 	})
 
@@ -421,9 +420,10 @@ func readImage(t *testing.T, file string) (imageConfig, [][]byte) {
 
 // unpack applies the layers in order into dir, owners and modes as
 // recorded (the test runs as root), and returns every path, sorted.
-func unpack(t *testing.T, layers [][]byte, dir string) []string {
+func unpack(t *testing.T, layers [][]byte, dir string) (files []string, owners map[string][2]int) {
 	t.Helper()
 	seen := map[string]bool{}
+	owners = map[string][2]int{}
 	for i, l := range layers {
 		tr := tar.NewReader(bytes.NewReader(l))
 		for {
@@ -438,6 +438,7 @@ func unpack(t *testing.T, layers [][]byte, dir string) []string {
 				t.Fatalf("layer %d: unexpected entry %q", i, h.Name)
 			}
 			p := filepath.Join(dir, filepath.FromSlash(name))
+			owners[name] = [2]int{h.Uid, h.Gid}
 			switch h.Typeflag {
 			case tar.TypeDir:
 				seen[name+"/"] = true
@@ -463,12 +464,12 @@ func unpack(t *testing.T, layers [][]byte, dir string) []string {
 			}
 		}
 	}
-	files := make([]string, 0, len(seen))
+	files = make([]string, 0, len(seen))
 	for f := range seen {
 		files = append(files, f)
 	}
 	slices.Sort(files)
-	return files
+	return files, owners
 }
 
 func freePort(t *testing.T) string {
