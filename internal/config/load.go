@@ -19,6 +19,8 @@ import (
 	"github.com/goccy/go-yaml"
 	"github.com/goccy/go-yaml/ast"
 	"github.com/goccy/go-yaml/parser"
+
+	"github.com/drawbridge/drawbridge/internal/routepath"
 )
 
 // Error is a failed load: one Problem per line of output.
@@ -582,7 +584,7 @@ func (v *validator) routes() {
 		r := &c.Routes[i]
 		path := fmt.Sprintf("$.routes[%d]", i)
 		r.Line = v.line(path)
-		if msg := checkRoutePath(r.Path); msg != "" {
+		if msg := routepath.Check(r.Path); msg != "" {
 			v.errorf(path+".path", "routes[%d].path %q: %s", i, r.Path, msg)
 		}
 		if len(r.Methods) == 0 || (len(r.Methods) == 1 && (r.Methods[0] == "ANY" || r.Methods[0] == "*")) {
@@ -595,7 +597,7 @@ func (v *validator) routes() {
 				v.errorf(fmt.Sprintf("%s.methods[%d]", path, j), "routes[%d]: bad method %q", i, m)
 				continue
 			}
-			k := key{routeShape(r.Path), m}
+			k := key{routepath.Shape(r.Path), m}
 			if at, dup := first[k]; dup {
 				v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
 				continue
@@ -699,93 +701,8 @@ func (v *validator) verify(path string, i int, w *Verify) {
 	}
 }
 
-// checkRoutePath returns why a configured route path is unusable, or "".
-// A path is exact, a prefix ending in "/*", or a template whose segments
-// may be a whole "{name}" and, last, a greedy "{name+}" (as API Gateway's
-// resource paths); templates and "/*" do not mix.
-func checkRoutePath(p string) string {
-	if p == "" || p[0] != '/' {
-		return "must start with /"
-	}
-	base := p
-	if strings.HasSuffix(p, "/*") {
-		base = p[:len(p)-2]
-	}
-	if strings.ContainsAny(base, "*?#%\\ ") {
-		return "may only end in /* and must not contain * ? # % \\ or spaces"
-	}
-	if base == "" {
-		return ""
-	}
-	segs := strings.Split(base[1:], "/")
-	names := map[string]bool{}
-	for i, seg := range segs {
-		if seg == "" && base != "/" {
-			return "empty segment"
-		}
-		if seg == "." || seg == ".." {
-			return "dot segment"
-		}
-		if !strings.ContainsAny(seg, "{}") {
-			continue
-		}
-		name, greedy, ok := TemplateParam(seg)
-		switch {
-		case !ok:
-			return fmt.Sprintf("segment %q: a parameter is a whole segment {name} (letters, digits, _ . -) or, last, {name+}", seg)
-		case greedy && i != len(segs)-1:
-			return fmt.Sprintf("%s must be the last segment", seg)
-		case base != p:
-			return "a path with {parameters} cannot end in /*; end it in {name+} instead"
-		case names[name]:
-			return fmt.Sprintf("parameter {%s} appears twice", name)
-		}
-		names[name] = true
-	}
-	return ""
-}
-
-// TemplateParam reads a path segment written "{name}" or "{name+}".
-func TemplateParam(seg string) (name string, greedy, ok bool) {
-	if len(seg) < 3 || seg[0] != '{' || seg[len(seg)-1] != '}' {
-		return "", false, false
-	}
-	name = seg[1 : len(seg)-1]
-	if strings.HasSuffix(name, "+") {
-		name, greedy = name[:len(name)-1], true
-	}
-	if name == "" {
-		return "", false, false
-	}
-	for _, c := range name {
-		if !(c == '_' || c == '.' || c == '-' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z') {
-			return "", false, false
-		}
-	}
-	return name, greedy, true
-}
-
 // Template reports whether the route path has {parameters}.
 func (r *Route) Template() bool { return strings.Contains(r.Path, "{") }
-
-// routeShape is a path with its parameter names blanked, so that
-// /items/{id} and /items/{name}, which match the same requests, are one
-// route for the duplicate check.
-func routeShape(p string) string {
-	if !strings.Contains(p, "{") {
-		return p
-	}
-	segs := strings.Split(p, "/")
-	for i, seg := range segs {
-		if _, greedy, ok := TemplateParam(seg); ok {
-			segs[i] = "{}"
-			if greedy {
-				segs[i] = "{+}"
-			}
-		}
-	}
-	return strings.Join(segs, "/")
-}
 
 // ParsePrefix reads a CIDR or a single address, unmapping IPv4-in-IPv6 so
 // that policy checks compare like with like.

@@ -9,6 +9,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/routepath"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -91,7 +92,7 @@ func compileTemplate(path string) ([]tseg, string) {
 	var segs []tseg
 	base, inBase := "", true
 	for _, s := range strings.Split(path[1:], "/") {
-		_, plus, ok := config.TemplateParam(s)
+		_, plus, ok := routepath.Param(s)
 		switch {
 		case !ok:
 			segs = append(segs, tseg{kind: literal, lit: s})

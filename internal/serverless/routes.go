@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/routepath"
 )
 
 // Functions and their http/httpApi events, as routes.
@@ -426,7 +427,7 @@ func (s *slsImport) finishEvent(r *eventRoute, method, path, what string, line i
 		if !strings.ContainsAny(seg, "{}") {
 			continue
 		}
-		_, greedy, ok := config.TemplateParam(seg)
+		_, greedy, ok := routepath.Param(seg)
 		switch {
 		case !ok:
 			s.errorf(line, "%s.path %q: segment %q: a path parameter is a whole segment such as {id}, or a last {proxy+}", what, path, seg)
