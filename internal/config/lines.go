@@ -56,19 +56,21 @@ func walkLines(n ast.Node, path string, lines map[string]int, depth int) {
 		}
 		p := path + "." + v.Key.GetToken().Value
 		if _, dup := lines[p]; !dup { // a duplicate key is the decoder's error
-			lines[p] = nodeLine(v.Value)
+			lines[p] = NodeLine(v.Value)
 		}
 		walkLines(v.Value, p, lines, depth+1)
 	case *ast.SequenceNode:
 		for i, item := range v.Values {
 			p := path + "[" + strconv.Itoa(i) + "]"
-			lines[p] = nodeLine(item)
+			lines[p] = NodeLine(item)
 			walkLines(item, p, lines, depth+1)
 		}
 	}
 }
 
-func nodeLine(n ast.Node) int {
+// NodeLine is the line a YAML node starts on, 0 when the parser gave it
+// none; the serverless.yml reader uses it too.
+func NodeLine(n ast.Node) int {
 	if n == nil {
 		return 0
 	}

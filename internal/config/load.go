@@ -156,7 +156,7 @@ func parseBytes(data []byte) (f *ast.File, err error) {
 func decode(body ast.Node, v any) (err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			err = &nodeError{line: nodeLine(body), msg: "malformed YAML that the parser cannot decode"}
+			err = &nodeError{line: NodeLine(body), msg: "malformed YAML that the parser cannot decode"}
 		}
 	}()
 	return yaml.NodeToValue(body, v, yaml.Strict())

@@ -241,16 +241,26 @@ func New(rules []Rule, opts Options) *Guard {
 // become its resolved address, and an IPv4-mapped literal such as
 // [::ffff:169.254.169.254] arrives unmapped as tcp4 169.254.169.254.
 func (g *Guard) Control(network, address string, _ syscall.RawConn) error {
+	ap, err := dialAddr(network, address)
+	if err != nil {
+		return err
+	}
+	return g.Check(ap)
+}
+
+// dialAddr is the address a dial is about to connect to, or the denial
+// of a dial that is not TCP or whose address is not an IP literal.
+func dialAddr(network, address string) (netip.AddrPort, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6":
 	default:
-		return &DeniedError{Reason: Network, Network: network, Address: address}
+		return netip.AddrPort{}, &DeniedError{Reason: Network, Network: network, Address: address}
 	}
 	ap, err := netip.ParseAddrPort(address)
 	if err != nil {
-		return &DeniedError{Reason: Invalid, Network: network, Address: address}
+		return netip.AddrPort{}, &DeniedError{Reason: Invalid, Network: network, Address: address}
 	}
-	return g.Check(ap)
+	return ap, nil
 }
 
 // ControlContext is Control for net.Dialer.ControlContext: a dial that
@@ -262,14 +272,9 @@ func (g *Guard) ControlContext(ctx context.Context, network, address string, c s
 	if host == "" || g == nil || g.follow == nil {
 		return g.Control(network, address, c)
 	}
-	switch network {
-	case "tcp", "tcp4", "tcp6":
-	default:
-		return &DeniedError{Reason: Network, Network: network, Address: address}
-	}
-	ap, err := netip.ParseAddrPort(address)
+	ap, err := dialAddr(network, address)
 	if err != nil {
-		return &DeniedError{Reason: Invalid, Network: network, Address: address}
+		return err
 	}
 	if !slices.Contains(g.follow[host], ap.Port()) {
 		return g.Check(ap)

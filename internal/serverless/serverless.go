@@ -673,7 +673,7 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 	if m, ok := unwrap(n).(*ast.MappingNode); ok {
 		for _, mv := range m.Values {
 			k := mv.Key.GetToken().Value
-			s.from("$."+k, nodeLine(mv.Key), "custom.drawbridge."+k)
+			s.from("$."+k, config.NodeLine(mv.Key), "custom.drawbridge."+k)
 		}
 	}
 }
@@ -727,7 +727,7 @@ func astChild(n ast.Node, key string) (ast.Node, int) {
 	}
 	for _, mv := range values {
 		if mv.Key != nil && mv.Key.GetToken() != nil && mv.Key.GetToken().Value == key {
-			return mv.Value, nodeLine(mv.Key)
+			return mv.Value, config.NodeLine(mv.Key)
 		}
 	}
 	return nil, 0

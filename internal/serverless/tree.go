@@ -97,22 +97,12 @@ func lineErrorf(line int, format string, args ...any) error {
 	return &lineError{line: line, msg: fmt.Sprintf(format, args...)}
 }
 
-func nodeLine(n ast.Node) int {
-	if n == nil {
-		return 0
-	}
-	if t := n.GetToken(); t != nil && t.Position != nil {
-		return t.Position.Line
-	}
-	return 0
-}
-
 // buildTree converts body; goccy/go-yaml ASTs can be odd on odd input, so
 // a panic becomes an error as in config.Decode.
 func buildTree(body ast.Node) (n *snode, err error) {
 	defer func() {
 		if r := recover(); r != nil {
-			n, err = nil, lineErrorf(nodeLine(body), "malformed YAML that the parser cannot decode")
+			n, err = nil, lineErrorf(config.NodeLine(body), "malformed YAML that the parser cannot decode")
 		}
 	}()
 	b := &treeBuilder{anchors: map[string]*snode{}}
@@ -122,9 +112,9 @@ func buildTree(body ast.Node) (n *snode, err error) {
 func (b *treeBuilder) node(n ast.Node, depth int) (*snode, error) {
 	b.count++
 	if b.count > maxNodes || depth > 200 {
-		return nil, lineErrorf(nodeLine(n), "serverless.yml is too large or too deeply nested")
+		return nil, lineErrorf(config.NodeLine(n), "serverless.yml is too large or too deeply nested")
 	}
-	line := nodeLine(n)
+	line := config.NodeLine(n)
 	switch n := n.(type) {
 	case nil:
 		return &snode{kind: snNull}, nil
@@ -190,7 +180,7 @@ func (b *treeBuilder) node(n ast.Node, depth int) (*snode, error) {
 			}
 		}
 		if len(n.Values) > 0 {
-			m.line = nodeLine(n.Values[0].Key)
+			m.line = config.NodeLine(n.Values[0].Key)
 		}
 		return m, nil
 	case *ast.SequenceNode:
@@ -214,7 +204,7 @@ func (b *treeBuilder) entry(m *snode, mv *ast.MappingValueNode, depth int) error
 	if err != nil {
 		return err
 	}
-	kl := nodeLine(mv.Key)
+	kl := config.NodeLine(mv.Key)
 	if mv.Key.IsMergeKey() {
 		// "<<: *base" merges the keys not already present.
 		srcs := []*snode{v}
