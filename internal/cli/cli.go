@@ -33,6 +33,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		err = runServe(ctx, rest, stdout, stderr)
 	case "check":
 		err = runCheck(rest, stdout, stderr)
+	case "agent":
+		err = runAgent(ctx, rest, stdout, stderr)
 	case "demo":
 		err = runDemo(ctx, rest, stdout, stderr)
 	case "explain":
@@ -101,6 +103,7 @@ func usage(w io.Writer) {
 Usage:
   drawbridge serve [-c FILE]    run the gateway (default config drawbridge.yaml)
   drawbridge check [-c FILE]    validate the config: exit 0, or 1 with FILE:LINE: message lines
+  drawbridge agent [-c FILE]    run an agent: dial the edge, serve its via routes in the private network (default agent.yaml)
   drawbridge demo               run a sample backend and a gateway in front of it, print curl lines
   drawbridge explain [-c FILE] --method M --path P --ip IP [--header 'K: V']... [--api-key K] [--data BODY]
                                 show each guard's decision for an imaginary request (nothing consumed)

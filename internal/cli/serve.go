@@ -24,6 +24,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tunnel"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -74,6 +75,8 @@ type Server struct {
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 	names   *egress.Names    // target names resolved at dial time, cached
 
+	agents            *tunnel.Edge // nil without an agents: block (agent.go)
+	agentsLn          net.Listener
 	deliveries        *deliveries // nil on the memory driver (no queue)
 	public, admin     *http.Server
 	publicLn, adminLn net.Listener
@@ -108,17 +111,26 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now,
 		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory)), names: egress.NewNames(targetResolver, now)}
 	watchStateHealth(st.store, logger, s.metrics)
+	if err := s.startAgents(cfg); err != nil {
+		st.close()
+		return nil, err
+	}
 	deps, err := s.deps(cfg)
 	if err != nil {
+		s.closeAgents()
 		st.close()
 		return nil, err
 	}
 	// The delivery worker dials through the same egress guard as the
 	// sync path.
 	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress)
+	if s.deliveries != nil && s.agents != nil {
+		s.deliveries.worker.SetAgents(s.agents.Transport)
+	}
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		s.deliveries.stop()
+		s.closeAgents()
 		st.close()
 		return nil, err
 	}
@@ -135,6 +147,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	if s.publicLn, err = s.listen(cfg, s.public); err != nil {
 		s.deliveries.stop()
+		s.closeAgents()
 		st.close()
 		return nil, err
 	}
@@ -148,6 +161,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
 			s.publicLn.Close()
 			s.deliveries.stop()
+			s.closeAgents()
 			st.close()
 			return nil, fmt.Errorf("admin listen %s: %w", cfg.Admin, err)
 		}
@@ -170,7 +184,9 @@ func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
 	for _, w := range eg.Warnings() {
 		s.log.Warn("WARNING: " + w)
 	}
-	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies}), nil
+	deps := gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies})
+	deps.Agents = s.agentsFor()
+	return deps, nil
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -219,6 +235,7 @@ func (s *Server) Reload() error {
 		return err
 	}
 	s.deliveries.reload(cfg)
+	s.reloadAgents(s.cfg.Load(), cfg)
 	s.bodies.SetLimit(int64(cfg.Limits.MaxBodyMemory))
 	old := s.current.Swap(g)
 	prev := s.cfg.Swap(cfg)
@@ -250,6 +267,7 @@ func (s *Server) Shutdown() error {
 	if s.admin != nil {
 		s.admin.Shutdown(ctx)
 	}
+	s.closeAgents()
 	s.current.Load().Close()
 	// After the drain: no Enqueue is in flight. Before the state file
 	// closes: the worker must stop using it first.

@@ -87,7 +87,8 @@ type Config struct {
 	Throttle        *Throttle           `yaml:"throttle"`         // stage default, per route
 	AccountThrottle *Throttle           `yaml:"account_throttle"` // one bucket for all routes
 	Egress          Egress              `yaml:"egress"`
-	TLS             *TLS                `yaml:"tls"` // nil: plain HTTP/1.1
+	TLS             *TLS                `yaml:"tls"`    // nil: plain HTTP/1.1
+	Agents          *Agents             `yaml:"agents"` // nil: no agent listener (docs/agent.md)
 	IPSets          map[string][]string `yaml:"ip_sets"`
 
 	// ResourcePolicy is the IAM policy document, kept as JSON text. It is
@@ -353,6 +354,9 @@ type Route struct {
 	AllowMetadata bool `yaml:"allow_metadata"`
 	// CORS replaces the top-level cors for this route (nil: the top's).
 	CORS *CORS `yaml:"cors"`
+	// Via sends the route's requests through a connected agent of this
+	// name (agents.tokens) instead of dialing Target (docs/agent.md).
+	Via string `yaml:"via"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 

@@ -356,6 +356,7 @@ func (v *validator) run() {
 	v.plans()
 	v.keys()
 	v.routes()
+	v.agents()
 	v.writeTimeout()
 }
 

@@ -101,6 +101,9 @@ type Delivery struct {
 	BodyBytes int    `json:"body_bytes"`
 	// Key is the idempotency key (the provider's event id); "" is none.
 	Key string `json:"key,omitempty"`
+	// Via is the agent the route sent through when the request was
+	// accepted (docs/agent.md); "": the worker dials URL itself.
+	Via string `json:"via,omitempty"`
 
 	State      State     `json:"state"`
 	AcceptedAt time.Time `json:"accepted_at"`

@@ -37,6 +37,10 @@ type WorkerOptions struct {
 	// Poll bounds how long Run sleeps between scans when nothing wakes it
 	// (a clock jump, a missed wake-up). Zero: 10s.
 	Poll time.Duration
+	// Agents carries deliveries accepted on via routes (Delivery.Via).
+	// Nil, or no agent connected: the attempt fails and is retried on
+	// the route's schedule, so the delivery waits in the queue.
+	Agents func(name string) http.RoundTripper
 }
 
 // Source is a queue a Worker delivers from: the bbolt Queue, or one that
@@ -67,6 +71,7 @@ type Worker struct {
 	q      Source
 	opts   WorkerOptions
 	client *forward.Client
+	vias   sync.Map // agent name -> *forward.Client
 
 	mu       sync.Mutex
 	policies map[string]Policy // by route; routes not listed get the defaults
@@ -321,7 +326,7 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) R
 	// The same id on every attempt, so the target can drop our own
 	// at-least-once duplicates.
 	h["X-Drawbridge-Delivery"] = []string{d.ID}
-	resp, err := w.client.Send(ctx, d.Method, d.URL, h, d.Body)
+	resp, err := w.clientFor(d.Via).Send(ctx, d.Method, d.URL, h, d.Body)
 	if err != nil {
 		return Result{Err: err}
 	}
@@ -336,6 +341,41 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) R
 		r.RetryAfter = ra
 	}
 	return r
+}
+
+// clientFor is the client that sends a delivery: through the agents of
+// via, or the worker's own.
+func (w *Worker) clientFor(via string) *forward.Client {
+	if via == "" {
+		return w.client
+	}
+	if c, ok := w.vias.Load(via); ok {
+		return c.(*forward.Client)
+	}
+	w.mu.Lock()
+	agents := w.opts.Agents
+	w.mu.Unlock()
+	if agents == nil {
+		return noAgentClient // not kept: SetAgents may come later
+	}
+	c, _ := w.vias.LoadOrStore(via, forward.NewClient(forward.Options{Transport: agents(via)}))
+	return c.(*forward.Client)
+}
+
+// SetAgents sets WorkerOptions.Agents on a running worker (serve opens
+// the agents listener after the queue).
+func (w *Worker) SetAgents(f func(name string) http.RoundTripper) {
+	w.mu.Lock()
+	w.opts.Agents = f
+	w.mu.Unlock()
+}
+
+var noAgentClient = forward.NewClient(forward.Options{Transport: noAgent{}})
+
+type noAgent struct{}
+
+func (noAgent) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, forward.ErrAgentUnavailable
 }
 
 // drawbridgeHeader reports whether name is in drawbridge's own header

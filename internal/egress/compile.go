@@ -63,6 +63,9 @@ func Compile(cfg *config.Config, opts Options) (*Guard, error) {
 		}
 	} else {
 		for _, r := range cfg.Routes {
+			if r.Via != "" {
+				continue // an agent dials it, under its own egress rules
+			}
 			u := r.TargetURL()
 			if u == nil {
 				at(r.Line, "route %s: egress default: target %q: not a URL", r.Path, r.Target)

@@ -157,18 +157,29 @@ func newTransport(d *upstreamDialer, maxIdle, maxTotal int) *http.Transport {
 // target: a delivery keeps the URL it was accepted for, whatever the
 // routes are now. Redirects are never followed and no cookie is kept.
 type Client struct {
-	tr *http.Transport
+	tr    http.RoundTripper
+	close func()
 }
 
 // NewClient makes a Client. opts.Egress and MaxIdlePerHost
-// (zero: 16 per target) apply; the others are the Forwarder's.
+// (zero: 16 per target) apply, or opts.Transport (an agent tunnel)
+// carries every request instead; the others are the Forwarder's.
 func NewClient(opts Options) *Client {
+	if opts.Transport != nil {
+		return &Client{tr: opts.Transport, close: func() {}}
+	}
 	maxIdle := opts.MaxIdlePerHost
 	if maxIdle == 0 {
 		maxIdle = 16
 	}
-	return &Client{tr: newTransport(newDialer(opts), maxIdle, 0)}
+	tr := newTransport(newDialer(opts), maxIdle, 0)
+	return &Client{tr: tr, close: tr.CloseIdleConnections}
 }
+
+// RoundTrip sends req as it is (no plan, no User-Agent rule) on the
+// Client's connections: the agent relays requests the edge planned
+// through it (internal/agent).
+func (c *Client) RoundTrip(req *http.Request) (*http.Response, error) { return c.tr.RoundTrip(req) }
 
 // Send sends method rawURL with header h (as planned; Send applies the
 // User-Agent rule to it, and it must not be used after) and body, and
@@ -187,4 +198,4 @@ func (c *Client) Send(ctx context.Context, method, rawURL string, h http.Header,
 }
 
 // Close drops idle connections.
-func (c *Client) Close() { c.tr.CloseIdleConnections() }
+func (c *Client) Close() { c.close() }

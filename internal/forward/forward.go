@@ -39,7 +39,14 @@ const (
 	// Denied: the egress guard refused the dial; the target saw nothing.
 	// The client gets 502.
 	Denied
+	// NoAgent: the route goes through an agent (Options.Transport) and
+	// none of its name is connected. The client gets 502.
+	NoAgent
 )
+
+// ErrAgentUnavailable is what an agent tunnel's RoundTripper returns (or
+// wraps) when no agent is connected to carry the request.
+var ErrAgentUnavailable = errors.New("no agent connected")
 
 // Error is a failed forward. Err is the private cause, for the log only.
 type Error struct {
@@ -81,6 +88,11 @@ type Options struct {
 	// ReverseProxy and http.Transport; WebSocket upgrades still take the
 	// ReverseProxy path. False: ReverseProxy, the reference path.
 	Lean bool
+	// Transport, when set, carries every request instead of a dial to
+	// the target: an agent tunnel (internal/tunnel). Egress and Lean do
+	// not apply; the request goes through ReverseProxy with a body that
+	// can be sent again (GetBody), so the tunnel may fail it over.
+	Transport http.RoundTripper
 }
 
 // Forwarder sends requests to one target URL over its own Transport.
@@ -107,12 +119,16 @@ func New(target string, opts Options) (*Forwarder, error) {
 	}
 	dialer := newDialer(opts)
 	f := &Forwarder{target: u, transport: newTransport(dialer, opts.MaxIdlePerHost, opts.MaxIdlePerHost), opts: opts}
-	if opts.Lean {
+	if opts.Lean && opts.Transport == nil {
 		f.pool = newPool(u, dialer, opts.MaxIdlePerHost)
+	}
+	var tr http.RoundTripper = f.transport
+	if opts.Transport != nil {
+		tr = opts.Transport
 	}
 	f.proxy = &httputil.ReverseProxy{
 		Rewrite:      f.rewrite,
-		Transport:    f.transport,
+		Transport:    tr,
 		BufferPool:   bufferPool{},
 		ErrorHandler: recordError,
 		ErrorLog:     discardLog,
@@ -185,6 +201,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {
 		in.Body = io.NopCloser(bytes.NewReader(fr.Body))
+		if f.opts.Transport != nil {
+			in.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(fr.Body)), nil }
+		}
 	} else {
 		in.Body = http.NoBody
 	}
@@ -198,6 +217,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 	switch {
 	case errors.Is(st.err, egress.ErrDenied):
 		kind = Denied
+	case errors.Is(st.err, ErrAgentUnavailable):
+		kind = NoAgent
 	case errors.Is(st.err, context.DeadlineExceeded) || ctx.Err() == context.DeadlineExceeded || st.timedOut.Load():
 		kind = Timeout
 	}

@@ -151,7 +151,7 @@ func TestClientTLS(t *testing.T) {
 	// Trust the test server's certificate through the dialer's config.
 	pool := x509.NewCertPool()
 	pool.AddCert(backend.Certificate())
-	c.tr.DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
+	c.tr.(*http.Transport).DialTLSContext = func(ctx context.Context, _, addr string) (net.Conn, error) {
 		conf := tlsConfig("example.com")
 		conf.RootCAs = pool
 		return dialUpstream(ctx, newDialer(Options{}), addr, conf)

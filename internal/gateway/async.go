@@ -108,6 +108,7 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 		Header: p.Header, // shares the client's values: Enqueue serialises before the request ends
 		Body:   c.body,
 		Key:    a.key(c.r.Header, c.body),
+		Via:    c.route.cfg.Via,
 	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
 	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {

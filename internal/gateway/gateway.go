@@ -63,6 +63,23 @@ type Deps struct {
 	// against one limit; its owner sets the limit. Nil: Build makes one of
 	// limits.max_body_memory.
 	Bodies *body.Budget
+	// Agents carries the requests of routes with via: one RoundTripper
+	// per agent name (internal/tunnel). Nil: no agent is ever connected
+	// (Lambda, check, explain: docs/agent.md).
+	Agents Agents
+}
+
+// Agents gives the RoundTripper that reaches the agents of one name.
+type Agents interface {
+	Transport(name string) http.RoundTripper
+}
+
+// noAgents is the way to the agents of a command that has no agents
+// listener: none is connected.
+type noAgents struct{}
+
+func (noAgents) RoundTrip(*http.Request) (*http.Response, error) {
+	return nil, forward.ErrAgentUnavailable
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -134,6 +151,12 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		opts := forward.Options{Egress: deps.Egress, Lean: cfg.Server.Forwarder == config.ForwarderLean}
 		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
+		}
+		if rc.Via != "" {
+			opts.Transport = noAgents{}
+			if deps.Agents != nil {
+				opts.Transport = deps.Agents.Transport(rc.Via)
+			}
 		}
 		fwd, err := forward.New(rc.Target, opts)
 		if err != nil {
@@ -394,6 +417,8 @@ func (g *Gateway) dispatch(c *call) {
 			rs = upstreamTimeout
 		case forward.Denied:
 			rs = egressDenied
+		case forward.NoAgent:
+			rs = agentUnavailable
 		}
 	}
 	if c.w.status != 0 {

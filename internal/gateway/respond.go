@@ -28,6 +28,7 @@ const (
 	egressDenied
 	upstreamError
 	upstreamTimeout
+	agentUnavailable
 	numReasons
 )
 
@@ -66,6 +67,7 @@ func replies(api config.API) [numReasons]reply {
 	t[unavailable] = newReply(503, `{"message":"Service Unavailable"}`, "ServiceUnavailableException", metrics.Unavailable)
 	t[egressDenied] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.EgressDenied)
 	t[upstreamError] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.UpstreamError)
+	t[agentUnavailable] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.AgentUnavailable)
 	t[upstreamTimeout] = newReply(504, `{"message":"Endpoint request timed out"}`, "InternalServerErrorException", metrics.UpstreamTimeout)
 	return t
 }

@@ -31,6 +31,9 @@ const (
 	EgressDenied      Outcome = "egress_denied"
 	UpstreamError     Outcome = "upstream_error"
 	UpstreamTimeout   Outcome = "upstream_timeout"
+	// AgentUnavailable: a via route's agent is not connected
+	// (docs/agent.md).
+	AgentUnavailable Outcome = "agent_unavailable"
 	// Preflight is a browser's CORS preflight OPTIONS that the gateway
 	// answered itself (docs/guards.md#cors): neither billable nor a
 	// rejection.
@@ -42,7 +45,7 @@ const (
 // gateway answered.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
 	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
-	UpstreamError, UpstreamTimeout, Preflight}
+	UpstreamError, UpstreamTimeout, AgentUnavailable, Preflight}
 
 // Billable reports whether the outcome cost backend work.
 func (o Outcome) Billable() bool { return o == Forwarded || o == Accepted }

@@ -108,6 +108,7 @@ type record struct {
 	Header     map[string][]string `json:"header"`
 	Body       []byte              `json:"body"`
 	AcceptedAt time.Time           `json:"accepted_at"`
+	Via        string              `json:"via,omitempty"`
 }
 
 // Enqueue implements gateway.Enqueuer: one round trip (XADD and the dedupe
@@ -120,7 +121,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, d
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
 	now := time.Now()
-	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now})
+	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now, d.Via})
 	if err != nil {
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
@@ -197,7 +198,7 @@ func decode(m redis.Message) (*delivery.Delivery, error) {
 	d := &delivery.Delivery{
 		ID: m.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
 		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key,
-		State: delivery.Pending, AcceptedAt: rec.AcceptedAt,
+		State: delivery.Pending, AcceptedAt: rec.AcceptedAt, Via: rec.Via,
 	}
 	for range max(m.Deliveries-1, 0) {
 		d.Attempts = append(d.Attempts, delivery.Attempt{At: rec.AcceptedAt})

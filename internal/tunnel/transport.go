@@ -1,0 +1,162 @@
+package tunnel
+
+import (
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/drawbridge/drawbridge/internal/egress"
+	"github.com/drawbridge/drawbridge/internal/forward"
+)
+
+// Transport is the http.RoundTripper of the agents named name: each
+// request goes to the connected tunnel with the fewest streams in flight.
+// The request's URL is the private target; the agent dials it (under its
+// own egress rules), never the edge.
+func (e *Edge) Transport(name string) http.RoundTripper {
+	return &via{e: e, name: name, streams: e.m.streams.WithLabelValues(name),
+		sent: e.m.bytes.WithLabelValues(name, "sent"), received: e.m.bytes.WithLabelValues(name, "received")}
+}
+
+type via struct {
+	e              *Edge
+	name           string
+	streams        prometheus.Gauge
+	sent, received prometheus.Counter
+}
+
+// AgentError is an answer the agent made itself because it did not reach
+// the target. It unwraps to egress.ErrDenied when the agent's egress
+// rules refused the target.
+type AgentError struct {
+	Agent, Code string
+}
+
+func (e *AgentError) Error() string {
+	return fmt.Sprintf("agent %s: %s", e.Agent, strings.ReplaceAll(e.Code, "_", " "))
+}
+
+func (e *AgentError) Unwrap() error {
+	if e.Code == ErrEgressDenied {
+		return egress.ErrDenied
+	}
+	return nil
+}
+
+// RoundTrip sends req through a tunnel. A tunnel that fails the request
+// before any answer makes it go through another one when that is safe:
+// the method is idempotent, or the stream never left (the connection was
+// already unusable); a request body must then be re-readable (GetBody).
+func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
+	var tried []*tunnel
+	var last error
+	for {
+		t := v.e.pick(v.name, tried)
+		if t == nil {
+			if last != nil {
+				return nil, last
+			}
+			return nil, fmt.Errorf("agent %s: %w", v.name, forward.ErrAgentUnavailable)
+		}
+		if req.Body != nil && req.Body != http.NoBody {
+			req.Body = &countingBody{ReadCloser: req.Body, n: v.sent}
+		}
+		t.inflight.Add(1)
+		v.streams.Inc()
+		res, err := t.cc.RoundTrip(req)
+		if err != nil {
+			t.inflight.Add(-1)
+			v.streams.Dec()
+			if req.Context().Err() != nil || !(idempotent(req) || unsent(err)) {
+				return nil, err
+			}
+			if req.Body != nil && req.Body != http.NoBody {
+				if req.GetBody == nil {
+					return nil, err
+				}
+				b, berr := req.GetBody()
+				if berr != nil {
+					return nil, err
+				}
+				req = req.Clone(req.Context())
+				req.Body = b
+			}
+			tried = append(tried, t)
+			last = fmt.Errorf("agent %s: %w", v.name, err)
+			v.e.log.Warn("agent tunnel failed a request; trying another", "agent", v.name, "tunnel", t.id, "error", err.Error())
+			continue
+		}
+		if code := res.Header.Get(ErrorHeader); code != "" {
+			io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
+			res.Body.Close()
+			t.inflight.Add(-1)
+			v.streams.Dec()
+			return nil, &AgentError{Agent: v.name, Code: code}
+		}
+		res.Body = &streamBody{ReadCloser: res.Body, t: t, v: v}
+		return res, nil
+	}
+}
+
+func idempotent(r *http.Request) bool {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return r.Header["Idempotency-Key"] != nil || r.Header["X-Idempotency-Key"] != nil
+}
+
+// unsent reports an http2 error that means the stream was never opened:
+// the connection was closed or going away before the request took it
+// (x/net/http2 exports no value for these).
+func unsent(err error) bool {
+	s := err.Error()
+	return strings.Contains(s, "client conn not usable") || strings.Contains(s, "client conn is closed") ||
+		strings.Contains(s, "received Server's graceful shutdown GOAWAY")
+}
+
+// streamBody ends a stream's accounting when the answer is read or
+// closed, whichever comes first.
+type streamBody struct {
+	io.ReadCloser
+	t    *tunnel
+	v    *via
+	once sync.Once
+}
+
+func (b *streamBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.v.received.Add(float64(n))
+	if err != nil {
+		b.done()
+	}
+	return n, err
+}
+
+func (b *streamBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.done()
+	return err
+}
+
+func (b *streamBody) done() {
+	b.once.Do(func() {
+		b.t.inflight.Add(-1)
+		b.v.streams.Dec()
+	})
+}
+
+type countingBody struct {
+	io.ReadCloser
+	n prometheus.Counter
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	b.n.Add(float64(n))
+	return n, err
+}
