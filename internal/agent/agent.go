@@ -147,7 +147,16 @@ func rewrite(pr *httputil.ProxyRequest) {
 	// ReverseProxy re-encodes queries with ';' before Rewrite; the raw
 	// query goes on byte for byte, as on the edge.
 	out.URL.RawQuery = in.URL.RawQuery
+	// ReverseProxy drops X-Forwarded-* before Rewrite; here they are the
+	// edge's own, part of its plan.
+	for _, k := range forwardedHeaders {
+		if v := in.Header[k]; v != nil {
+			out.Header[k] = v
+		}
+	}
 }
+
+var forwardedHeaders = []string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
 
 // failed answers a request the agent could not send: a marked answer
 // the edge turns into its own 502 or 504 (the reason stays in the logs).

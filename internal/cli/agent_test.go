@@ -1,0 +1,364 @@
+package cli
+
+import (
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/drawbridge/drawbridge/internal/agent"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tunnel"
+)
+
+const (
+	agentToken = "agent-token-0123456789abcdef"
+	otherToken = "other-token-0123456789abcdef"
+)
+
+// agentEdge is an edge (serve, in process) with an agents listener.
+type agentEdge struct {
+	s    *Server
+	dir  string
+	path string
+	ca   string // PEM file the agents trust
+	log  *syncBuffer
+}
+
+func sha(s string) string { return fmt.Sprintf("%x", sha256.Sum256([]byte(s))) }
+
+// startAgentEdge starts serve with cfg's routes (YAML under routes:) and
+// an agents block admitting ci with agentToken and billing with
+// otherToken.
+func startAgentEdge(t *testing.T, routes string) *agentEdge {
+	t.Helper()
+	ca := newCA(t, "edge-ca")
+	dir := t.TempDir()
+	c, k := ca.leaf(t, true)
+	writeFile(t, dir, "cert.pem", c)
+	writeFile(t, dir, "key.pem", k)
+	e := &agentEdge{dir: dir, ca: writeFile(t, dir, "ca.pem", ca.pem), log: &syncBuffer{}}
+	e.path = writeFile(t, dir, "drawbridge.yaml", []byte(edgeYAML(agentToken, routes)))
+	s, err := Start(e.path, slog.New(slog.NewJSONHandler(e.log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	e.s = s
+	return e
+}
+
+func edgeYAML(ciToken, routes string) string {
+	return "listen: 127.0.0.1:0\nadmin: 'off'\nstate: {driver: memory}\n" +
+		"agents:\n  listen: 127.0.0.1:0\n  tls: {cert: cert.pem, key: key.pem}\n  tokens:\n" +
+		"    - {name: ci, sha256: " + sha(ciToken) + "}\n    - {name: billing, sha256: " + sha(otherToken) + "}\n" +
+		"routes:\n" + routes
+}
+
+func (e *agentEdge) url(path string) string { return "http://" + e.s.Addr() + path }
+
+// requests counts drawbridge_requests_total for route and outcome.
+func (e *agentEdge) requests(route, method string, o metrics.Outcome) float64 {
+	return testutil.ToFloat64(e.s.metrics.Requests.WithLabelValues(route, method, string(o)))
+}
+
+// runTestAgent runs an in-process agent named name with token, allowed to
+// dial allow, until the test ends or stop is called.
+func runTestAgent(t *testing.T, e *agentEdge, name, token string, allow ...string) (a *agent.Agent, log *syncBuffer, stop func()) {
+	t.Helper()
+	cfg := &config.AgentConfig{File: "agent.yaml", Edge: "https://" + e.s.AgentsAddr(), Name: name, Token: token,
+		CA: e.ca, Connections: 2, Egress: config.Egress{Allow: allow}}
+	log = &syncBuffer{}
+	a, err := agent.New(cfg, agent.Options{Log: slog.New(slog.NewJSONHandler(log, nil)), Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	var once sync.Once
+	stop = func() { once.Do(func() { cancel(); <-done }) }
+	t.Cleanup(stop)
+	return a, log, stop
+}
+
+// waitUntil polls cond (the machine may be slow: generous bound).
+func waitUntil(t *testing.T, what string, cond func() bool) time.Duration {
+	t.Helper()
+	t0 := time.Now()
+	for !cond() {
+		if time.Since(t0) > 20*time.Second {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	return time.Since(t0)
+}
+
+// echoBackend records what it received and answers with it.
+type echoBackend struct {
+	srv  *httptest.Server
+	mu   sync.Mutex
+	seen []seen
+}
+
+func newEchoBackend(t *testing.T) *echoBackend {
+	b := &echoBackend{}
+	b.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		b.mu.Lock()
+		b.seen = append(b.seen, seen{r.Method, r.RequestURI, r.Host, r.Header.Clone(), string(body), err})
+		b.mu.Unlock()
+		w.Header().Set("X-Backend", "yes")
+		w.Header().Add("Set-Cookie", "a=1")
+		w.Header().Add("Set-Cookie", "b=2")
+		w.WriteHeader(201)
+		fmt.Fprintf(w, "%s %s %s", r.Method, r.RequestURI, body)
+	}))
+	t.Cleanup(b.srv.Close)
+	return b
+}
+
+func (b *echoBackend) take() []seen {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	s := b.seen
+	b.seen = nil
+	return s
+}
+
+func hostPortOf(u string) string { return strings.TrimPrefix(u, "http://") }
+
+// The differential rows: what a client sends, sent once through a direct
+// route and once through the same target via an agent; the backend must
+// see the same request and the client the same answer.
+var agentRows = []struct {
+	method, path, body string
+	header             http.Header
+}{
+	{"GET", "/?a=1&b=%2F;c", "", nil},
+	{"POST", "/sub/path?x=%20y", "hello body", http.Header{"Content-Type": {"text/plain"}, "X-Multi": {"1", "2"}}},
+	{"PUT", "/p", strings.Repeat("z", 200<<10), http.Header{"Accept-Encoding": {"gzip"}, "User-Agent": {"probe/1"}}},
+	{"DELETE", "/d", "", http.Header{"X-Api-Key": {"secret"}, "X-Forwarded-For": {"6.6.6.6"}, "Cookie": {"c=1; d=2"}}},
+	{"PATCH", "/e%20space", "{}", http.Header{"Connection": {"X-Hop"}, "X-Hop": {"gone"}, "Te": {"trailers"}}},
+	{"HEAD", "/h", "", nil},
+	{"OPTIONS", "/o", "", http.Header{"Idempotency-Key": {"k1"}}},
+}
+
+func TestAgentViaRouteMatchesDirect(t *testing.T) {
+	b := newEchoBackend(t)
+	e := startAgentEdge(t, "  - {path: /direct/*, target: '"+b.srv.URL+"/base/', timeout: 10s}\n"+
+		"  - {path: /via/*, target: '"+b.srv.URL+"/base/', timeout: 10s, via: ci}\n")
+
+	// No agent yet: 502 Bad Gateway, outcome agent_unavailable.
+	res, err := http.Get(e.url("/via/x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != 502 || string(body) != `{"message":"Bad Gateway"}` {
+		t.Fatalf("no agent: %d %s", res.StatusCode, body)
+	}
+	if n := e.requests("/via/*", "GET", metrics.AgentUnavailable); n != 1 {
+		t.Fatalf("agent_unavailable count = %v", n)
+	}
+	if len(b.take()) != 0 {
+		t.Fatal("the backend was reached without an agent")
+	}
+
+	_, alog, _ := runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(b.srv.URL))
+	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") == 2 })
+
+	for _, row := range agentRows {
+		var got [2]seen
+		var answers [2]string
+		for i, prefix := range []string{"/direct", "/via"} {
+			req, _ := http.NewRequest(row.method, e.url(prefix+row.path), strings.NewReader(row.body))
+			for k, vs := range row.header {
+				req.Header[k] = vs
+			}
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatalf("%s %s: %v", row.method, prefix+row.path, err)
+			}
+			rb, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			h := res.Header.Clone()
+			for _, k := range []string{"Date", "X-Amzn-Requestid", "X-Amz-Apigw-Id", "Apigw-Requestid"} {
+				delete(h, k)
+			}
+			answers[i] = fmt.Sprintf("%d %v %q", res.StatusCode, h, rb)
+			s := b.take()
+			if len(s) != 1 {
+				t.Fatalf("%s %s: backend saw %d requests", row.method, prefix+row.path, len(s))
+			}
+			s[0].header.Del("X-Request-Id") // one per request
+			got[i] = s[0]
+		}
+		d, v := got[0], got[1]
+		if d.method != v.method || d.uri != v.uri || d.host != v.host || d.body != v.body || fmt.Sprint(d.header) != fmt.Sprint(v.header) {
+			t.Errorf("%s %s: backend saw\ndirect %s %s %s %v %d bytes\nvia    %s %s %s %v %d bytes",
+				row.method, row.path, d.method, d.uri, d.host, d.header, len(d.body), v.method, v.uri, v.host, v.header, len(v.body))
+		}
+		if answers[0] != answers[1] {
+			t.Errorf("%s %s: client got\ndirect %s\nvia    %s", row.method, row.path, answers[0], answers[1])
+		}
+	}
+	if n := e.requests("/via/*", "POST", metrics.Forwarded); n != 1 {
+		t.Errorf("forwarded POST count = %v", n)
+	}
+	for _, l := range []string{e.log.String(), alog.String()} {
+		if strings.Contains(l, agentToken) {
+			t.Error("the token is in a log")
+		}
+	}
+}
+
+func portOf(u string) string {
+	_, p, _ := net.SplitHostPort(hostPortOf(u))
+	return p
+}
+
+func TestAgentRefusesTargetOutsideEgress(t *testing.T) {
+	allowed := newEchoBackend(t)
+	other := newEchoBackend(t)
+	e := startAgentEdge(t, "  - {path: /other, target: '"+other.srv.URL+"/', via: ci}\n")
+	_, alog, _ := runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(allowed.srv.URL))
+	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") > 0 })
+	code, body := get(t, e.url("/other"))
+	if code != 502 || body != `{"message":"Bad Gateway"}` {
+		t.Fatalf("got %d %s", code, body)
+	}
+	if n := e.requests("/other", "GET", metrics.EgressDenied); n != 1 {
+		t.Errorf("egress_denied count = %v", n)
+	}
+	if len(other.take()) != 0 {
+		t.Error("the agent dialed a target outside its egress.allow")
+	}
+	if !strings.Contains(alog.String(), "egress_denied") || !strings.Contains(e.log.String(), "egress denied") {
+		t.Errorf("the reason is not in both logs:\nagent: %s\nedge: %s", alog, e.log)
+	}
+
+	// An edge that asks anyway (its own RoundTripper, no gateway in
+	// between): still refused by the agent.
+	req, _ := http.NewRequest("GET", other.srv.URL+"/direct-ask", nil)
+	_, err := e.s.agents.Transport("ci").RoundTrip(req)
+	if err == nil || !strings.Contains(err.Error(), "egress denied") {
+		t.Fatalf("edge asking directly: err = %v", err)
+	}
+	if len(other.take()) != 0 {
+		t.Error("the agent dialed a target outside its egress.allow")
+	}
+}
+
+func TestAgentCredentials(t *testing.T) {
+	b := newEchoBackend(t)
+	e := startAgentEdge(t, "  - {path: /x, target: '"+b.srv.URL+"/', via: ci}\n")
+	allow := "127.0.0.1/32:" + portOf(b.srv.URL)
+
+	// A wrong token, and billing's token under the name ci: refused.
+	_, wrongLog, stopWrong := runTestAgent(t, e, "ci", "wrong-token-0123456789", allow)
+	_, stolenLog, stopStolen := runTestAgent(t, e, "billing", agentToken, allow)
+	waitUntil(t, "refusals", func() bool {
+		return strings.Count(wrongLog.String(), "refused") >= 2 && strings.Count(stolenLog.String(), "refused") >= 2
+	})
+	if e.s.agents.Connected("ci") != 0 || e.s.agents.Connected("billing") != 0 {
+		t.Fatal("an agent with a wrong credential was registered")
+	}
+	stopWrong()
+	stopStolen()
+
+	// Plain HTTP on the agents listener: no answer but a closed connection.
+	c, err := net.Dial("tcp", e.s.AgentsAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	io.WriteString(c, "GET "+tunnel.HelloPath+" HTTP/1.1\r\nHost: x\r\nUpgrade: "+tunnel.Upgrade+"\r\n"+tunnel.NameHeader+": ci\r\nAuthorization: Bearer "+agentToken+"\r\n\r\n")
+	got, _ := io.ReadAll(c)
+	c.Close()
+	if strings.Contains(string(got), "HTTP/1.1 101") || e.s.agents.Connected("ci") != 0 {
+		t.Fatalf("plain HTTP hello accepted: %q", got)
+	}
+
+	// The right token connects; revoking it on reload closes its tunnels
+	// within a second.
+	a, alog, _ := runTestAgent(t, e, "ci", agentToken, allow)
+	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") == 2 && a.Connected() == 2 })
+	if code, _ := get(t, e.url("/x")); code != 201 {
+		t.Fatalf("via the agent: %d", code)
+	}
+	writeConfig(t, e.path, edgeYAML("a-new-token-0123456789abcdef", "  - {path: /x, target: '"+b.srv.URL+"/', via: ci}\n"))
+	t0 := time.Now()
+	if err := e.s.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the revoked tunnels to close", func() bool { return e.s.agents.Connected("ci") == 0 && a.Connected() == 0 })
+	if d := time.Since(t0); d > time.Second {
+		t.Errorf("revoked tunnels closed %v after the reload, want within 1s", d)
+	}
+	t.Logf("revoked tunnels closed %v after the reload", time.Since(t0))
+	for _, l := range []string{e.log.String(), alog.String(), wrongLog.String(), stolenLog.String()} {
+		if strings.Contains(l, agentToken) || strings.Contains(l, otherToken) {
+			t.Error("a token is in a log")
+		}
+	}
+}
+
+func TestAgentTimeoutAndCancel(t *testing.T) {
+	entered := make(chan struct{}, 4)
+	canceled := make(chan time.Time, 4)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		select {
+		case <-r.Context().Done():
+			canceled <- time.Now()
+		case <-time.After(30 * time.Second):
+		}
+	}))
+	defer slow.Close()
+	e := startAgentEdge(t, "  - {path: /slow, target: '"+slow.URL+"/', timeout: 500ms, via: ci}\n"+
+		"  - {path: /long, target: '"+slow.URL+"/', timeout: 60s, via: ci}\n")
+	runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(slow.URL))
+	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") > 0 })
+
+	code, body := get(t, e.url("/slow"))
+	if code != 504 || body != `{"message":"Endpoint request timed out"}` {
+		t.Fatalf("route timeout: %d %s", code, body)
+	}
+	<-entered
+	select {
+	case <-canceled:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the route timeout did not cancel the backend request")
+	}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url("/long"), nil)
+	go http.DefaultClient.Do(req)
+	<-entered
+	t0 := time.Now()
+	cancel()
+	select {
+	case at := <-canceled:
+		d := at.Sub(t0)
+		t.Logf("client disconnect reached the backend in %v", d)
+		if d > time.Second {
+			t.Errorf("client disconnect cancelled the backend after %v, want within 1s", d)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a client disconnect did not cancel the backend request")
+	}
+}
