@@ -2,7 +2,9 @@ package cli
 
 import (
 	"context"
+	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
@@ -361,4 +363,87 @@ func TestAgentTimeoutAndCancel(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("a client disconnect did not cancel the backend request")
 	}
+}
+
+// TestAgentAsyncWaitsForAnAgent: an async signed webhook route via an
+// agent accepts events while no agent is connected; once one connects,
+// every event is delivered exactly once, in order.
+func TestAgentAsyncWaitsForAnAgent(t *testing.T) {
+	const secret = "gh-secret-for-the-agent-test"
+	t.Setenv("DB_AGENT_TEST_GH_SECRET", secret)
+	var mu sync.Mutex
+	var got []string
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		got = append(got, string(b))
+		mu.Unlock()
+	}))
+	defer backend.Close()
+	e := startAgentEdgeState(t, "  - path: /events\n    target: '"+backend.URL+"/hook'\n    via: ci\n"+
+		"    verify: {provider: github, secret_env: DB_AGENT_TEST_GH_SECRET}\n"+
+		"    delivery: {mode: async, retry: {max_attempts: 100000, max_age: 1h, base: 20ms, max: 100ms}}\n")
+	const n = 50
+	for i := range n {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		req, _ := http.NewRequest("POST", e.url("/events"), strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("d-%d", i))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 202 {
+			t.Fatalf("event %d: %d", i, res.StatusCode)
+		}
+	}
+	time.Sleep(300 * time.Millisecond) // several retry rounds with no agent
+	mu.Lock()
+	early := len(got)
+	mu.Unlock()
+	if early != 0 {
+		t.Fatalf("%d events delivered with no agent connected", early)
+	}
+	runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(backend.URL))
+	waitUntil(t, "every event", func() bool { mu.Lock(); defer mu.Unlock(); return len(got) >= n })
+	time.Sleep(200 * time.Millisecond) // a duplicate would arrive now
+	mu.Lock()
+	defer mu.Unlock()
+	if len(got) != n {
+		t.Fatalf("%d deliveries for %d events", len(got), n)
+	}
+	for i, b := range got {
+		if want := fmt.Sprintf(`{"n":%d}`, i); b != want {
+			t.Fatalf("delivery %d is %s, want %s (order: %v)", i, b, want, got)
+		}
+	}
+}
+
+func hmacHex(secret, body string) string {
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(body))
+	return hex.EncodeToString(m.Sum(nil))
+}
+
+// startAgentEdgeState is startAgentEdge with the embedded state driver
+// (async routes need a durable queue).
+func startAgentEdgeState(t *testing.T, routes string) *agentEdge {
+	t.Helper()
+	ca := newCA(t, "edge-ca")
+	dir := t.TempDir()
+	c, k := ca.leaf(t, true)
+	writeFile(t, dir, "cert.pem", c)
+	writeFile(t, dir, "key.pem", k)
+	e := &agentEdge{dir: dir, ca: writeFile(t, dir, "ca.pem", ca.pem), log: &syncBuffer{}}
+	text := strings.Replace(edgeYAML(agentToken, routes), "state: {driver: memory}", "state: {driver: embedded, path: "+dir+"/state.db}", 1)
+	e.path = writeFile(t, dir, "drawbridge.yaml", []byte(text))
+	s, err := Start(e.path, slog.New(slog.NewJSONHandler(e.log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	e.s = s
+	return e
 }
