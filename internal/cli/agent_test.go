@@ -11,6 +11,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -446,4 +448,100 @@ func startAgentEdgeState(t *testing.T, routes string) *agentEdge {
 	t.Cleanup(func() { s.Shutdown() })
 	e.s = s
 	return e
+}
+
+// agentProcess runs `drawbridge agent` against the edge at agentsAddr.
+func agentProcess(t *testing.T, dir, agentsAddr, caFile, allow string) (*exec.Cmd, *syncBuffer) {
+	t.Helper()
+	path := writeFile(t, dir, fmt.Sprintf("agent-%d.yaml", time.Now().UnixNano()), []byte("edge: https://"+agentsAddr+"\nname: ci\ntoken_env: DRAWBRIDGE_AGENT_TOKEN\n"+
+		"ca: "+caFile+"\nconnections: 1\nadmin: 'off'\negress: {allow: ['"+allow+"']}\n"))
+	cmd := exec.Command(drawbridgeBinary(t), "agent", "-c", path)
+	cmd.Env = append(os.Environ(), "DRAWBRIDGE_AGENT_TOKEN="+agentToken)
+	log := &syncBuffer{}
+	cmd.Stderr = log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	return cmd, log
+}
+
+// TestAgentFailoverAndReconnect: two agents share a name; SIGKILL of one
+// under load fails no idempotent request; after an edge restart the
+// survivor reconnects within 5 s, its backoff jitter in its log.
+func TestAgentFailoverAndReconnect(t *testing.T) {
+	b := newEchoBackend(t)
+	e := startAgentEdge(t, "  - {path: /x/*, target: '"+b.srv.URL+"/', timeout: 10s, via: ci}\n")
+	allow := "127.0.0.1/32:" + portOf(b.srv.URL)
+	a1, _ := agentProcess(t, e.dir, e.s.AgentsAddr(), e.ca, allow)
+	_, log2 := agentProcess(t, e.dir, e.s.AgentsAddr(), e.ca, allow)
+	waitUntil(t, "both agents", func() bool { return e.s.agents.Connected("ci") == 2 })
+
+	var sent sync.WaitGroup
+	var mu sync.Mutex
+	var bad []string
+	stop := make(chan struct{})
+	ok := 0
+	for w := range 8 {
+		sent.Add(1)
+		go func() {
+			defer sent.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				res, err := http.Get(e.url(fmt.Sprintf("/x/%d/%d", w, i)))
+				mu.Lock()
+				if err != nil {
+					bad = append(bad, err.Error())
+				} else {
+					io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if res.StatusCode != 201 {
+						bad = append(bad, res.Status)
+					} else {
+						ok++
+					}
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	a1.Process.Kill() // SIGKILL mid-load
+	waitUntil(t, "the killed agent's tunnel to go", func() bool { return e.s.agents.Connected("ci") == 1 })
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	sent.Wait()
+	b.take()
+	if len(bad) > 0 {
+		t.Fatalf("%d of %d idempotent requests failed across the SIGKILL: %v", len(bad), ok+len(bad), bad[:min(len(bad), 5)])
+	}
+	t.Logf("%d requests, none failed, across the SIGKILL of one agent", ok)
+
+	// Restart the edge on the same agents address.
+	addr := e.s.AgentsAddr()
+	e.s.Shutdown()
+	text := strings.Replace(edgeYAML(agentToken, "  - {path: /x/*, target: '"+b.srv.URL+"/', timeout: 10s, via: ci}\n"),
+		"listen: 127.0.0.1:0\n  tls", "listen: "+addr+"\n  tls", 1)
+	writeConfig(t, e.path, text)
+	time.Sleep(200 * time.Millisecond) // the agent notices and backs off
+	s, err := Start(e.path, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	d := waitUntil(t, "the agent to reconnect", func() bool { return s.agents.Connected("ci") == 1 })
+	t.Logf("agent reconnected %v after the edge restarted", d)
+	if d > 5*time.Second {
+		t.Errorf("reconnect took %v, want within 5s", d)
+	}
+	if code, _ := get(t, "http://"+s.Addr()+"/x/after"); code != 201 {
+		t.Errorf("after the restart: %d", code)
+	}
+	if !strings.Contains(log2.String(), `"in_ms"`) {
+		t.Errorf("no backoff in the agent's log:\n%s", log2)
+	}
 }
