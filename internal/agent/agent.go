@@ -117,10 +117,15 @@ func New(cfg *config.AgentConfig, opts Options) (*Agent, error) {
 		Rewrite:      rewrite,
 		Transport:    a.client,
 		ErrorHandler: a.failed,
-		ErrorLog:     nil,
 		BufferPool:   bufferPool{},
 	}
 	a.proxy.ErrorLog = discardLog()
+	// Only the agent says it did not reach the target: a target's own
+	// header of that name must not make the edge answer 502.
+	a.proxy.ModifyResponse = func(res *http.Response) error {
+		res.Header.Del(tunnel.ErrorHeader)
+		return nil
+	}
 	a.h2 = &http2.Server{
 		MaxConcurrentStreams: 1000,
 		// Flow-control windows large enough for a stream to fill a

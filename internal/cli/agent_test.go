@@ -2,12 +2,20 @@ package cli
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/hmac"
+	"crypto/rand"
 	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/hex"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"log/slog"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,6 +27,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"golang.org/x/net/http2"
 
 	"github.com/drawbridge/drawbridge/internal/agent"
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -544,4 +553,135 @@ func TestAgentFailoverAndReconnect(t *testing.T) {
 	if !strings.Contains(log2.String(), `"in_ms"`) {
 		t.Errorf("no backoff in the agent's log:\n%s", log2)
 	}
+}
+
+// gaugeValue reads a gauge or counter of the edge's registry by name and
+// one label pair.
+func gaugeValue(t *testing.T, e *agentEdge, metric, label, value string) float64 {
+	t.Helper()
+	mfs, err := e.s.metrics.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != metric {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == label && lp.GetValue() == value {
+					if m.Gauge != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return -1
+}
+
+// TestAgentMalformedFramesCloseOnlyThatTunnel: an authenticated peer
+// that sends a protocol violation after the hello loses its own tunnel;
+// the other agent's tunnels keep serving.
+func TestAgentMalformedFramesCloseOnlyThatTunnel(t *testing.T) {
+	b := newEchoBackend(t)
+	e := startAgentEdge(t, "  - {path: /x, target: '"+b.srv.URL+"/', via: ci}\n")
+	runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(b.srv.URL))
+	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") == 2 })
+	if v := gaugeValue(t, e, "drawbridge_agents", "name", "ci"); v != 2 {
+		t.Errorf("drawbridge_agents{name=ci} = %v", v)
+	}
+
+	pool := x509.NewCertPool()
+	caPEM, _ := os.ReadFile(e.ca)
+	pool.AppendCertsFromPEM(caPEM)
+	raw, err := tls.Dial("tcp", e.s.AgentsAddr(), &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS13})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer raw.Close()
+	c, err := tunnel.Hello(raw, e.s.AgentsAddr(), "ci", agentToken, 10*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the rogue tunnel", func() bool { return e.s.agents.Connected("ci") == 3 })
+	fr := http2.NewFramer(c, c)
+	fr.AllowIllegalWrites = true
+	fr.WriteSettings()
+	fr.WriteData(0, false, []byte("data on stream 0 is a connection error")) // RFC 9113 §6.1
+	fr.WriteRawFrame(0xff, 0, 0, []byte{1, 2, 3})
+	waitUntil(t, "the rogue tunnel to close", func() bool { return e.s.agents.Connected("ci") == 2 })
+	for range 20 {
+		if code, _ := get(t, e.url("/x")); code != 201 {
+			t.Fatalf("after the rogue tunnel closed: %d", code)
+		}
+	}
+}
+
+// TestAgentMutualTLS: a client_ca credential admits the agent whose
+// certificate names it, and no other name.
+func TestAgentMutualTLS(t *testing.T) {
+	b := newEchoBackend(t)
+	clients := newCA(t, "agents-ca")
+	e := startAgentEdge(t, "  - {path: /x, target: '"+b.srv.URL+"/', via: ci}\n")
+	writeFile(t, e.dir, "clients.pem", clients.pem)
+	text := strings.Replace(edgeYAML(agentToken, "  - {path: /x, target: '"+b.srv.URL+"/', via: ci}\n"),
+		"    - {name: ci, sha256: "+sha(agentToken)+"}\n", "    - {name: ci, client_ca: clients.pem}\n", 1)
+	writeConfig(t, e.path, text)
+	e.s.Shutdown()
+	s, err := Start(e.path, slog.New(slog.NewJSONHandler(e.log, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	e.s = s
+
+	for _, c := range []struct {
+		cn, name string
+		ok       bool
+	}{{"ci", "ci", true}, {"billing", "billing", false}, {"ci", "billing", false}} {
+		cert, key := clientLeaf(t, clients, c.cn)
+		cfg := &config.AgentConfig{File: "agent.yaml", Edge: "https://" + s.AgentsAddr(), Name: c.name, CA: e.ca, Connections: 1,
+			Cert: writeFile(t, e.dir, c.cn+"-cert.pem", cert), Key: writeFile(t, e.dir, c.cn+"-key.pem", key),
+			Egress: config.Egress{Allow: []string{"127.0.0.1/32:" + portOf(b.srv.URL)}}}
+		log := &syncBuffer{}
+		a, err := agent.New(cfg, agent.Options{Log: slog.New(slog.NewJSONHandler(log, nil)), Backoff: 20 * time.Millisecond, MaxBackoff: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan struct{})
+		go func() { a.Run(ctx); close(done) }()
+		if c.ok {
+			waitUntil(t, "the mTLS agent", func() bool { return s.agents.Connected("ci") == 1 })
+			if code, _ := get(t, e.url("/x")); code != 201 {
+				t.Errorf("via the mTLS agent: %d", code)
+			}
+		} else {
+			waitUntil(t, "a refusal", func() bool { return strings.Contains(log.String(), "refused") })
+			if s.agents.Connected(c.name) != 0 {
+				t.Errorf("certificate for %s registered as %s", c.cn, c.name)
+			}
+		}
+		cancel()
+		<-done
+	}
+}
+
+// clientLeaf is a client certificate of ca with Common Name cn.
+func clientLeaf(t *testing.T, ca *testCA, cn string) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, _ := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	tpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, _ := x509.MarshalECPrivateKey(key)
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
 }

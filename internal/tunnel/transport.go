@@ -63,6 +63,7 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 			return nil, fmt.Errorf("agent %s: %w", v.name, forward.ErrAgentUnavailable)
 		}
 		if req.Body != nil && req.Body != http.NoBody {
+			req = req.WithContext(req.Context()) // RoundTrip may not change the caller's request
 			req.Body = &countingBody{ReadCloser: req.Body, n: v.sent}
 		}
 		t.inflight.Add(1)
@@ -82,7 +83,7 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 				if berr != nil {
 					return nil, err
 				}
-				req = req.Clone(req.Context())
+				req = req.WithContext(req.Context())
 				req.Body = b
 			}
 			tried = append(tried, t)
