@@ -791,3 +791,66 @@ func TestAgentStreamsLargeBodies(t *testing.T) {
 		t.Errorf("edge heap grew from %d to %d MiB: bodies are not streamed", before.HeapInuse>>20, peak>>20)
 	}
 }
+
+// TestAgentAsyncSurvivesAgentKills: deliveries through an agent that is
+// SIGKILLed and restarted mid-delivery, again and again: every accepted
+// event arrives (at least once: an attempt cut by the kill may have
+// reached the backend, and is sent again with the same delivery id).
+func TestAgentAsyncSurvivesAgentKills(t *testing.T) {
+	const secret = "gh-secret-for-the-kill-test"
+	t.Setenv("DB_AGENT_TEST_GH_SECRET", secret)
+	var mu sync.Mutex
+	seen := map[string]int{} // body -> deliveries
+	ids := map[string]string{}
+	backend := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		time.Sleep(20 * time.Millisecond) // a window for the kills to land mid-delivery
+		mu.Lock()
+		seen[string(b)]++
+		if id, ok := ids[string(b)]; ok && id != r.Header.Get("X-Drawbridge-Delivery") {
+			t.Errorf("event %s came back with another delivery id", b)
+		}
+		ids[string(b)] = r.Header.Get("X-Drawbridge-Delivery")
+		mu.Unlock()
+	}))
+	defer backend.Close()
+	e := startAgentEdgeState(t, "  - path: /events\n    target: '"+backend.URL+"/hook'\n    via: ci\n"+
+		"    verify: {provider: github, secret_env: DB_AGENT_TEST_GH_SECRET}\n"+
+		"    delivery: {mode: async, retry: {max_attempts: 100000, max_age: 1h, base: 20ms, max: 100ms}}\n")
+	const n = 50
+	for i := range n {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		req, _ := http.NewRequest("POST", e.url("/events"), strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("k-%d", i))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 202 {
+			t.Fatalf("event %d: %d", i, res.StatusCode)
+		}
+	}
+	allow := "127.0.0.1/32:" + portOf(backend.URL)
+	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
+	for kill := 1; kill <= 4; kill++ {
+		ag, _ := agentProcess(t, e.dir, e.s.AgentsAddr(), e.ca, allow)
+		waitUntil(t, "the agent", func() bool { return e.s.agents.Connected("ci") == 1 })
+		target := min(n, kill*10)
+		waitUntil(t, "some deliveries", func() bool { return delivered() >= target })
+		ag.Process.Kill()
+		ag.Wait()
+		waitUntil(t, "the killed agent's tunnel to go", func() bool { return e.s.agents.Connected("ci") == 0 })
+	}
+	agentProcess(t, e.dir, e.s.AgentsAddr(), e.ca, allow)
+	waitUntil(t, "every event", func() bool { return delivered() == n })
+	mu.Lock()
+	defer mu.Unlock()
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("%d events delivered across 4 agent SIGKILLs, %d sent twice", n, dups)
+}
