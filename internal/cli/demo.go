@@ -98,8 +98,12 @@ func runDemo(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	adminAddr := fs.String("admin", "127.0.0.1:9090", "admin `address` (falls back to a free port when busy)")
 	dir := fs.String("dir", "", "`directory` for the example config (default: a new temporary one)")
 	verbose := fs.Bool("v", false, "print the gateway's JSON access log to stderr")
+	withAgent := fs.Bool("agent", false, "run an agent too: the edge reaches the backend only through its tunnel (docs/agent.md)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *withAgent {
+		return runAgentDemo(ctx, *listen, *adminAddr, *dir, *verbose, stdout, stderr)
 	}
 
 	backend, err := net.Listen("tcp", "127.0.0.1:0")

@@ -15,6 +15,17 @@ import (
 // TestDemoCurlLines runs the demo and every curl line it prints, and
 // checks each gives the status the demo claims.
 func TestDemoCurlLines(t *testing.T) {
+	checkDemoLines(t, nil, len(demoExamples))
+}
+
+// TestDemoAgentCurlLines is TestDemoCurlLines for demo --agent.
+func TestDemoAgentCurlLines(t *testing.T) {
+	checkDemoLines(t, []string{"--agent"}, len(demoAgentExamples))
+}
+
+// checkDemoLines runs the demo with extra args and each of the n curl
+// lines it prints, and checks each gives the status the demo claims.
+func checkDemoLines(t *testing.T, extra []string, n int) {
 	if _, err := exec.LookPath("curl"); err != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("curl is missing: the demo test needs it (.ci/run installs it)")
@@ -25,7 +36,7 @@ func TestDemoCurlLines(t *testing.T) {
 	pr, pw := io.Pipe()
 	done := make(chan int, 1)
 	go func() {
-		done <- Main(ctx, []string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--dir", t.TempDir()}, pw, io.Discard)
+		done <- Main(ctx, append([]string{"demo", "--listen", "127.0.0.1:0", "--admin", "127.0.0.1:0", "--dir", t.TempDir()}, extra...), pw, io.Discard)
 		pw.Close()
 	}()
 	defer func() {
@@ -74,7 +85,7 @@ func TestDemoCurlLines(t *testing.T) {
 		ran++
 	}
 	go io.Copy(io.Discard, pr)
-	if ran < len(demoExamples) {
-		t.Errorf("ran %d curl lines, the demo has %d", ran, len(demoExamples))
+	if ran < n {
+		t.Errorf("ran %d curl lines, the demo has %d", ran, n)
 	}
 }
