@@ -309,6 +309,13 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	reuse(guards, "drawbridge-403-nokey", "reject", "/forward", 403)
 	reuse(guards, "drawbridge-403-policy", "reject", "/denied", 403, "x-api-key: "+benchKey)
 	reuse(guards, "drawbridge-429", "reject", "/throttled", 429)
+	// Through an agent tunnel (agent.go): CPU and RSS are the edge's only.
+	agentsAddr := freeAddr()
+	if edge := server("drawbridge-agent", "forward", "/small", 200, agentEdgeArgv(dir, db, backend, agentsAddr)); edge != nil {
+		if err := startAgentSide(dir, db, agentsAddr, backendAddr, start); err != nil {
+			ts[len(ts)-1].Unavailable = "agent: " + err.Error()
+		}
+	}
 	async := server("drawbridge-async", "async", "/hooks/github", 202, dwArgv("async", asyncConfig))
 	for i := range ts {
 		if ts[i].Name == "drawbridge-async" && async != nil {
