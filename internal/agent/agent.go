@@ -46,6 +46,9 @@ type Options struct {
 	// need loopback targets use the config too; this is for a guard with
 	// a test resolver). Nil: from cfg.Egress.
 	Egress *egress.Guard
+	// Drain bounds how long requests in flight may finish once Run's
+	// context ends. Zero: 30s.
+	Drain time.Duration
 }
 
 // Agent is a running agent.
@@ -58,6 +61,7 @@ type Agent struct {
 	proxy  *httputil.ReverseProxy
 	client *forward.Client
 	h2     *http2.Server
+	base   *http.Server // only for its Shutdown: GOAWAY on every tunnel
 	m      *agentMetrics
 
 	connected atomic.Int64
@@ -76,6 +80,9 @@ func New(cfg *config.AgentConfig, opts Options) (*Agent, error) {
 	}
 	if opts.Rand == nil {
 		opts.Rand = rand.Int64N
+	}
+	if opts.Drain <= 0 {
+		opts.Drain = 30 * time.Second
 	}
 	u, err := url.Parse(cfg.Edge)
 	if err != nil {
@@ -134,6 +141,14 @@ func New(cfg *config.AgentConfig, opts Options) (*Agent, error) {
 		MaxUploadBufferPerConnection: 8 << 20,
 		MaxUploadBufferPerStream:     1 << 20,
 	}
+	// ConfigureServer ties the HTTP/2 server's connections to base, whose
+	// Shutdown then sends each tunnel a GOAWAY: the edge stops opening
+	// streams on it and sends new requests through other tunnels, while
+	// those in flight finish.
+	a.base = &http.Server{}
+	if err := http2.ConfigureServer(a.base, a.h2); err != nil {
+		return nil, err
+	}
 	return a, nil
 }
 
@@ -191,8 +206,11 @@ func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.proxy.ServeHTTP(w, r)
 }
 
-// Run keeps cfg.Connections tunnels open until ctx ends.
+// Run keeps cfg.Connections tunnels open until ctx ends, then lets the
+// requests in flight finish (up to Options.Drain) before it returns.
 func (a *Agent) Run(ctx context.Context) {
+	stop := context.AfterFunc(ctx, func() { a.base.Shutdown(context.Background()) })
+	defer stop()
 	var wg sync.WaitGroup
 	for i := range int(a.cfg.Connections) {
 		wg.Add(1)
@@ -220,8 +238,11 @@ func (a *Agent) keep(ctx context.Context, slot int) {
 			a.m.tunnels.Set(float64(a.connected.Load()))
 			a.m.connects.Inc()
 			a.log.Info("agent connected to the edge", "edge", a.host, "name", a.cfg.Name, "slot", slot)
-			stop := context.AfterFunc(ctx, func() { c.Close() })
-			a.h2.ServeConn(c, &http2.ServeConnOpts{Context: ctx, Handler: a})
+			// Requests must not end with ctx (their context derives from
+			// ServeConn's): the GOAWAY from Run lets them finish, and the
+			// connection is closed only after the drain bound.
+			stop := context.AfterFunc(ctx, func() { time.AfterFunc(a.opts.Drain, func() { c.Close() }) })
+			a.h2.ServeConn(c, &http2.ServeConnOpts{Context: context.WithoutCancel(ctx), Handler: a, BaseConfig: a.base})
 			stop()
 			c.Close()
 			a.connected.Add(-1)

@@ -854,3 +854,49 @@ func TestAgentAsyncSurvivesAgentKills(t *testing.T) {
 	}
 	t.Logf("%d events delivered across 4 agent SIGKILLs, %d sent twice", n, dups)
 }
+
+// TestAgentGracefulStop: an agent told to stop (SIGTERM: its context
+// ends) sends GOAWAY, so the edge opens no new stream on its tunnels,
+// and lets the requests in flight finish.
+func TestAgentGracefulStop(t *testing.T) {
+	entered := make(chan struct{}, 1)
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/slow" {
+			entered <- struct{}{}
+			time.Sleep(500 * time.Millisecond)
+		}
+		io.WriteString(w, "done")
+	}))
+	defer slow.Close()
+	e := startAgentEdge(t, "  - {path: /x/*, target: '"+slow.URL+"/', timeout: 10s, via: ci}\n")
+	allow := "127.0.0.1/32:" + portOf(slow.URL)
+	_, _, stopA := runTestAgent(t, e, "ci", agentToken, allow)
+	waitUntil(t, "agent A", func() bool { return e.s.agents.Connected("ci") == 2 })
+
+	result := make(chan string, 1)
+	go func() {
+		res, err := http.Get(e.url("/x/slow"))
+		if err != nil {
+			result <- err.Error()
+			return
+		}
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		result <- fmt.Sprintf("%d %s", res.StatusCode, b)
+	}()
+	<-entered
+	stopped := make(chan struct{})
+	go func() { stopA(); close(stopped) }()
+	runTestAgent(t, e, "ci", agentToken, allow) // agent B
+	waitUntil(t, "agent B", func() bool { return gaugeValue(t, e, "drawbridge_agent_connects_total", "name", "ci") == 4 })
+	for range 10 {
+		if code, body := get(t, e.url("/x/fast")); code != 200 || body != "done" {
+			t.Fatalf("while agent A drains: %d %s\n%s", code, body, e.log)
+		}
+	}
+	if got := <-result; got != "200 done" {
+		t.Fatalf("the request in flight on the stopping agent: %s", got)
+	}
+	<-stopped
+	waitUntil(t, "agent A's tunnels to go", func() bool { return e.s.agents.Connected("ci") == 2 })
+}
