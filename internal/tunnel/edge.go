@@ -226,7 +226,10 @@ func (e *Edge) accept(raw net.Conn, conf *tls.Config) {
 	}
 	name := req.Header.Get(NameHeader)
 	if len(name) > 64 {
-		name = name[:64] // for the log: the peer is not trusted yet
+		// No configured name is longer; the log gets a bounded prefix of
+		// what an untrusted peer sent.
+		refuse("hello", "agent", name[:64])
+		return
 	}
 	if req.Method != http.MethodGet || req.URL.Path != HelloPath || req.Header.Get("Upgrade") != Upgrade || br.Buffered() > 0 {
 		refuse("hello", "agent", name)
