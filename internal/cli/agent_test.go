@@ -900,3 +900,47 @@ func TestAgentGracefulStop(t *testing.T) {
 	<-stopped
 	waitUntil(t, "agent A's tunnels to go", func() bool { return e.s.agents.Connected("ci") == 2 })
 }
+
+// TestAgentListenerShedsFloods: the agents listener has the public
+// listener's connection caps, so a flood of unauthenticated connections
+// from one address is shed at accept.
+func TestAgentListenerShedsFloods(t *testing.T) {
+	e := startAgentEdge(t, "  - {path: /x, target: 'http://127.0.0.1:9/', via: ci}\n")
+	text := strings.Replace(edgeYAML(agentToken, "  - {path: /x, target: 'http://127.0.0.1:9/', via: ci}\n"),
+		"state: {driver: memory}\n", "state: {driver: memory}\nlimits: {max_conns_per_ip: 3}\n", 1)
+	writeConfig(t, e.path, text)
+	e.s.Shutdown()
+	s, err := Start(e.path, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown() })
+	e.s = s
+	var held []net.Conn
+	defer func() {
+		for _, c := range held {
+			c.Close()
+		}
+	}()
+	for range 3 {
+		c, err := net.Dial("tcp", s.AgentsAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, c)
+	}
+	// Let the listener count them before the fourth arrives.
+	waitUntil(t, "three connections held", func() bool {
+		c, err := net.Dial("tcp", s.AgentsAddr())
+		if err != nil {
+			return false
+		}
+		defer c.Close()
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		_, err = c.Read(make([]byte, 1))
+		return err == io.EOF
+	})
+	if v := gaugeValue(t, e, "drawbridge_connections_shed_total", "reason", "max_conns_per_ip"); v < 1 {
+		t.Fatalf("no connection shed: drawbridge_connections_shed_total{reason=max_conns_per_ip} = %v", v)
+	}
+}
