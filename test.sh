@@ -25,6 +25,9 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # `make release` (GNU make, tar, dpkg-deb); under CI=true missing ones fail.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v make >/dev/null || missing+=(make)
+# --- agent: TestAgentThroughNamespace puts an agent and a backend in a
+# network namespace (ip netns, veth); under CI=true it fails without them.
+command -v ip >/dev/null || missing+=(iproute2)
 # --- install: internal/installtest builds the container image from the
 # Dockerfile with tools/imagebuild and runs it chrooted as its user (as
 # root, or rootless in a user namespace); nothing to install.
