@@ -99,6 +99,9 @@ type Config struct {
 	APIKeys    []APIKey             `yaml:"api_keys"`
 	Routes     []Route              `yaml:"routes"`
 
+	// Authorizers by name, for routes' authorizer: (authorizer.go).
+	Authorizers map[string]*Authorizer `yaml:"authorizers"`
+
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
@@ -353,6 +356,13 @@ type Route struct {
 	AllowMetadata bool `yaml:"allow_metadata"`
 	// CORS replaces the top-level cors for this route (nil: the top's).
 	CORS *CORS `yaml:"cors"`
+	// Authorizer names an authorizers: entry that must admit each request.
+	Authorizer string `yaml:"authorizer"`
+	// Scopes (jwt authorizer): the token needs at least one of these.
+	Scopes []string `yaml:"scopes"`
+	// AuthorizerHeaders maps a header the target receives to a verified
+	// claim (jwt) or a context key of the authorizer's answer (request).
+	AuthorizerHeaders map[string]string `yaml:"authorizer_headers"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 

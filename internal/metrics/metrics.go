@@ -31,6 +31,13 @@ const (
 	EgressDenied      Outcome = "egress_denied"
 	UpstreamError     Outcome = "upstream_error"
 	UpstreamTimeout   Outcome = "upstream_timeout"
+	// Unauthorized and Forbidden are an authorizer's refusals (401: no or
+	// bad credential; 403: insufficient scope or the authorizer's deny);
+	// AuthorizerError an authorizer that could not decide
+	// (docs/authorizers.md).
+	Unauthorized    Outcome = "unauthorized"
+	Forbidden       Outcome = "forbidden"
+	AuthorizerError Outcome = "authorizer_error"
 	// Preflight is a browser's CORS preflight OPTIONS that the gateway
 	// answered itself (docs/guards.md#cors): neither billable nor a
 	// rejection.
@@ -40,8 +47,8 @@ const (
 // Outcomes lists every outcome: the billable ones first, then the
 // rejections, then the upstream failures, then the preflights the
 // gateway answered.
-var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
-	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
+var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, Unauthorized, Forbidden,
+	AuthorizerError, KeyRejected, SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
 	UpstreamError, UpstreamTimeout, Preflight}
 
 // Billable reports whether the outcome cost backend work.
