@@ -252,4 +252,3 @@ func TestJWTAuthorizerRealIssuer(t *testing.T) {
 	resp, body = bearer(t, srv.URL+"/api", tok2)
 	wantStatus(t, "provider still down", resp, body, 200, "ok")
 }
-
