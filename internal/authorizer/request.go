@@ -253,10 +253,10 @@ func (a *RequestAuthorizer) event(q *Request) ([]byte, error) {
 			hs[strings.ToLower(k)] = strings.Join(vs, ",")
 		}
 		routeKey := r.Method + " " + q.Route.Path
-		return json.Marshal(map[string]any{
+		ev := map[string]any{
 			"version": "2.0", "type": "REQUEST", "routeArn": q.MethodARN, "identitySource": ids,
 			"routeKey": routeKey, "rawPath": r.URL.EscapedPath(), "rawQueryString": r.URL.RawQuery,
-			"cookies": cookies, "headers": hs, "queryStringParameters": qs,
+			"headers": hs, "queryStringParameters": qs,
 			"requestContext": map[string]any{
 				"accountId": d.Account, "apiId": d.APIID, "domainName": r.Host, "requestId": q.ID,
 				"routeKey": routeKey, "stage": d.Stage, "time": q.Now.UTC().Format("02/Jan/2006:15:04:05 -0700"),
@@ -264,7 +264,11 @@ func (a *RequestAuthorizer) event(q *Request) ([]byte, error) {
 				"http": map[string]any{"method": r.Method, "path": r.URL.Path, "protocol": r.Proto,
 					"sourceIp": ip, "userAgent": r.UserAgent()},
 			},
-		})
+		}
+		if len(cookies) > 0 {
+			ev["cookies"] = cookies
+		}
+		return json.Marshal(ev)
 	}
 	hs := map[string]string{}
 	mh := map[string][]string{}

@@ -252,3 +252,160 @@ func TestJWTAuthorizerRealIssuer(t *testing.T) {
 	resp, body = bearer(t, srv.URL+"/api", tok2)
 	wantStatus(t, "provider still down", resp, body, 200, "ok")
 }
+
+// authzService is a small request authorizer: it records every event and
+// answers by the Authorization header: "allow*" isAuthorized true with a
+// context, "deny" false, "policy" an IAM policy allowing this ARN only,
+// "slow" never (until the caller gives up).
+type authzService struct {
+	*httptest.Server
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func newAuthzService(t *testing.T) *authzService {
+	s := &authzService{}
+	s.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var ev map[string]any
+		if err := json.NewDecoder(r.Body).Decode(&ev); err != nil || r.Method != http.MethodPost {
+			http.Error(w, "bad event", 400)
+			return
+		}
+		s.mu.Lock()
+		s.events = append(s.events, ev)
+		s.mu.Unlock()
+		id, _ := ev["identitySource"].([]any)
+		who := ""
+		if len(id) > 0 {
+			who, _ = id[0].(string)
+		}
+		switch {
+		case strings.HasPrefix(who, "allow"):
+			w.Write([]byte(`{"isAuthorized": true, "context": {"user": "alice", "n": 7, "ok": true}}`))
+		case who == "policy":
+			arn, _ := ev["routeArn"].(string)
+			w.Write([]byte(`{"principalId": "bob", "policyDocument": {"Version": "2012-10-17", "Statement": [{"Action": "execute-api:Invoke", "Effect": "Allow", "Resource": "` + arn + `"}]}, "context": {"user": "bob"}}`))
+		case who == "slow":
+			<-r.Context().Done()
+		default:
+			w.Write([]byte(`{"isAuthorized": false}`))
+		}
+	}))
+	t.Cleanup(s.Close)
+	return s
+}
+
+func (s *authzService) calls() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.events)
+}
+
+func (s *authzService) last() map[string]any {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.events[len(s.events)-1]
+}
+
+const requestYAML = `
+api: http
+authorizers:
+  checker:
+    type: request
+    url: {AZ}/authorize
+    identity_sources: ["$request.header.Authorization"]
+    ttl: 60s
+    timeout: 300ms
+  closed:
+    type: request
+    url: {AZ}/authorize
+    identity_sources: ["$request.header.Authorization"]
+    ttl: 0
+    timeout: 300ms
+    on_error: 503
+routes:
+  - path: /r
+    target: {T}
+    authorizer: checker
+    authorizer_headers: {X-User: user, X-N: n}
+  - path: /closed
+    target: {T}
+    authorizer: closed
+`
+
+// TestRequestAuthorizer: a request authorizer sees the identity sources
+// in an HTTP API authorizer event, its deny is 403, its allow passes with
+// its context as headers, a 60 s TTL makes 100 requests of one identity
+// one call, and a call that times out answers on_error's status.
+func TestRequestAuthorizer(t *testing.T) {
+	az := newAuthzService(t)
+	be := newBackend(t, nil)
+	clock := &testClock{t: time.Now()}
+	srv := authzGateway(t, requestYAML, map[string]string{"{T}": be.URL, "{AZ}": az.URL}, clock)
+	auth := func(path, who string) (*http.Response, []byte) {
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+path+"?q=1", nil)
+		if who != "" {
+			req.Header.Set("Authorization", who)
+		}
+		req.Header.Set("X-User", "spoofed")
+		return do(t, req)
+	}
+
+	resp, body := auth("/r", "")
+	wantStatus(t, "identity source missing", resp, body, 401, `{"message":"Unauthorized"}`)
+	if az.calls() != 0 {
+		t.Fatalf("a request without its identity source called the authorizer")
+	}
+
+	resp, body = auth("/r", "deny")
+	wantStatus(t, "isAuthorized false", resp, body, 403, `{"message":"Forbidden"}`)
+	ev := az.last()
+	rc, _ := ev["requestContext"].(map[string]any)
+	hp, _ := rc["http"].(map[string]any)
+	if ev["type"] != "REQUEST" || ev["version"] != "2.0" || ev["routeKey"] != "GET /r" || ev["rawQueryString"] != "q=1" ||
+		hp["sourceIp"] != "127.0.0.1" || hp["method"] != "GET" ||
+		ev["routeArn"] != "arn:aws:execute-api:us-east-1:123456789012:drawbridge/prod/GET/r" {
+		t.Fatalf("event: %v", ev)
+	}
+	if hs, _ := ev["headers"].(map[string]any); hs["authorization"] != "deny" {
+		t.Fatalf("event headers: %v", ev["headers"])
+	}
+
+	n := az.calls()
+	resp, body = auth("/r", "allow")
+	wantStatus(t, "isAuthorized true", resp, body, 200, "ok")
+	got := be.last(t)
+	if got.Header.Get("X-User") != "alice" || got.Header.Get("X-N") != "7" {
+		t.Fatalf("backend: X-User %q X-N %q, want alice 7", got.Header.Get("X-User"), got.Header.Get("X-N"))
+	}
+	for range 99 {
+		resp, body = auth("/r", "allow")
+		wantStatus(t, "cached allow", resp, body, 200, "ok")
+	}
+	if c := az.calls() - n; c != 1 {
+		t.Fatalf("100 requests of one identity under ttl 60s made %d authorizer calls, want 1", c)
+	}
+	clock.set(clock.now().Add(61 * time.Second))
+	auth("/r", "allow")
+	if c := az.calls() - n; c != 2 {
+		t.Fatalf("after the ttl: %d calls, want 2", c)
+	}
+
+	resp, body = auth("/r", "policy")
+	wantStatus(t, "IAM policy allowing the ARN", resp, body, 200, "ok")
+	if got := be.last(t); got.Header.Get("X-User") != "bob" {
+		t.Fatalf("policy context: X-User %q", got.Header.Get("X-User"))
+	}
+
+	start := time.Now()
+	resp, body = auth("/r", "slow")
+	wantStatus(t, "authorizer timeout (on_error 500)", resp, body, 500, `{"message":"Internal Server Error"}`)
+	if el := time.Since(start); el > 5*time.Second {
+		t.Fatalf("the timeout took %s", el)
+	}
+	resp, body = auth("/closed", "slow")
+	wantStatus(t, "authorizer timeout (on_error 503)", resp, body, 503, `{"message":"Service Unavailable"}`)
+	az.Close()
+	resp, body = auth("/closed", "allow")
+	wantStatus(t, "authorizer down (on_error 503)", resp, body, 503, `{"message":"Service Unavailable"}`)
+}
