@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"crypto/hmac"
+	"crypto/rand"
+	"crypto/rsa"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/base64"
@@ -408,4 +410,75 @@ func TestRequestAuthorizer(t *testing.T) {
 	az.Close()
 	resp, body = auth("/closed", "allow")
 	wantStatus(t, "authorizer down (on_error 503)", resp, body, 503, `{"message":"Service Unavailable"}`)
+}
+
+// TestAuthorizerExplain: explain shows the authorizer step after the
+// resource policy and before the API key, with the claims checked, the
+// missing scope, and whether a request authorizer's result was cached.
+func TestAuthorizerExplain(t *testing.T) {
+	az := newAuthzService(t)
+	rk, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: rk.Public(), KeyID: "k", Use: "sig"}}})
+	}))
+	defer jwks.Close()
+	yaml := `
+api: http
+authorizers:
+  corp: {type: jwt, issuer: "https://login.example/", audience: [api], jwks_uri: "` + jwks.URL + `"}
+  checker: {type: request, url: "` + az.URL + `", identity_sources: ["$request.header.Authorization"]}
+routes:
+  - {path: /jwt, target: "http://127.0.0.1:1/", authorizer: corp, scopes: [read]}
+  - {path: /req, target: "http://127.0.0.1:1/", authorizer: checker}
+`
+	g, _ := buildFor(t, yaml, "", Deps{}, nil)
+	sign := func(claims map[string]any) string {
+		sg, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rk}, (&jose.SignerOptions{}).WithHeader("kid", "k"))
+		b, _ := json.Marshal(claims)
+		obj, _ := sg.Sign(b)
+		tok, _ := obj.CompactSerialize()
+		return tok
+	}
+	explain := func(path, auth string) Explanation {
+		r := httptest.NewRequest(http.MethodGet, path, nil)
+		r.RemoteAddr = "192.0.2.1:1000"
+		if auth != "" {
+			r.Header.Set("Authorization", auth)
+		}
+		return g.Explain(r, nil)
+	}
+	step := func(e Explanation) string {
+		for i, l := range e.Lines {
+			if strings.HasPrefix(l, "authorizer: ") {
+				if !strings.HasPrefix(e.Lines[i-1], "resource_policy: ") || e.Status == 0 && !strings.HasPrefix(e.Lines[i+1], "api_key: ") {
+					t.Errorf("authorizer step out of place: %q", e.Lines)
+				}
+				return l
+			}
+		}
+		t.Fatalf("no authorizer line: %q", e.Lines)
+		return ""
+	}
+	exp := time.Now().Add(time.Hour).Unix()
+	e := explain("/jwt", "Bearer "+sign(map[string]any{"iss": "https://login.example/", "aud": "api", "exp": exp, "scope": "read"}))
+	if l := step(e); l != `authorizer: allow — jwt authorizer "corp": valid token of https://login.example/ for aud api, scope present (keys fetched)` || e.Status != 0 {
+		t.Fatalf("valid: %q %d", l, e.Status)
+	}
+	e = explain("/jwt", "Bearer "+sign(map[string]any{"iss": "https://login.example/", "aud": "api", "exp": exp}))
+	if l := step(e); l != `authorizer: deny — jwt authorizer "corp": token has none of the scopes read` || e.Status != 403 {
+		t.Fatalf("scope: %q %d", l, e.Status)
+	}
+	e = explain("/jwt", "")
+	if l := step(e); l != `authorizer: deny — jwt authorizer "corp": no token` || e.Status != 401 || e.Body != `{"message":"Unauthorized"}` {
+		t.Fatalf("no token: %q %d %s", l, e.Status, e.Body)
+	}
+	if l := step(explain("/req", "allow")); l != `authorizer: allow — request authorizer "checker": isAuthorized: true` {
+		t.Fatalf("request: %q", l)
+	}
+	if l := step(explain("/req", "allow")); l != `authorizer: allow — request authorizer "checker": isAuthorized: true; cached result` {
+		t.Fatalf("cached: %q", l)
+	}
 }
