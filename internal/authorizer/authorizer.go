@@ -98,6 +98,9 @@ type Request struct {
 	Now       time.Time // the guards' clock
 	ID        string    // the request id
 	MethodARN string    // execute-api ARN of this request, for the event and IAM policies
+	// Explain asks for an allowing Decision's Reason too (a refusal
+	// always has one): explain prints it, serving does not pay for it.
+	Explain bool
 }
 
 // Authorizer is a compiled authorizer.

@@ -2,6 +2,7 @@ package authorizer
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
@@ -33,6 +35,7 @@ type JWT struct {
 	query     string // query parameter to read it from, or ""
 	keys      *keySet
 	challenge string // WWW-Authenticate of a bad token
+	verified  tokenCache
 }
 
 // NewJWT compiles a (validated) jwt authorizer.
@@ -85,12 +88,15 @@ func (j *JWT) Authorize(q *Request) Decision {
 		return Decision{Outcome: Forbidden, Reason: "token has none of the scopes " + strings.Join(s, ", "),
 			Challenge: `Bearer error="insufficient_scope", scope="` + strings.Join(s, " ") + `"`}
 	}
-	d := Decision{Outcome: Allow, Reason: "valid token of " + j.issuer + " for " + c.audienceText()}
-	if len(q.Route.Scopes) > 0 {
-		d.Reason += ", scope present"
-	}
-	if fetched {
-		d.Reason += " (keys fetched)"
+	d := Decision{Outcome: Allow}
+	if q.Explain {
+		d.Reason = "valid token of " + j.issuer + " for " + c.audienceText()
+		if len(q.Route.Scopes) > 0 {
+			d.Reason += ", scope present"
+		}
+		if fetched {
+			d.Reason += " (keys fetched)"
+		}
 	}
 	if len(q.Route.Headers) > 0 {
 		d.Headers = c.headers(q.Route.Headers)
@@ -116,8 +122,18 @@ func (j *JWT) token(r *http.Request) string {
 	return t
 }
 
-// verify checks the token's signature and claims.
+// verify checks the token's signature and claims. A token whose
+// signature was verified against the current, fresh key set is
+// remembered (by its SHA-256) with its claims, so a client that sends the
+// same token again costs a hash and the claim checks, not a signature
+// verification; the claims, exp above all, are checked on every request.
 func (j *JWT) verify(q *Request, tok string) (*claims, bool, error) {
+	sum := tokenSum(tok)
+	if t := j.keys.table.Load(); t != nil && q.Now.Before(t.expires) {
+		if c := j.verified.get(sum, t); c != nil {
+			return c, false, j.checkClaims(c, q.Now)
+		}
+	}
 	jws, kid, alg, err := parseToken(tok)
 	if err != nil {
 		return nil, false, err
@@ -137,7 +153,63 @@ func (j *JWT) verify(q *Request, tok string) (*claims, bool, error) {
 	if err != nil {
 		return nil, fetched, err
 	}
+	if t := j.keys.table.Load(); t != nil && t.find(kid) == key {
+		j.verified.put(sum, t, c)
+	}
 	return c, fetched, j.checkClaims(c, q.Now)
+}
+
+// tokenSum hashes a token; one of usual size is copied on the stack, not
+// the heap, to hash it.
+func tokenSum(tok string) [sha256.Size]byte {
+	var buf [2048]byte
+	if len(tok) <= len(buf) {
+		n := copy(buf[:], tok)
+		return sha256.Sum256(buf[:n])
+	}
+	return sha256.Sum256([]byte(tok))
+}
+
+// maxVerified bounds the verified-token cache; when full it starts over,
+// so distinct tokens cost verifications, never memory.
+const maxVerified = 10_000
+
+// tokenCache remembers tokens whose signature was verified, each with the
+// key set that verified it: a refetched set (rotation, expiry) makes the
+// entries of the old one miss, so a removed key stops counting at once.
+type tokenCache struct {
+	mu sync.RWMutex
+	m  map[[sha256.Size]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	c     *claims
+	table *keyTable
+}
+
+func (tc *tokenCache) get(sum [sha256.Size]byte, t *keyTable) *claims {
+	tc.mu.RLock()
+	e, ok := tc.m[sum]
+	tc.mu.RUnlock()
+	if !ok || e.table != t {
+		return nil
+	}
+	return e.c
+}
+
+func (tc *tokenCache) put(sum [sha256.Size]byte, t *keyTable, c *claims) {
+	tc.mu.Lock()
+	defer tc.mu.Unlock()
+	if tc.m == nil || len(tc.m) >= maxVerified {
+		tc.m = make(map[[sha256.Size]byte]verifiedToken)
+	}
+	tc.m[sum] = verifiedToken{c: c, table: t}
+}
+
+func (tc *tokenCache) clear() {
+	tc.mu.Lock()
+	tc.m = nil
+	tc.mu.Unlock()
 }
 
 // maxTokenBytes bounds what is parsed: a header this size is already far

@@ -332,3 +332,36 @@ func TestParseJWKSSkips(t *testing.T) {
 		t.Fatal("a set of only HMAC keys parsed")
 	}
 }
+
+// TestVerifiedTokenCache: a token seen again skips the signature check
+// but not the claims, and the key set being refetched without its key
+// (rotation) ends its cached verification at once.
+func TestVerifiedTokenCache(t *testing.T) {
+	k1, k2 := newSigner(t, jose.RS256, "k1"), newSigner(t, jose.RS256, "k2")
+	srv := newJWKSServer(t, "max-age=3600", k1)
+	iss := srv.URL + "/"
+	a := &config.Authorizer{Type: config.AuthorizerJWT, Issuer: iss, Audience: []string{"api"}, IdentitySources: []string{config.DefaultIdentitySource}}
+	j, err := NewJWT(a, newClient(nil, jwksTimeout))
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := goodClaims()
+	claims["iss"] = iss
+	tok1, tok2 := k1.sign(t, claims), k2.sign(t, claims)
+	if d := j.Authorize(authReq(tok1, nil, t0)); d.Outcome != Allow {
+		t.Fatalf("first: %v %s", d.Outcome, d.Reason)
+	}
+	if len(j.verified.m) != 1 {
+		t.Fatalf("verified cache holds %d tokens", len(j.verified.m))
+	}
+	if d := j.Authorize(authReq(tok1, nil, t0.Add(2*time.Hour))); d.Outcome != Unauthorized {
+		t.Fatalf("cached token past exp: %v", d.Outcome)
+	}
+	srv.set(k2) // k1 rotated out; k2's unknown kid refetches the set
+	if d := j.Authorize(authReq(tok2, nil, t0.Add(time.Minute))); d.Outcome != Allow {
+		t.Fatalf("rotated: %v %s", d.Outcome, d.Reason)
+	}
+	if d := j.Authorize(authReq(tok1, nil, t0.Add(time.Minute))); d.Outcome != Unauthorized {
+		t.Fatalf("token of the removed key, cached before: %v", d.Outcome)
+	}
+}
