@@ -105,7 +105,9 @@ type Request struct {
 
 // Authorizer is a compiled authorizer.
 type Authorizer interface {
-	Authorize(q *Request) Decision
+	// Authorize decides; q is passed by value so that the call through
+	// the interface does not move it to the heap.
+	Authorize(q Request) Decision
 	// Kind is "jwt" or "request", for explain and the log.
 	Kind() string
 }

@@ -15,20 +15,20 @@ func BenchmarkJWTVerify(b *testing.B) {
 		s := newSigner(b, alg, "k")
 		j := newTestJWT(b, 0, s)
 		q := authReq(s.sign(b, goodClaims()), &Route{Scopes: []string{"read"}}, t0)
-		if d := j.Authorize(q); d.Outcome != Allow {
+		if d := j.Authorize(*q); d.Outcome != Allow {
 			b.Fatalf("%v %s", d.Outcome, d.Reason)
 		}
 		b.Run(string(alg)+"/first", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				j.verified.clear()
-				j.Authorize(q)
+				j.Authorize(*q)
 			}
 		})
 		b.Run(string(alg)+"/again", func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
-				j.Authorize(q)
+				j.Authorize(*q)
 			}
 		})
 	}

@@ -69,7 +69,8 @@ func (j *JWT) Kind() string { return "jwt" }
 // the audiences (aud, or client_id when aud is absent), be within
 // exp/nbf/iat (with the leeway), and, when the route names scopes, hold
 // one of them in scope or scp.
-func (j *JWT) Authorize(q *Request) Decision {
+func (j *JWT) Authorize(rq Request) Decision {
+	q := &rq
 	tok := j.token(q.R)
 	if tok == "" {
 		// RFC 6750 section 3.1: a request without credentials gets the

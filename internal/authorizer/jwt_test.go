@@ -156,7 +156,7 @@ func TestJWTClaims(t *testing.T) {
 		{"unknown kid", newSigner(t, jose.RS256, "nope"), goodClaims(), nil, t0, Unauthorized},
 	}
 	for _, c := range cases {
-		d := j.Authorize(authReq(c.s.sign(t, c.claims), c.route, c.now))
+		d := j.Authorize(*authReq(c.s.sign(t, c.claims), c.route, c.now))
 		if d.Outcome != c.want {
 			t.Errorf("%s: %v (%s), want %v", c.name, d.Outcome, d.Reason, c.want)
 		}
@@ -170,24 +170,24 @@ func TestJWTKeyConfusion(t *testing.T) {
 	rs := newSigner(t, jose.RS256, "k")
 	es := newSigner(t, jose.ES256, "k") // same kid, other key type
 	j := newTestJWT(t, 0, rs)
-	if d := j.Authorize(authReq(es.sign(t, goodClaims()), nil, t0)); d.Outcome != Unauthorized {
+	if d := j.Authorize(*authReq(es.sign(t, goodClaims()), nil, t0)); d.Outcome != Unauthorized {
 		t.Fatalf("ES256 token against an RSA key: %v", d.Outcome)
 	}
 	tok := rs.sign(t, goodClaims())
 	p := strings.Split(tok, ".")
 	for _, h := range []string{`{"alg":"none","kid":"k"}`, `{"alg":"HS256","kid":"k"}`, `{"alg":"RS384","kid":"k"}`, `{"alg":"PS256","kid":"k"}`} {
 		forged := b64(h) + "." + p[1] + "." + p[2]
-		if d := j.Authorize(authReq(forged, nil, t0)); d.Outcome != Unauthorized {
+		if d := j.Authorize(*authReq(forged, nil, t0)); d.Outcome != Unauthorized {
 			t.Errorf("header %s: %v", h, d.Outcome)
 		}
 	}
 	nokid := newSigner(t, jose.RS256, "")
 	two := newTestJWT(t, 0, nokid, newSigner(t, jose.RS256, "x"))
-	if d := two.Authorize(authReq(nokid.sign(t, goodClaims()), nil, t0)); d.Outcome != Unauthorized {
+	if d := two.Authorize(*authReq(nokid.sign(t, goodClaims()), nil, t0)); d.Outcome != Unauthorized {
 		t.Fatalf("token without kid, two keys: %v", d.Outcome)
 	}
 	one := newTestJWT(t, 0, nokid)
-	if d := one.Authorize(authReq(nokid.sign(t, goodClaims()), nil, t0)); d.Outcome != Allow {
+	if d := one.Authorize(*authReq(nokid.sign(t, goodClaims()), nil, t0)); d.Outcome != Allow {
 		t.Fatalf("token without kid, one key: %v %s", d.Outcome, d.Reason)
 	}
 }
@@ -198,7 +198,7 @@ func TestJWTHeaders(t *testing.T) {
 	c := goodClaims()
 	c["bad"] = "a\r\nb"
 	route := NewRoute(&config.Route{Path: "/x", AuthorizerHeaders: map[string]string{"x-user": "sub", "X-N": "n", "X-Bad": "bad", "X-None": "none"}})
-	d := j.Authorize(authReq(rs.sign(t, c), route, t0))
+	d := j.Authorize(*authReq(rs.sign(t, c), route, t0))
 	got := fmt.Sprint(d.Headers)
 	if d.Outcome != Allow || got != "[{X-N 3} {X-User u1}]" {
 		t.Fatalf("headers %s (%v %s)", got, d.Outcome, d.Reason)
@@ -206,7 +206,7 @@ func TestJWTHeaders(t *testing.T) {
 	// Without "Bearer " the whole value is the token, as API Gateway reads it.
 	r := authReq("", nil, t0)
 	r.R.Header.Set("Authorization", rs.sign(t, goodClaims()))
-	if d := j.Authorize(r); d.Outcome != Allow {
+	if d := j.Authorize(*r); d.Outcome != Allow {
 		t.Fatalf("token without Bearer: %v %s", d.Outcome, d.Reason)
 	}
 }
@@ -270,7 +270,7 @@ func TestKeySetCaching(t *testing.T) {
 	tok1, tok2 := k1.sign(t, claims), k2.sign(t, claims)
 	at := func(d time.Duration, tok string, want Outcome, fetches int32) {
 		t.Helper()
-		got := j.Authorize(authReq(tok, nil, t0.Add(d)))
+		got := j.Authorize(*authReq(tok, nil, t0.Add(d)))
 		if got.Outcome != want || srv.fetches.Load() != fetches {
 			t.Fatalf("at +%s: %v (%s), %d fetches; want %v, %d", d, got.Outcome, got.Reason, srv.fetches.Load(), want, fetches)
 		}
@@ -348,20 +348,20 @@ func TestVerifiedTokenCache(t *testing.T) {
 	claims := goodClaims()
 	claims["iss"] = iss
 	tok1, tok2 := k1.sign(t, claims), k2.sign(t, claims)
-	if d := j.Authorize(authReq(tok1, nil, t0)); d.Outcome != Allow {
+	if d := j.Authorize(*authReq(tok1, nil, t0)); d.Outcome != Allow {
 		t.Fatalf("first: %v %s", d.Outcome, d.Reason)
 	}
 	if len(j.verified.m) != 1 {
 		t.Fatalf("verified cache holds %d tokens", len(j.verified.m))
 	}
-	if d := j.Authorize(authReq(tok1, nil, t0.Add(2*time.Hour))); d.Outcome != Unauthorized {
+	if d := j.Authorize(*authReq(tok1, nil, t0.Add(2*time.Hour))); d.Outcome != Unauthorized {
 		t.Fatalf("cached token past exp: %v", d.Outcome)
 	}
 	srv.set(k2) // k1 rotated out; k2's unknown kid refetches the set
-	if d := j.Authorize(authReq(tok2, nil, t0.Add(time.Minute))); d.Outcome != Allow {
+	if d := j.Authorize(*authReq(tok2, nil, t0.Add(time.Minute))); d.Outcome != Allow {
 		t.Fatalf("rotated: %v %s", d.Outcome, d.Reason)
 	}
-	if d := j.Authorize(authReq(tok1, nil, t0.Add(time.Minute))); d.Outcome != Unauthorized {
+	if d := j.Authorize(*authReq(tok1, nil, t0.Add(time.Minute))); d.Outcome != Unauthorized {
 		t.Fatalf("token of the removed key, cached before: %v", d.Outcome)
 	}
 }

@@ -87,7 +87,8 @@ func (a *RequestAuthorizer) OnError() int { return a.onError }
 // same identity is used until its TTL; a policy answer is evaluated
 // against each request's own ARN, as API Gateway evaluates a cached
 // policy.
-func (a *RequestAuthorizer) Authorize(q *Request) Decision {
+func (a *RequestAuthorizer) Authorize(rq Request) Decision {
+	q := &rq
 	ids := make([]string, len(a.sources))
 	for i, s := range a.sources {
 		v := s.value(q)

@@ -90,7 +90,7 @@ func TestRESTEvent(t *testing.T) {
 	r := httptest.NewRequest(http.MethodGet, "/items/42?a=1&a=2", nil)
 	r.Header.Add("X-Token", "t")
 	q := &Request{R: r, Client: netip.MustParseAddr("192.0.2.7"), Route: NewRoute(&config.Route{Path: "/items/{id}", AuthorizerHeaders: map[string]string{"X-K": "k"}}), Now: t0, MethodARN: arn}
-	d := a.Authorize(q)
+	d := a.Authorize(*q)
 	if d.Outcome != Allow || len(d.Headers) != 1 || d.Headers[0] != (Header{"X-K", "v"}) {
 		t.Fatalf("decision %+v", d)
 	}
@@ -101,7 +101,7 @@ func TestRESTEvent(t *testing.T) {
 	}
 	// The policy is evaluated against each request's ARN, cached or not.
 	q.MethodARN = arn + "/more"
-	if d := a.Authorize(q); d.Outcome != Forbidden {
+	if d := a.Authorize(*q); d.Outcome != Forbidden {
 		t.Fatalf("other ARN: %v", d.Outcome)
 	}
 }

@@ -67,7 +67,7 @@ func (g *Gateway) authorize(c *call, now time.Time) verdict {
 	if ra.arn {
 		q.MethodARN = policy.ARN(g.id.Region, g.id.Account, g.id.APIID, g.stage, c.r.Method, c.r.URL.Path)
 	}
-	d := ra.az.Authorize(&q)
+	d := ra.az.Authorize(q)
 	if c.dry {
 		c.notef("%s authorizer %q: %s", ra.az.Kind(), ra.name, d.Reason)
 		if d.Cached {
