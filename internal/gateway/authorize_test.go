@@ -14,6 +14,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -480,5 +481,43 @@ routes:
 	}
 	if l := step(explain("/req", "allow")); l != `authorizer: allow — request authorizer "checker": isAuthorized: true; cached result` {
 		t.Fatalf("cached: %q", l)
+	}
+}
+
+// TestAuthorizerEgress: authorizer calls and key fetches dial through the
+// egress guard: with an egress.allow that does not list them, the
+// request authorizer is never reached (500) and the JWT authorizer gets
+// no keys (401).
+func TestAuthorizerEgress(t *testing.T) {
+	az := newAuthzService(t)
+	be := newBackend(t, nil)
+	var fetches atomic.Int32
+	jwks := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { fetches.Add(1) }))
+	defer jwks.Close()
+	port := be.URL[strings.LastIndexByte(be.URL, ':')+1:]
+	yaml := `
+api: http
+egress: {allow: ["127.0.0.1/32:` + port + `"]}
+authorizers:
+  chk: {type: request, url: "{AZ}", identity_sources: ["$request.header.Authorization"]}
+  corp: {type: jwt, issuer: "https://login.example/", audience: [api], jwks_uri: "{JWKS}"}
+routes:
+  - {path: /r, target: "{T}", authorizer: chk}
+  - {path: /j, target: "{T}", authorizer: corp}
+`
+	srv := authzGateway(t, yaml, map[string]string{"{T}": be.URL, "{AZ}": az.URL, "{JWKS}": jwks.URL}, nil)
+	resp, body := bearer(t, srv.URL+"/r", "allow")
+	wantStatus(t, "request authorizer outside egress.allow", resp, body, 500, `{"message":"Internal Server Error"}`)
+	rk, _ := rsa.GenerateKey(rand.Reader, 2048)
+	sg, _ := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: rk}, nil)
+	obj, _ := sg.Sign([]byte(`{"iss":"https://login.example/","aud":"api","exp":9999999999}`))
+	tok, _ := obj.CompactSerialize()
+	resp, body = bearer(t, srv.URL+"/j", tok)
+	wantStatus(t, "JWKS outside egress.allow", resp, body, 401, `{"message":"Unauthorized"}`)
+	if az.calls() != 0 || fetches.Load() != 0 {
+		t.Fatalf("the guard let %d authorizer calls and %d key fetches through", az.calls(), fetches.Load())
+	}
+	if n := len(be.requests()); n != 0 {
+		t.Fatalf("the backend saw %d requests", n)
 	}
 }
