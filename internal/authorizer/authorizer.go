@@ -110,6 +110,9 @@ type Authorizer interface {
 	Authorize(q Request) Decision
 	// Kind is "jwt" or "request", for explain and the log.
 	Kind() string
+	// Close releases idle connections; call it on the authorizers of a
+	// config a reload replaced.
+	Close()
 }
 
 // Deps are what authorizers need from outside the config.

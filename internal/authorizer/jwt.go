@@ -64,6 +64,9 @@ func NewJWT(a *config.Authorizer, client *http.Client) (*JWT, error) {
 // Kind implements Authorizer.
 func (j *JWT) Kind() string { return "jwt" }
 
+// Close implements Authorizer.
+func (j *JWT) Close() { j.keys.client.CloseIdleConnections() }
+
 // Authorize implements Authorizer: the token must parse, be signed by a
 // key of the issuer with an allowed algorithm, carry the issuer, one of
 // the audiences (aud, or client_id when aud is absent), be within

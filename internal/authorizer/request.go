@@ -79,6 +79,9 @@ func NewRequest(a *config.Authorizer, client *http.Client, deps Deps) (*RequestA
 // Kind implements Authorizer.
 func (a *RequestAuthorizer) Kind() string { return "request" }
 
+// Close implements Authorizer.
+func (a *RequestAuthorizer) Close() { a.client.CloseIdleConnections() }
+
 // OnError is the status of an authorizer that cannot decide (500 or 503).
 func (a *RequestAuthorizer) OnError() int { return a.onError }
 

@@ -183,6 +183,9 @@ func (g *Gateway) Close() {
 	for _, r := range g.routes {
 		r.fwd.Close()
 	}
+	for _, a := range g.authorizers {
+		a.Close()
+	}
 }
 
 // call is one request on its way through the gateway.
