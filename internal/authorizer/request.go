@@ -142,7 +142,7 @@ func (a *RequestAuthorizer) answer(q *Request, ids []string) (*answer, bool, err
 		ans, err := a.call(q)
 		return ans, false, err
 	}
-	key := strings.Join(ids, "\x00")
+	key := cacheKey(ids)
 	a.mu.Lock()
 	if c, ok := a.cache[key]; ok && q.Now.Before(c.expires) {
 		a.mu.Unlock()
@@ -176,6 +176,19 @@ func (a *RequestAuthorizer) answer(q *Request, ids []string) (*answer, bool, err
 	a.mu.Unlock()
 	close(f.done)
 	return f.ans, false, f.err
+}
+
+// cacheKey joins identity values with their lengths, so no two
+// identities share a key whatever their values hold (a query parameter
+// may carry any byte, a separator included).
+func cacheKey(ids []string) string {
+	var b strings.Builder
+	for _, v := range ids {
+		b.WriteString(strconv.Itoa(len(v)))
+		b.WriteByte(':')
+		b.WriteString(v)
+	}
+	return b.String()
 }
 
 // errStatus is an authorizer answer with a status drawbridge does not

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"testing"
 
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -103,5 +106,52 @@ func TestRESTEvent(t *testing.T) {
 	q.MethodARN = arn + "/more"
 	if d := a.Authorize(*q); d.Outcome != Forbidden {
 		t.Fatalf("other ARN: %v", d.Outcome)
+	}
+}
+
+func TestCacheKey(t *testing.T) {
+	if cacheKey([]string{"a\x00b", "c"}) == cacheKey([]string{"a", "b\x00c"}) || cacheKey([]string{"1:a"}) == cacheKey([]string{"1", "a"}) {
+		t.Fatal("two identities share a cache key")
+	}
+}
+
+// TestRequestAuthorizerConcurrent: requests of one identity arriving
+// together make one call (the others wait for it or find its result).
+func TestRequestAuthorizerConcurrent(t *testing.T) {
+	var calls atomic.Int32
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		calls.Add(1)
+		<-release
+		w.Write([]byte(`{"isAuthorized": true}`))
+	}))
+	defer srv.Close()
+	a, err := NewRequest(&config.Authorizer{Type: config.AuthorizerRequest, URL: srv.URL, Timeout: config.Duration(10e9),
+		IdentitySources: []string{"$request.header.Authorization"}}, newClient(nil, 10e9), Deps{API: config.APIHTTP})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	outcomes := make(chan Outcome, 20)
+	for range 20 {
+		wg.Go(func() {
+			r := httptest.NewRequest(http.MethodGet, "/x", nil)
+			r.Header.Set("Authorization", "same")
+			outcomes <- a.Authorize(Request{R: r, Route: &Route{Path: "/x"}, Now: t0}).Outcome
+		})
+	}
+	for calls.Load() == 0 {
+		runtime.Gosched()
+	}
+	close(release)
+	wg.Wait()
+	close(outcomes)
+	for o := range outcomes {
+		if o != Allow {
+			t.Fatalf("outcome %v", o)
+		}
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("20 concurrent requests of one identity made %d calls", n)
 	}
 }
