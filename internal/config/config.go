@@ -100,6 +100,9 @@ type Config struct {
 	APIKeys    []APIKey             `yaml:"api_keys"`
 	Routes     []Route              `yaml:"routes"`
 
+	// Authorizers by name, for routes' authorizer: (authorizer.go).
+	Authorizers map[string]*Authorizer `yaml:"authorizers"`
+
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
@@ -357,6 +360,13 @@ type Route struct {
 	// Via sends the route's requests through a connected agent of this
 	// name (agents.tokens) instead of dialing Target (docs/agent.md).
 	Via string `yaml:"via"`
+	// Authorizer names an authorizers: entry that must admit each request.
+	Authorizer string `yaml:"authorizer"`
+	// Scopes (jwt authorizer): the token needs at least one of these.
+	Scopes []string `yaml:"scopes"`
+	// AuthorizerHeaders maps a header the target receives to a verified
+	// claim (jwt) or a context key of the authorizer's answer (request).
+	AuthorizerHeaders map[string]string `yaml:"authorizer_headers"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 

@@ -355,6 +355,7 @@ func (v *validator) run() {
 	v.policy()
 	v.plans()
 	v.keys()
+	v.authorizers()
 	v.routes()
 	v.agents()
 	v.writeTimeout()
@@ -624,6 +625,7 @@ func (v *validator) routes() {
 		if r.Verify != nil {
 			v.verify(path+".verify", i, r.Verify)
 		}
+		v.routeAuthorizer(path, i, r)
 		if r.Delivery == nil {
 			r.Delivery = &Delivery{Mode: DeliverySync}
 		}
@@ -632,8 +634,8 @@ func (v *validator) routes() {
 		if r.Delivery.Mode == DeliveryAsync {
 			v.async(path+".delivery", i, r.Delivery)
 		}
-		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
-			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify or resource_policy", r.Path)
+		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && r.Authorizer == "" && c.ResourcePolicy == "" {
+			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify, authorizer or resource_policy", r.Path)
 		}
 	}
 }

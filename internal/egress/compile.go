@@ -90,6 +90,28 @@ func Compile(cfg *config.Config, opts Options) (*Guard, error) {
 			}
 			rules = append(rules, rs...)
 		}
+		for _, e := range cfg.AuthorizerEndpoints() {
+			// An authorizer's URL is the operator's choice as a target's
+			// is: allowed the same way (docs/authorizers.md#egress).
+			u, err := url.Parse(e.URL)
+			if err != nil || u.Host == "" {
+				continue // the config's validation reports it
+			}
+			if host := u.Hostname(); !legacyIPv4(host) {
+				if _, err := netip.ParseAddr(host); err != nil {
+					if port, err := targetPort(u); err == nil {
+						opts.Follow = append(opts.Follow, Name{Host: host, Port: port})
+					}
+					continue
+				}
+			}
+			rs, err := targetRules(e.URL, u, nil)
+			if err != nil {
+				at(e.Line, "%s: %v", e.What, err)
+				continue
+			}
+			rules = append(rules, rs...)
+		}
 		rules = merge(rules)
 	}
 	if len(problems) > 0 {

@@ -44,6 +44,21 @@ func Notes(cfg *config.Config) []string {
 			add("api_keys and usage_plans: HTTP APIs have no API keys or usage plans; only the drawbridge function enforces them")
 		}
 	}
+	names := make([]string, 0, len(cfg.Authorizers))
+	for n := range cfg.Authorizers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		switch a := cfg.Authorizers[n]; {
+		case a.Type == config.AuthorizerRequest:
+			add("authorizer %s: API Gateway does not call a request authorizer (it would need a Lambda authorizer function); the drawbridge function calls it", n)
+		case cfg.API != config.APIHTTP:
+			add("authorizer %s: REST APIs have no JWT authorizers; only the drawbridge function checks the tokens", n)
+		default:
+			add("authorizer %s: written as the HTTP API's JWT authorizer, which accepts only RSA-signed tokens and allows no leeway: API Gateway refuses an ES256 or EdDSA token, or one past exp that the leeway lets drawbridge accept", n)
+		}
+	}
 	for _, r := range cfg.Routes {
 		if r.Verify != nil {
 			add("route %s: webhook signatures (%s) are not checked by API Gateway; the drawbridge function checks them", r.Path, r.Verify.Provider)

@@ -117,7 +117,7 @@ routes:
 // for byte in testdata/sam-NAME.yaml and passed through cfn-lint.
 func samCases(t *testing.T) map[string]*config.Config {
 	t.Helper()
-	cases := map[string]*config.Config{"blog": loadBlog(t), "rich": loadRich(t, "rest"), "rich-http": loadRich(t, "http")}
+	cases := map[string]*config.Config{"blog": loadBlog(t), "rich": loadRich(t, "rest"), "rich-http": loadRich(t, "http"), "authz-http": loadAuthz(t)}
 	for _, api := range []string{"rest", "http"} {
 		cfg, err := config.Parse("bare.yaml", []byte("api: "+api+"\n"+bare), testEnv)
 		if err != nil {

@@ -77,6 +77,7 @@ func SAM(cfg *config.Config) ([]byte, error) {
 		if len(routeSettings) > 0 {
 			api.RouteSettings = routeSettings
 		}
+		api.Auth = jwtAuthorizers(cfg)
 		t.Resources["Api"] = resource{typeHTTPAPI, api}
 	}
 
@@ -166,6 +167,9 @@ func functions(t *template, cfg *config.Config, env map[string]any) map[string]r
 					continue
 				}
 				ev := httpAPIEvent{ApiId: ref{"Api"}, Path: awsPath(r), Method: strings.ToUpper(m), PayloadFormatVersion: "2.0"}
+				if a := cfg.Authorizers[r.Authorizer]; a != nil && a.Type == config.AuthorizerJWT {
+					ev.Auth = &httpEventAuth{Authorizer: samName(r.Authorizer), AuthorizationScopes: r.Scopes}
+				}
 				fn.Events[name] = eventSource{Type: "HttpApi", Properties: ev}
 				if r.Throttle != nil {
 					routeSettings[strings.ToUpper(m)+" "+awsPath(r)] = routeThrottle{
@@ -337,4 +341,47 @@ func nonNil(l []string) []string {
 		return []string{}
 	}
 	return l
+}
+
+// jwtAuthorizers writes the HTTP API's JWT authorizers natively, so API
+// Gateway checks the tokens before the function runs (the function checks
+// them again). Request authorizers are not written: API Gateway would
+// need a Lambda authorizer function; the drawbridge function calls them
+// (Notes).
+func jwtAuthorizers(cfg *config.Config) *httpAPIAuth {
+	var auth *httpAPIAuth
+	for name, a := range cfg.Authorizers {
+		if a.Type != config.AuthorizerJWT {
+			continue
+		}
+		if auth == nil {
+			auth = &httpAPIAuth{Authorizers: map[string]jwtAuthorizer{}}
+		}
+		src := config.DefaultIdentitySource
+		if len(a.IdentitySources) == 1 {
+			if kind, n, ok := config.ParseIdentitySource(a.IdentitySources[0]); ok && kind == "query" {
+				src = "$request.querystring." + n
+			} else if ok && kind == "header" {
+				src = "$request.header." + n
+			}
+		}
+		auth.Authorizers[samName(name)] = jwtAuthorizer{IdentitySource: src,
+			JwtConfiguration: jwtConfiguration{Issuer: a.Issuer, Audience: a.Audience}}
+	}
+	return auth
+}
+
+// samName is an authorizer name as a SAM key: letters and digits only
+// (SAM builds logical ids from it).
+func samName(name string) string {
+	var b strings.Builder
+	for _, r := range name {
+		if r < 128 && (r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9') {
+			b.WriteRune(r)
+		}
+	}
+	if b.Len() == 0 {
+		return "Authorizer"
+	}
+	return b.String()
 }

@@ -109,6 +109,13 @@ type httpAPIEvent struct {
 	Path                 string
 	Method               string
 	PayloadFormatVersion string
+	Auth                 *httpEventAuth `json:",omitempty"`
+}
+
+// httpEventAuth names a route's JWT authorizer (sam.go, jwtAuthorizers).
+type httpEventAuth struct {
+	Authorizer          string
+	AuthorizationScopes []string `json:",omitempty"`
 }
 
 // restAPI is AWS::Serverless::Api.
@@ -144,6 +151,23 @@ type httpAPI struct {
 	StageName            string
 	DefaultRouteSettings *routeThrottle           `json:",omitempty"`
 	RouteSettings        map[string]routeThrottle `json:",omitempty"` // by "METHOD /path"
+	Auth                 *httpAPIAuth             `json:",omitempty"`
+}
+
+// httpAPIAuth holds an HTTP API's JWT authorizers, by name.
+type httpAPIAuth struct {
+	Authorizers map[string]jwtAuthorizer
+}
+
+type jwtAuthorizer struct {
+	IdentitySource   string
+	JwtConfiguration jwtConfiguration
+}
+
+// jwtConfiguration's keys are lower case in SAM.
+type jwtConfiguration struct {
+	Issuer   string   `json:"issuer"`
+	Audience []string `json:"audience"`
 }
 
 type routeThrottle struct {

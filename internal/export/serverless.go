@@ -3,6 +3,7 @@ package export
 import (
 	"bytes"
 	"fmt"
+	"sort"
 	"strings"
 
 	"github.com/goccy/go-yaml"
@@ -42,6 +43,25 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 		// v3 reads provider.apiGateway.resourcePolicy; the blog's older
 		// provider.resourcePolicy packages an empty Policy
 		provider = append(provider, yaml.MapItem{Key: "apiGateway", Value: yaml.MapSlice{{Key: "resourcePolicy", Value: stmts}}})
+	}
+
+	if auth := jwtAuthorizers(cfg); !rest && auth != nil {
+		// The HTTP API's JWT authorizers, as `drawbridge import` reads them back.
+		names := make([]string, 0, len(auth.Authorizers))
+		for n := range auth.Authorizers {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		as := yaml.MapSlice{}
+		for _, n := range names {
+			a := auth.Authorizers[n]
+			as = append(as, yaml.MapItem{Key: n, Value: yaml.MapSlice{
+				{Key: "identitySource", Value: a.IdentitySource},
+				{Key: "issuerUrl", Value: a.JwtConfiguration.Issuer},
+				{Key: "audience", Value: a.JwtConfiguration.Audience},
+			}})
+		}
+		provider = append(provider, yaml.MapItem{Key: "httpApi", Value: yaml.MapSlice{{Key: "authorizers", Value: as}}})
 	}
 
 	custom := yaml.MapSlice{
@@ -118,6 +138,13 @@ func Serverless(cfg *config.Config) ([]byte, error) {
 				}
 				if rest && r.APIKeyRequired {
 					ev = append(ev, yaml.MapItem{Key: "private", Value: true})
+				}
+				if a := cfg.Authorizers[r.Authorizer]; !rest && a != nil && a.Type == config.AuthorizerJWT {
+					az := yaml.MapSlice{{Key: "name", Value: samName(r.Authorizer)}}
+					if len(r.Scopes) > 0 {
+						az = append(az, yaml.MapItem{Key: "scopes", Value: r.Scopes})
+					}
+					ev = append(ev, yaml.MapItem{Key: "authorizer", Value: az})
 				}
 				if t := r.Throttle; t != nil {
 					ev = append(ev, yaml.MapItem{Key: "throttling", Value: yaml.MapSlice{

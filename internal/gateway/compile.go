@@ -72,7 +72,8 @@ type guards struct {
 	leaseTTL    time.Duration
 	verifier    *webhook.Verifier
 	provider    string
-	cors        *corsRule // nil: the route has no cors (cors.go)
+	cors        *corsRule   // nil: the route has no cors (cors.go)
+	authz       *routeAuthz // nil: no authorizer (authorize.go)
 	// denied are the policy-denial replies for an exact route, per method
 	// and [implicit, explicit]: the ARN is fixed, so the body is built once.
 	denied [numMethods][2]*reply
@@ -140,6 +141,7 @@ func (g *Gateway) compileRoute(cfg *config.Config, r *route, named map[string][]
 		gd.allow, gd.allowText = set, strings.Join(rc.AllowIPs, ", ")
 	}
 	gd.keyRequired = rc.APIKeyRequired
+	gd.authz = g.routeAuthorizer(rc)
 	// The route's own throttle replaces the stage default field by
 	// field, as an API Gateway method setting overrides the stage's;
 	// zero fields inherit (docs/guards.md).

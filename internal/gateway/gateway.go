@@ -24,6 +24,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
+	"github.com/drawbridge/drawbridge/internal/authorizer"
 	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/clientip"
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -113,6 +114,7 @@ type Gateway struct {
 	plans       map[string]*plan
 	keys        map[[32]byte]*key      // by SHA-256 of the key
 	async       map[*route]*asyncRoute // delivery.mode: async routes
+	authorizers map[string]authorizer.Authorizer
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -181,6 +183,9 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
+	if err := g.compileAuthorizers(cfg, deps.Egress); err != nil {
+		return nil, err
+	}
 	if err := g.compileGuards(cfg, deps.IPSets); err != nil {
 		return nil, err
 	}
@@ -200,6 +205,9 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) Close() {
 	for _, r := range g.routes {
 		r.fwd.Close()
+	}
+	for _, a := range g.authorizers {
+		a.Close()
 	}
 }
 

@@ -46,6 +46,7 @@ func (g *Gateway) newSteps() []step {
 		{name: "limits", run: g.limits},
 		{name: "allow_ips", run: g.allowIPs},
 		{name: "resource_policy", run: g.resourcePolicy},
+		{name: "authorizer", run: g.authorize},
 		{name: "api_key", run: g.apiKey},
 		{name: "throttle", run: g.throttle, note: g.throttleNote},
 		{name: "quota", run: g.quota, note: g.quotaNote},

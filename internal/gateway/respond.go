@@ -29,6 +29,9 @@ const (
 	upstreamError
 	upstreamTimeout
 	agentUnavailable
+	unauthorized     // an authorizer: no or bad credential
+	forbidden        // an authorizer: insufficient scope, or its deny
+	authorizerFailed // an authorizer that could not decide, on_error 500
 	numReasons
 )
 
@@ -69,6 +72,13 @@ func replies(api config.API) [numReasons]reply {
 	t[upstreamError] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.UpstreamError)
 	t[agentUnavailable] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.AgentUnavailable)
 	t[upstreamTimeout] = newReply(504, `{"message":"Endpoint request timed out"}`, "InternalServerErrorException", metrics.UpstreamTimeout)
+	t[unauthorized] = newReply(401, `{"message":"Unauthorized"}`, "UnauthorizedException", metrics.Unauthorized)
+	t[forbidden] = newReply(403, `{"message":"Forbidden"}`, "AccessDeniedException", metrics.Forbidden)
+	t[authorizerFailed] = newReply(500, `{"message":"Internal Server Error"}`, "AuthorizerConfigurationException", metrics.AuthorizerError)
+	if api != config.APIHTTP {
+		// REST's spelling of the same answer (docs/authorizers.md).
+		t[authorizerFailed] = newReply(500, `{"message":"Internal server error"}`, "AuthorizerConfigurationException", metrics.AuthorizerError)
+	}
 	return t
 }
 

@@ -337,8 +337,8 @@ func (r *route) newMetrics(m *metrics.Metrics, table *[numReasons]reply) {
 			continue
 		}
 		for rs := reason(1); rs < numReasons; rs++ {
-			if rs == noRoute {
-				continue
+			if rs == noRoute || authorizerReason(rs) && r.cfg.Authorizer == "" {
+				continue // no series a route cannot have
 			}
 			r.counters[mi][rs] = m.Requests.WithLabelValues(r.label, methodNames[mi], string(table[rs].outcome))
 		}

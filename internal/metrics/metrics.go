@@ -34,6 +34,13 @@ const (
 	// AgentUnavailable: a via route's agent is not connected
 	// (docs/agent.md).
 	AgentUnavailable Outcome = "agent_unavailable"
+	// Unauthorized and Forbidden are an authorizer's refusals (401: no or
+	// bad credential; 403: insufficient scope or the authorizer's deny);
+	// AuthorizerError an authorizer that could not decide
+	// (docs/authorizers.md).
+	Unauthorized    Outcome = "unauthorized"
+	Forbidden       Outcome = "forbidden"
+	AuthorizerError Outcome = "authorizer_error"
 	// Preflight is a browser's CORS preflight OPTIONS that the gateway
 	// answered itself (docs/guards.md#cors): neither billable nor a
 	// rejection.
@@ -43,8 +50,8 @@ const (
 // Outcomes lists every outcome: the billable ones first, then the
 // rejections, then the upstream failures, then the preflights the
 // gateway answered.
-var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
-	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
+var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, Unauthorized, Forbidden,
+	AuthorizerError, KeyRejected, SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
 	UpstreamError, UpstreamTimeout, AgentUnavailable, Preflight}
 
 // Billable reports whether the outcome cost backend work.

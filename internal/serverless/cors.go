@@ -30,7 +30,7 @@ var httpAPICORSRules = map[string]rule{
 var httpAPIRules = map[string]rule{
 	"cors": use, "id": skip(awsOnly), "name": skip(awsOnly), "payload": skip(awsOnly), "metrics": skip(awsOnly),
 	"disableDefaultEndpoint": skip(awsOnly), "useProviderTags": skip(awsOnly), "shouldStartNameWithService": skip(awsOnly),
-	"authorizers": skip("authorizers are refused where an event uses them"),
+	"authorizers": use, // authorizers.go
 }
 
 // eventCORS reads an http event's cors into r.

@@ -107,6 +107,7 @@ func (im *Imported) Native(source string) []byte {
 			}
 		}
 	}
+	w.authorizers(c)
 	w.line(0, "routes:", "")
 	for i, r := range c.Routes {
 		path := fmt.Sprintf("$.routes[%d]", i)
@@ -122,6 +123,12 @@ func (im *Imported) Native(source string) []byte {
 		}
 		if r.CORS != nil {
 			w.line(2, "cors: "+corsFlow(r.CORS), w.note(path+".cors", ""))
+		}
+		if r.Authorizer != "" {
+			w.line(2, "authorizer: "+quote(r.Authorizer), w.note(path+".authorizer", ""))
+			if len(r.Scopes) > 0 {
+				w.line(2, "scopes: "+flowList(r.Scopes), "")
+			}
 		}
 	}
 	return w.buf.Bytes()
@@ -305,4 +312,54 @@ func throttleFlow(t *config.Throttle) string {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// authorizers writes the authorizers: map, by name.
+func (w *nativeWriter) authorizers(c *config.Config) {
+	if len(c.Authorizers) == 0 {
+		return
+	}
+	names := make([]string, 0, len(c.Authorizers))
+	for n := range c.Authorizers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	w.line(0, "authorizers:", "")
+	for _, n := range names {
+		a := c.Authorizers[n]
+		path := "$.authorizers." + n
+		w.line(1, quote(n)+":", w.note(path, ""))
+		w.line(2, "type: "+string(a.Type), "")
+		for _, kv := range []struct{ k, v string }{{"issuer", a.Issuer}, {"jwks_uri", a.JWKSURI}, {"url", a.URL}} {
+			if kv.v != "" {
+				w.line(2, kv.k+": "+quote(kv.v), "")
+			}
+		}
+		if len(a.Audience) > 0 {
+			w.line(2, "audience: "+flowList(a.Audience), "")
+		}
+		if a.Leeway != 0 {
+			w.line(2, "leeway: "+time.Duration(a.Leeway).String(), "")
+		}
+		if len(a.IdentitySources) > 0 {
+			w.line(2, "identity_sources: "+flowList(a.IdentitySources), "")
+		}
+		if a.Type == config.AuthorizerRequest {
+			w.line(2, "ttl: "+a.CacheTTL().String(), "")
+			if a.Timeout != 0 {
+				w.line(2, "timeout: "+time.Duration(a.Timeout).String(), "")
+			}
+			if a.OnError != 0 {
+				w.line(2, "on_error: "+strconv.Itoa(a.OnError), "")
+			}
+		}
+	}
+}
+
+func flowList(l []string) string {
+	q := make([]string, len(l))
+	for i, s := range l {
+		q[i] = quote(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
 }

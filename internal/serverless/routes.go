@@ -32,6 +32,7 @@ type routeKey struct {
 	private  bool
 	throttle string
 	cors     string
+	authz    string
 }
 
 func (s *slsImport) functions(top, p *snode) {
@@ -103,7 +104,7 @@ func (s *slsImport) functions(top, p *snode) {
 				}
 				continue
 			}
-			k := routeKey{fn: name, path: r.path, private: r.private, throttle: throttleID(r.throttle), cors: corsID(r.cors)}
+			k := routeKey{fn: name, path: r.path, private: r.private, throttle: throttleID(r.throttle), cors: corsID(r.cors), authz: authorizerID(r)}
 			at, ok := index[k]
 			if !ok {
 				at = len(s.cfg.Routes)
@@ -112,7 +113,9 @@ func (s *slsImport) functions(top, p *snode) {
 				s.cfg.Routes = append(s.cfg.Routes, config.Route{
 					Path: r.path, Target: target, Timeout: config.Duration(timeout),
 					APIKeyRequired: r.private, Throttle: r.throttle, CORS: r.cors,
+					Authorizer: r.authorizer, Scopes: r.scopes,
 				})
+				s.from(path+".authorizer", r.authorizerLine, ew+".authorizer")
 				s.from(path, r.line, ew)
 				s.from(path+".path", r.pathLine, ew+".path")
 				s.from(path+".target", tline, twhat)
@@ -266,6 +269,10 @@ type eventRoute struct {
 	burstKey     string
 	cors         *config.CORS // cors.go
 	corsLine     int
+	// authorizer names the drawbridge authorizer (authorizers.go).
+	authorizer     string
+	scopes         []string
+	authorizerLine int
 }
 
 var httpEventRules = map[string]rule{
@@ -320,7 +327,7 @@ func (s *slsImport) httpEvent(n *snode, what string, line int) *eventRoute {
 		return s.finishEvent(r, method, strings.TrimSpace(path), what, v.line)
 	}
 	m := s.eventKeys(v, what, httpEventRules)
-	if m == nil {
+	if m == nil || !s.eventAuthorizer(m, r, what, config.APIREST) {
 		return nil
 	}
 	if p, l := m.get("private"); p != nil {
@@ -351,7 +358,7 @@ func (s *slsImport) httpAPIEvent(n *snode, what string, line int) *eventRoute {
 		return s.finishEvent(r, method, strings.TrimSpace(path), what, v.line)
 	}
 	m := s.eventKeys(v, what, httpAPIEventRules)
-	if m == nil {
+	if m == nil || !s.eventAuthorizer(m, r, what, config.APIHTTP) {
 		return nil
 	}
 	if _, l := m.get("private"); l != 0 {
@@ -371,17 +378,9 @@ func (s *slsImport) event(api config.API, n *snode, what string, line int) (*eve
 	return &eventRoute{line: line, pathLine: line, methodLine: line}, s.val(n)
 }
 
-// eventKeys checks an event mapping's keys and refuses authorizers.
+// eventKeys checks an event mapping's keys.
 func (s *slsImport) eventKeys(v *snode, what string, rules map[string]rule) *snode {
-	m := s.keys(v, what, true, rules)
-	if m == nil {
-		return nil
-	}
-	if a, l := m.get("authorizer"); a != nil {
-		s.errorf(l, "%s.authorizer: authorizers are not supported: drawbridge would let through requests the authorizer rejects; guard the route with private: true (an API key) or a resource policy instead, or let the target check the token itself, then remove the authorizer", what)
-		return nil
-	}
-	return m
+	return s.keys(v, what, true, rules)
 }
 
 func (s *slsImport) fields(m *snode, r *eventRoute, what string) *eventRoute {

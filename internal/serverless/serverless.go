@@ -110,6 +110,11 @@ type slsImport struct {
 	plugins  map[string]bool
 	api      config.API // rest or http, from the first event
 	apiLine  int
+	// authz are the authorizers events refer to; customAuthz what
+	// custom.drawbridge.authorizers adds (authorizers.go).
+	authz       map[string]*slsAuthorizer
+	authzUsed   map[string]bool
+	customAuthz map[string]*config.Authorizer
 }
 
 func importServerless(file string, body ast.Node, env config.LookupEnv, opts Options) (*Imported, error) {
@@ -126,6 +131,7 @@ func importServerless(file string, body ast.Node, env config.LookupEnv, opts Opt
 	}
 	s.run(root)
 	s.drawbridgeKeys(body)
+	s.resolveAuthorizers(s.customAuthz)
 	if len(s.problems) > 0 {
 		// Warnings go out with the errors: one round shows everything
 		// that needs changing, not only what stops the file.
@@ -440,6 +446,7 @@ func (s *slsImport) run(root *snode) {
 	s.throttling(top)
 	s.policy(p)
 	s.apiKeys(top, p)
+	s.httpAPIAuthorizers(p)
 	s.functions(top, p)
 	s.httpAPICORS(p)
 }
@@ -633,6 +640,9 @@ type customKeys struct {
 	AccountThrottle *config.Throttle    `yaml:"account_throttle"`
 	Egress          config.Egress       `yaml:"egress"`
 	IPSets          map[string][]string `yaml:"ip_sets"`
+	// Authorizers complete the Lambda, Cognito and external authorizers
+	// serverless.yml cannot describe (authorizers.go).
+	Authorizers map[string]*config.Authorizer `yaml:"authorizers"`
 }
 
 // drawbridgeKeys reads custom.drawbridge from the AST (so its errors carry
@@ -670,6 +680,7 @@ func (s *slsImport) drawbridgeKeys(body ast.Node) {
 	c := s.cfg
 	c.Listen, c.Admin, c.ClientIP, c.Limits, c.Server = nat.Listen, nat.Admin, nat.ClientIP, nat.Limits, nat.Server
 	c.State, c.AccountThrottle, c.Egress, c.IPSets = nat.State, nat.AccountThrottle, nat.Egress, nat.IPSets
+	s.customAuthz = nat.Authorizers
 	if m, ok := unwrap(n).(*ast.MappingNode); ok {
 		for _, mv := range m.Values {
 			k := mv.Key.GetToken().Value
