@@ -96,6 +96,7 @@ type Gateway struct {
 	plans       map[string]*plan
 	keys        map[[32]byte]*key      // by SHA-256 of the key
 	async       map[*route]*asyncRoute // delivery.mode: async routes
+	rejects     *rejectLog             // log.rejections (rejectlog.go)
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -165,6 +166,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		return nil, errors.New("gateway: guards need a state store (Deps.Store)")
 	}
 	g.async = buildAsync(g.routes, deps)
+	g.rejects = newRejectLog(&cfg.Log.Rejections, g.routes, &g.replies, g.log, g.now())
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -172,9 +174,10 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Close releases idle upstream connections; call it on the Gateway a
-// reload replaced.
+// Close releases idle upstream connections and writes the rejection
+// log's last summary; call it on the Gateway a reload replaced.
 func (g *Gateway) Close() {
+	g.rejects.close()
 	for _, r := range g.routes {
 		r.fwd.Close()
 	}
