@@ -192,8 +192,8 @@ type call struct {
 	rest  string // escaped path after a prefix or template route's base
 	path  string // the request's escaped path, for the log
 	id    string
-	idHdr [1]string // id as a header value: in the call, no allocation
-	short [1]string // REST's x-amz-apigw-id (requestid.go)
+	idHdr []string // id as a header value (requestid.go: made with it, never written again)
+	short []string // REST's x-amz-apigw-id, likewise
 	start time.Time
 
 	client     netip.Addr
@@ -218,6 +218,8 @@ type call struct {
 
 	dry  bool   // explain: read state, consume none, write nothing
 	note string // explain: why the current step decided as it did
+
+	dispatched bool // handed to dispatch (or panicked): finish does not recycle it
 }
 
 // notef adds to the explain note of the current step. Call it only when
@@ -239,7 +241,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve is ServeHTTP with the dispatch step as a parameter, so that
 // BenchmarkGuards measures everything but the forwarding.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
-	c := &call{r: r, start: g.now()}
+	c := calls.Get().(*call) // recycled by finish when never dispatched (callpool.go)
+	c.r, c.start = r, g.now()
 	g.setIDs(c)
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
@@ -288,6 +291,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 			return
 		}
 	}
+	c.dispatched = true
 	dispatch(g, c)
 }
 
@@ -443,6 +447,7 @@ func (g *Gateway) finish(c *call) {
 		if p == http.ErrAbortHandler {
 			panic(p)
 		}
+		c.dispatched = true // whatever panicked may hold the call: not recycled
 		c.cause = fmt.Errorf("panic: %v", p)
 		g.log.Error("panic serving request", "request_id", c.id, "panic", fmt.Sprint(p))
 		if c.w.status == 0 {
@@ -473,6 +478,9 @@ func (g *Gateway) finish(c *call) {
 		c.route.duration.Observe(d.Seconds())
 	}
 	g.logRequest(c, end, label, d)
+	if !c.dispatched {
+		recycle(c)
+	}
 }
 
 func addrString(a netip.Addr) string {
