@@ -23,9 +23,10 @@ type RejectionLog struct {
 }
 
 // Rejection log defaults: high enough that a quiet server's log is the
-// same line for line as with no sampling (one client network's rejections
-// on one route never pass 100 in a burst nor 10 a second there), low
-// enough that a flood of a million rejections writes a few hundred lines.
+// same line for line as with no sampling (no client network of a quiet
+// server is refused 100 times in a row, nor 10 times a second for long),
+// low enough that a flood of a million refusals writes a few hundred
+// lines.
 const (
 	DefaultRejectionRate    = 10
 	DefaultRejectionBurst   = 100
@@ -35,9 +36,9 @@ const (
 // log fills log.rejections' defaults and checks its values.
 func (v *validator) log() {
 	r := &v.cfg.Log.Rejections
-	// A zero written out is refused, not taken for "unset": rate 0 would
-	// read as "no lines", which sampling never gives (every rejection is
-	// still counted in a summary).
+	// A zero written out is refused, not taken for "unset": "rate: 0"
+	// reads as "log no refusal", which this setting does not offer (the
+	// burst's lines always come).
 	for _, k := range []struct {
 		key  string
 		zero bool
