@@ -12,8 +12,8 @@ import (
 )
 
 // Sampler decides which rejected requests get a full access line, so that
-// a flood of refusals cannot flood the log (docs/performance.md, rejection
-// log sampling). Each rejection has a key (the caller's: a route and an
+// a flood of refusals cannot flood the log
+// (docs/performance.md#rejection-log-sampling). Each rejection has a key (the caller's: a route and an
 // outcome) and a client network (/24 for IPv4, /48 for IPv6); it is
 // logged in full while both have a token. A network's bucket holds Burst
 // tokens and refills at Rate per second, whatever routes it is refused
@@ -34,7 +34,7 @@ import (
 type Sampler struct {
 	rate, burst float64   // a network's bucket; a key's is KeyShare times both
 	epoch       time.Time // times are kept as nanoseconds since epoch
-	seed        uint64    // network hash seed: set positions cannot be chosen from outside
+	seed        uint64    // network hash seed: which networks share a set is not known outside
 	keys        []keyBucket
 	outcomes    []string // the outcome of each key, for the summary
 	sets        []netSet
