@@ -37,6 +37,8 @@ go test -race -count=1 -timeout 15m ./... "$@"
 # The slow-reader flood at its full 1,000 clients: the race detector's
 # goroutine cap makes the run above use 250 (docs/hardening.md).
 go test -count=1 -run '^TestSlowReaders$' ./internal/cli
+# The rejection flood at its full 50,000 requests (10,000 above).
+go test -count=1 -run '^TestRejectionFlood$' ./internal/gateway
 go -C tools test -count=1 -timeout 15m ./...  # the Helm chart's tests, in their own module (docs/install.md, "Helm chart")
 
 # Every benchmark, briefly, so none can rot (figures: see docs/performance.md).

@@ -106,6 +106,8 @@ type Config struct {
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
+	Log Log `yaml:"log"` // the request log (log.go)
+
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.
 	Warnings []Problem `yaml:"-"`

@@ -352,6 +352,7 @@ func (v *validator) run() {
 		}
 	}
 	v.cors("$.cors", "cors", c.CORS)
+	v.log()
 	v.policy()
 	v.plans()
 	v.keys()

@@ -20,19 +20,21 @@ type fields interface {
 	Addr(k string, a netip.Addr)
 }
 
-// logRequest writes the access line: the field list is written once, in
+// logRequest writes the access line, unless log.rejections leaves a
+// refusal's out (rejectlog.go): the field list is written once, in
 // logFields, whichever handler the logger has.
 func (g *Gateway) logRequest(c *call, end time.Time, label string, d time.Duration) {
 	ctx := c.r.Context()
 	if g.access != nil {
-		if g.access.Enabled(ctx, slog.LevelInfo) {
-			l := g.access.Line(end, "request")
-			c.logFields(l, label, d)
-			l.Write()
+		if !g.access.Enabled(ctx, slog.LevelInfo) || !g.fullLine(c, end) {
+			return
 		}
+		l := g.access.Line(end, "request")
+		c.logFields(l, label, d)
+		l.Write()
 		return
 	}
-	if !g.log.Enabled(ctx, slog.LevelInfo) {
+	if !g.log.Enabled(ctx, slog.LevelInfo) || !g.fullLine(c, end) {
 		return
 	}
 	f := make(slogFields, 0, 13)

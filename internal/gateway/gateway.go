@@ -115,6 +115,7 @@ type Gateway struct {
 	keys        map[[32]byte]*key      // by SHA-256 of the key
 	async       map[*route]*asyncRoute // delivery.mode: async routes
 	authorizers map[string]authorizer.Authorizer
+	rejects     *rejectLog // log.rejections (rejectlog.go)
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -193,6 +194,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		return nil, errors.New("gateway: guards need a state store (Deps.Store)")
 	}
 	g.async = buildAsync(g.routes, deps)
+	g.rejects = newRejectLog(&cfg.Log.Rejections, g.routes, &g.replies, g.log, g.now())
 	for mi := range numMethods {
 		g.noRoute[mi] = deps.Metrics.Requests.WithLabelValues(metrics.NoRouteLabel, methodNames[mi], string(metrics.NoRoute))
 	}
@@ -200,9 +202,10 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Close releases idle upstream connections; call it on the Gateway a
-// reload replaced.
+// Close releases idle upstream connections and writes the rejection
+// log's last summary; call it on the Gateway a reload replaced.
 func (g *Gateway) Close() {
+	g.rejects.close()
 	for _, r := range g.routes {
 		r.fwd.Close()
 	}
@@ -220,8 +223,8 @@ type call struct {
 	rest  string // escaped path after a prefix or template route's base
 	path  string // the request's escaped path, for the log
 	id    string
-	idHdr [1]string // id as a header value: in the call, no allocation
-	short [1]string // REST's x-amz-apigw-id (requestid.go)
+	idHdr []string // id as a header value (requestid.go: made with it, never written again)
+	short []string // REST's x-amz-apigw-id, likewise
 	start time.Time
 
 	client     netip.Addr
@@ -246,6 +249,8 @@ type call struct {
 
 	dry  bool   // explain: read state, consume none, write nothing
 	note string // explain: why the current step decided as it did
+
+	dispatched bool // handed to dispatch (or panicked): finish does not recycle it
 }
 
 // notef adds to the explain note of the current step. Call it only when
@@ -267,7 +272,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // serve is ServeHTTP with the dispatch step as a parameter, so that
 // BenchmarkGuards measures everything but the forwarding.
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
-	c := &call{r: r, start: g.now()}
+	c := calls.Get().(*call) // recycled by finish when never dispatched (callpool.go)
+	c.r, c.start = r, g.now()
 	g.setIDs(c)
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
@@ -316,6 +322,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 			return
 		}
 	}
+	c.dispatched = true
 	dispatch(g, c)
 }
 
@@ -473,6 +480,7 @@ func (g *Gateway) finish(c *call) {
 		if p == http.ErrAbortHandler {
 			panic(p)
 		}
+		c.dispatched = true // whatever panicked may hold the call: not recycled
 		c.cause = fmt.Errorf("panic: %v", p)
 		g.log.Error("panic serving request", "request_id", c.id, "panic", fmt.Sprint(p))
 		if c.w.status == 0 {
@@ -503,6 +511,9 @@ func (g *Gateway) finish(c *call) {
 		c.route.duration.Observe(d.Seconds())
 	}
 	g.logRequest(c, end, label, d)
+	if !c.dispatched {
+		recycle(c)
+	}
 }
 
 func addrString(a netip.Addr) string {

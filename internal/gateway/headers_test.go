@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -282,5 +285,23 @@ func BenchmarkIDs(b *testing.B) {
 				g.setIDs(&c)
 			}
 		})
+	}
+}
+
+// TestIDEncodings: the hand-written encoders write what encoding/base64
+// and encoding/hex write for the same bytes.
+func TestIDEncodings(t *testing.T) {
+	for range 1000 {
+		var b [shortIDLen]byte
+		putShortID(b[:])
+		raw, err := base64.URLEncoding.DecodeString(string(b[:]))
+		if err != nil || len(raw) != 11 || base64.URLEncoding.EncodeToString(raw) != string(b[:]) || !bytes.Equal(raw[8:], shortIDs.tag[:]) {
+			t.Fatalf("short id %q: not the base64 of 8 bytes and the tag %x (%v)", b, shortIDs.tag, err)
+		}
+		id := newRequestID()
+		u, err := hex.DecodeString(strings.ReplaceAll(id, "-", ""))
+		if err != nil || len(u) != 16 || hex.EncodeToString(u) != strings.ReplaceAll(id, "-", "") {
+			t.Fatalf("uuid %q: not hex (%v)", id, err)
+		}
 	}
 }

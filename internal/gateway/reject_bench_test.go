@@ -13,10 +13,22 @@ import (
 // over, the access line included: ServeHTTP with finish, the metrics and
 // the JSON access line written by the logger serve uses (into
 // io.Discard), on a writer whose header map is fresh per request as
-// net/http's is.
+// net/http's is. log.rejections is lifted so that every request writes
+// its line; BenchmarkRejectFlood has the defaults.
 func BenchmarkReject(b *testing.B) {
+	benchReject(b, "log: {rejections: {rate: 1000000000000, burst: 1000000000}}\n")
+}
+
+// BenchmarkRejectFlood: BenchmarkReject under the default log.rejections,
+// one client refused over and over: past the burst, its lines are
+// counted, not written (rejectlog.go).
+func BenchmarkRejectFlood(b *testing.B) {
+	benchReject(b, "")
+}
+
+func benchReject(b *testing.B, logYAML string) {
 	log := slog.New(accesslog.New(io.Discard)) // as serve builds it
-	g, _ := buildFor(b, benchYAML, "", Deps{Log: log}, map[string]string{"GH": "It's a Secret to Everybody"})
+	g, _ := buildFor(b, logYAML+benchYAML, "", Deps{Log: log}, map[string]string{"GH": "It's a Secret to Everybody"})
 	cases := []struct {
 		name, path, ip string
 		code           int

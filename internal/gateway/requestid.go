@@ -2,9 +2,7 @@ package gateway
 
 import (
 	crand "crypto/rand"
-	"encoding/base64"
 	"encoding/binary"
-	"encoding/hex"
 	"math/rand/v2"
 	"net/http"
 	"sync/atomic"
@@ -60,26 +58,74 @@ func putShortID(dst []byte) {
 	x *= shortIDs.c
 	x ^= x >> 29
 	x += shortIDs.d
-	var raw [11]byte
-	binary.BigEndian.PutUint64(raw[:8], x)
-	copy(raw[8:], shortIDs.tag[:])
-	base64.URLEncoding.Encode(dst[:shortIDLen], raw[:])
+	// URL-safe base64 of the 8 bytes of x and the 3 of the tag, padded:
+	// what base64.URLEncoding.Encode writes, without its general loop.
+	// Every 6 bits of x is one character; x's last 4 bits share one with
+	// the tag's first 2.
+	const enc = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+	t := uint64(shortIDs.tag[0])<<16 | uint64(shortIDs.tag[1])<<8 | uint64(shortIDs.tag[2])
+	_ = dst[shortIDLen-1]
+	dst[0] = enc[x>>58]
+	dst[1] = enc[x>>52&63]
+	dst[2] = enc[x>>46&63]
+	dst[3] = enc[x>>40&63]
+	dst[4] = enc[x>>34&63]
+	dst[5] = enc[x>>28&63]
+	dst[6] = enc[x>>22&63]
+	dst[7] = enc[x>>16&63]
+	dst[8] = enc[x>>10&63]
+	dst[9] = enc[x>>4&63]
+	dst[10] = enc[(x&15)<<2|t>>22]
+	dst[11] = enc[t>>16&63]
+	dst[12] = enc[t>>10&63]
+	dst[13] = enc[t>>4&63]
+	dst[14] = enc[t<<2&63]
+	dst[15] = '='
 }
 
-// putUUID writes a random version 4 UUID into dst[:36].
+// putUUID writes a random version 4 UUID into dst[:36], as hex.Encode
+// would write its bytes in groups, unrolled: the general loops cost more
+// than the rest of the id.
 func putUUID(dst []byte) {
-	var u [16]byte
-	binary.BigEndian.PutUint64(u[:8], rand.Uint64())
-	binary.BigEndian.PutUint64(u[8:], rand.Uint64())
-	u[6] = u[6]&0x0f | 0x40 // version 4
-	u[8] = u[8]&0x3f | 0x80 // variant 10
-	hex.Encode(dst[0:8], u[0:4])
-	hex.Encode(dst[9:13], u[4:6])
-	hex.Encode(dst[14:18], u[6:8])
-	hex.Encode(dst[19:23], u[8:10])
-	hex.Encode(dst[24:36], u[10:])
-	dst[8], dst[13], dst[18], dst[23] = '-', '-', '-', '-'
+	hi, lo := rand.Uint64(), rand.Uint64()
+	hi = hi&^0xf000 | 0x4000               // version 4 (byte 6's high nibble)
+	lo = lo&^(0xc0<<56) | uint64(0x80)<<56 // variant 10 (byte 8's high bits)
+	_ = dst[35]
+	put := func(j int, b uint64) {
+		p := hexPairs[b&0xff]
+		dst[j], dst[j+1] = byte(p>>8), byte(p)
+	}
+	put(0, hi>>56)
+	put(2, hi>>48)
+	put(4, hi>>40)
+	put(6, hi>>32)
+	dst[8] = '-'
+	put(9, hi>>24)
+	put(11, hi>>16)
+	dst[13] = '-'
+	put(14, hi>>8)
+	put(16, hi)
+	dst[18] = '-'
+	put(19, lo>>56)
+	put(21, lo>>48)
+	dst[23] = '-'
+	put(24, lo>>40)
+	put(26, lo>>32)
+	put(28, lo>>24)
+	put(30, lo>>16)
+	put(32, lo>>8)
+	put(34, lo)
 }
+
+// hexPairs holds each byte's two lower-case hex digits, the first in the
+// high byte.
+var hexPairs = func() (t [256]uint16) {
+	const digits = "0123456789abcdef"
+	for b := range 256 {
+		t[b] = uint16(digits[b>>4])<<8 | uint16(digits[b&15])
+	}
+	return t
+}()
 
 // newRequestID returns a random UUID (version 4), the shape of REST API
 // Gateway's request ids.
@@ -96,20 +142,77 @@ func newShortID() string {
 	return string(b[:])
 }
 
+// Ids are made idsPerSlab at a time, into one string, with their header
+// values ([]string of one id each) cut from one array: a request takes
+// the next of them with one atomic add and allocates nothing. An id and
+// its header values are never written again once made, so they stay
+// valid wherever they go (an access line, a ResponseWriter that reads its
+// header map after the handler returned) while the call itself is
+// recycled (callpool.go). Ids are still unique (the counter) and the
+// UUIDs random; made ahead, they reveal nothing more.
+const idsPerSlab = 64
+
+type idSlab struct {
+	next atomic.Int32
+	v    [2 * idsPerSlab]string // v[2i]: id i; v[2i+1]: REST's short id i
+}
+
+// slabs are the current slabs of REST and HTTP API ids.
+var slabs [2]atomic.Pointer[idSlab]
+
+func newIDSlab(rest bool) *idSlab {
+	size := shortIDLen
+	if rest {
+		size = 36 + shortIDLen
+	}
+	var buf [idsPerSlab * (36 + shortIDLen)]byte
+	for i := range idsPerSlab {
+		b := buf[i*size : (i+1)*size]
+		if rest {
+			putUUID(b[:36])
+			putShortID(b[36:])
+		} else {
+			putShortID(b)
+		}
+	}
+	all := string(buf[:idsPerSlab*size])
+	s := &idSlab{}
+	for i := range idsPerSlab {
+		id := all[i*size : (i+1)*size]
+		if rest {
+			s.v[2*i], s.v[2*i+1] = id[:36], id[36:]
+		} else {
+			s.v[2*i] = id
+		}
+	}
+	return s
+}
+
 // setIDs gives the call its ids in the API's shapes: the request id (sent
 // upstream as X-Request-Id and logged) and, for REST, the short
-// x-amz-apigw-id. Both come from one allocation.
+// x-amz-apigw-id.
 func (g *Gateway) setIDs(c *call) {
-	if g.api == config.APIHTTP {
-		c.id = newShortID()
-	} else {
-		var b [36 + shortIDLen]byte
-		putUUID(b[:36])
-		putShortID(b[36:])
-		s := string(b[:])
-		c.id, c.short[0] = s[:36], s[36:]
+	rest, k := g.api != config.APIHTTP, 0
+	if rest {
+		k = 1
 	}
-	c.idHdr[0] = c.id
+	for {
+		s := slabs[k].Load()
+		if s != nil {
+			if i := int(s.next.Add(1)) - 1; i < idsPerSlab {
+				c.id = s.v[2*i]
+				c.idHdr = s.v[2*i : 2*i+1 : 2*i+1]
+				c.short = s.v[2*i+1 : 2*i+2 : 2*i+2]
+				return
+			}
+		}
+		n := newIDSlab(rest)
+		n.next.Store(1)
+		if slabs[k].CompareAndSwap(s, n) {
+			c.id, c.idHdr, c.short = n.v[0], n.v[0:1:1], n.v[1:2:2]
+			return
+		}
+	}
 }
 
 // idHeaders sets the request-id headers every answer carries, spelled as
@@ -117,9 +220,9 @@ func (g *Gateway) setIDs(c *call) {
 // x-amzn-RequestId and x-amz-apigw-id, or HTTP API's apigw-requestid.
 func (g *Gateway) idHeaders(h http.Header, c *call) {
 	if g.api == config.APIHTTP {
-		h["apigw-requestid"] = c.idHdr[:]
+		h["apigw-requestid"] = c.idHdr
 		return
 	}
-	h["x-amzn-RequestId"] = c.idHdr[:]
-	h["x-amz-apigw-id"] = c.short[:]
+	h["x-amzn-RequestId"] = c.idHdr
+	h["x-amz-apigw-id"] = c.short
 }

@@ -107,7 +107,7 @@ func (g *Gateway) render(c *call, rp *reply) {
 		h["x-amzn-ErrorType"] = rp.errorType
 	}
 	if c.retryAfter > 0 {
-		h["Retry-After"] = []string{strconv.Itoa(c.retryAfter)}
+		h["Retry-After"] = retryAfterHdr(c.retryAfter)
 	}
 	if !c.bodyDone && hasBody(c.r) {
 		// The body was not read: close the connection instead of letting
@@ -123,6 +123,23 @@ func (g *Gateway) render(c *call, rp *reply) {
 	}
 	c.status = rp.status
 	c.outcome = rp.outcome
+}
+
+// retryHdrs holds the Retry-After values up to an hour, each made the
+// first time it is needed and shared after: a throttled flood's 429s
+// then allocate nothing for it. Longer waits (quotas' resets) allocate.
+var retryHdrs [3601]atomic.Pointer[[]string]
+
+func retryAfterHdr(s int) []string {
+	if s >= len(retryHdrs) {
+		return []string{strconv.Itoa(s)}
+	}
+	if v := retryHdrs[s].Load(); v != nil {
+		return *v
+	}
+	v := []string{strconv.Itoa(s)}
+	retryHdrs[s].Store(&v)
+	return v
 }
 
 // date is the Date header of one second, shared by every answer in it.

@@ -32,6 +32,8 @@ type route struct {
 	duration prometheus.Observer
 	upstream prometheus.Observer
 	inflight prometheus.Gauge
+
+	logKey int // the route's first key in the rejection log's sampler (rejectlog.go)
 }
 
 // methodSet is a bitmask over the methods we name in metrics.
