@@ -102,6 +102,8 @@ type Config struct {
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
+	Console `yaml:",inline"` // admin_auth, admin_tls, admin_hosts (console.go)
+
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.
 	Warnings []Problem `yaml:"-"`

@@ -99,6 +99,7 @@ type Gateway struct {
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
+	recent          metrics.Recorder // the console's view (recent.go); nil: none
 }
 
 // Build compiles cfg. Errors name the route; they are config problems the
@@ -116,6 +117,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		failOpen:  cfg.State.OnError == config.OnErrorOpen,
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
+		recent:    deps.Metrics.Recent,
 	}
 	if g.bodies == nil {
 		g.bodies = body.NewBudget(int64(cfg.Limits.MaxBodyMemory))
@@ -469,6 +471,7 @@ func (g *Gateway) finish(c *call) {
 		}
 		c.route.duration.Observe(d.Seconds())
 	}
+	g.record(c, end, label)
 	g.logRequest(c, end, label, d)
 }
 
