@@ -25,6 +25,9 @@ command -v gcc >/dev/null || missing+=(gcc libc6-dev)
 # `make release` (GNU make, tar, dpkg-deb); under CI=true missing ones fail.
 command -v systemd-analyze >/dev/null || missing+=(systemd)
 command -v make >/dev/null || missing+=(make)
+# --- console: internal/console's TestBrowser drives Debian's chromium
+# headless (chromedp); under CI=true it fails when chromium is missing.
+command -v chromium >/dev/null || missing+=(chromium)
 # --- install: internal/installtest builds the container image from the
 # Dockerfile with tools/imagebuild and runs it chrooted as its user (as
 # root, or rootless in a user namespace); nothing to install.

@@ -18,6 +18,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -91,6 +92,9 @@ func New(d Deps) *Console {
 	mux.HandleFunc("POST /console/logout", c.action(c.logout))
 	static, _ := fs.Sub(assets, "static")
 	mux.Handle("GET /console/static/", http.StripPrefix("/console/static/", http.FileServerFS(static)))
+	mux.HandleFunc("GET /favicon.ico", func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, "/console/static/favicon.svg", http.StatusMovedPermanently)
+	})
 	mux.Handle("/", d.Admin)
 	c.guard = newGuard(d.Config, d.Now, headers(mux))
 	c.h = c.guard
@@ -111,10 +115,13 @@ func headers(next http.Handler) http.Handler {
 		h.Set("Content-Security-Policy", CSP)
 		h.Set("X-Frame-Options", "DENY")
 		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
+		// same-origin, not no-referrer: under no-referrer a browser
+		// sends "Origin: null" with the console's own form posts, which
+		// the guard must refuse as it refuses any opaque origin.
+		h.Set("Referrer-Policy", "same-origin")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
 		h.Set("Cross-Origin-Resource-Policy", "same-origin")
-		if !open(r.URL.Path) && r.URL.Path != "/console/static/console.css" {
+		if !open(r.URL.Path) && !strings.HasPrefix(r.URL.Path, "/console/static/") {
 			h.Set("Cache-Control", "no-store")
 		}
 		next.ServeHTTP(w, r)
