@@ -371,7 +371,7 @@ routes:
 func waitText(sel, want string) chromedp.Action[chromedp.Void] {
 	return chromedp.Func(func(ctx context.Context, tg *chromedp.Target) error {
 		for {
-			txt, err := chromedp.Evaluate[string](`document.querySelector(` + strconv.Quote(sel) + `)?.innerText ?? ""`)(ctx, tg)
+			txt, err := chromedp.Evaluate[string](`document.querySelector(`+strconv.Quote(sel)+`)?.innerText ?? ""`)(ctx, tg)
 			if err == nil && strings.Contains(txt, want) {
 				return nil
 			}
