@@ -28,13 +28,12 @@ const (
 // totals; Recent keeps what a page needs and a scrape cannot give: the
 // last minutes second by second and who was refused.
 type Recent struct {
-	mu       sync.Mutex
-	secs     [Window]second
-	rej      [RejectionRing]metrics.Event
-	rejN     uint64 // rejections recorded so far; rej[rejN%len] is the next slot
-	lat      [LatencyRing]latency
-	latN     uint64
-	inflight func() float64
+	mu   sync.Mutex
+	secs [Window]second
+	rej  [RejectionRing]metrics.Event
+	rejN uint64 // rejections recorded so far; rej[rejN%len] is the next slot
+	lat  [LatencyRing]latency
+	latN uint64
 }
 
 type second struct {
@@ -85,7 +84,9 @@ func (s *second) add(route string, o metrics.Outcome, n int64) {
 			return
 		}
 	}
-	if len(s.cells) >= MaxCells {
+	// The last cell is kept for the overflow (one more per outcome at
+	// most): a second never holds much more than MaxCells cells.
+	if len(s.cells) >= MaxCells-1 {
 		route = OtherRoute
 		for i := range s.cells {
 			if c := &s.cells[i]; c.outcome == o && c.route == route {
