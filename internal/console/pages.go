@@ -321,6 +321,7 @@ type deliveriesData struct {
 	Rows      []*delivery.Delivery
 	Next      template.URL // the next (older) page; "" at the end
 	Scanned   bool         // the target filter stopped at scanLimit before filling the page
+	Redis     bool         // the redis driver: no delivered history
 	Now       time.Time
 }
 
@@ -338,7 +339,8 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	now := c.d.Now()
 	d := deliveriesData{Available: c.d.Deliveries != nil, State: q.Get("state"), Route: q.Get("route"),
-		Target: strings.TrimSpace(q.Get("target")), Since: q.Get("since"), Until: q.Get("until"), Routes: asyncRoutes(c.d.Config()), Now: now}
+		Target: strings.TrimSpace(q.Get("target")), Since: q.Get("since"), Until: q.Get("until"), Routes: asyncRoutes(c.d.Config()), Now: now,
+		Redis: c.d.Config().State.Driver == "redis"}
 	p := page{Title: "Deliveries", Nav: "deliveries", Flash: flash(q)}
 	if !d.Available {
 		p.Data = d
