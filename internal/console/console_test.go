@@ -394,6 +394,11 @@ func TestAdminAuth(t *testing.T) {
 	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != loginPath {
 		t.Fatalf("console without a session: %d %s", resp.StatusCode, resp.Header.Get("Location"))
 	}
+	for _, p := range []string{"/console/static/console.css", "/console/static/favicon.svg"} {
+		if resp := f.do(t, "GET", p, nil); resp.StatusCode != 200 {
+			t.Errorf("%s for the login form: %d", p, resp.StatusCode)
+		}
+	}
 	login := text(t, f.do(t, "GET", loginPath, nil))
 	if !strings.Contains(login, `type="password"`) || !strings.Contains(login, `method="post"`) {
 		t.Fatal("no login form")

@@ -76,7 +76,7 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		refuse(w, r, http.StatusForbidden, "forbidden: cross-site request")
 		return
 	}
-	if cfg.AdminAuth != nil && !strings.HasPrefix(r.URL.Path, "/console/static/") && r.URL.Path != loginPath {
+	if cfg.AdminAuth != nil && !public(r.URL.Path) {
 		name, ok := g.identity(r, cfg.AdminAuth)
 		if !ok {
 			if isPage(r) {
@@ -90,6 +90,12 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r = r.WithContext(withOperator(r.Context(), name))
 	}
 	g.next.ServeHTTP(w, r)
+}
+
+// public are the console's paths a signed-out browser needs: the login
+// form and the stylesheet and icon it shows.
+func public(path string) bool {
+	return path == loginPath || path == "/favicon.ico" || strings.HasPrefix(path, "/console/static/")
 }
 
 func unsafeMethod(m string) bool {
