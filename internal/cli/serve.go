@@ -146,6 +146,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		s.admin = &http.Server{
 			Handler:           s.withConsole(admin.Handler(s.metrics.Registry, s.ready, st.history)),
 			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          log.New(&serverLog{logger}, "", 0), // admin_tls handshake failures
 		}
 		if s.adminLn, err = listenAdmin(cfg); err != nil {
 			s.publicLn.Close()

@@ -363,6 +363,9 @@ func TestForeignHost(t *testing.T) {
 			}
 		}
 	}
+	if resp := f.do(t, "GET", "/", nil, "Host", "evil.example"); resp.Header.Get("X-Frame-Options") != "DENY" || resp.Header.Get("Content-Security-Policy") != CSP {
+		t.Error("a refusal lacks the safety headers")
+	}
 	for _, p := range []string{"/healthz", "/readyz", "/metrics"} {
 		if resp := f.do(t, "GET", p, nil, "Host", "10.9.8.7.nip.example:9090"); resp.StatusCode != 200 {
 			t.Errorf("%s (probe) with a foreign host: %d", p, resp.StatusCode)
