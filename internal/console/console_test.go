@@ -542,6 +542,21 @@ func TestDeliveryFilters(t *testing.T) {
 	if got := ids(q.Encode()); len(got) != 5 {
 		t.Errorf("second page: %d rows, want 5", len(got))
 	}
+
+	// A page reads at most scanLimit deliveries: past that many newer
+	// ones that do not match, it says so and links to the next batch.
+	for range scanLimit {
+		f.enqueue(t, "/hooks/a", "http://127.0.0.1:1/a", nil)
+	}
+	page = text(t, f.do(t, "GET", "/console/deliveries?state=dead&route=%2Fhooks%2Fb", nil))
+	next = regexp.MustCompile(`rel="next" href="/console/deliveries\?([^"]+)"`).FindStringSubmatch(page)
+	if !strings.Contains(page, `id="scanned"`) || next == nil {
+		t.Fatal("a page that found nothing in its batch has no link to search on")
+	}
+	q, _ = url.ParseQuery(strings.ReplaceAll(next[1], "&amp;", "&"))
+	if got := ids(q.Encode()); len(got) != 1 || !strings.Contains(got[0], f.hookB) {
+		t.Errorf("the next batch: %v, want %s", got, f.hookB)
+	}
 }
 
 func netipMust(s string) netip.Addr { return netip.MustParseAddr(s) }

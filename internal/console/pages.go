@@ -306,7 +306,7 @@ func (c *Console) rejections(w http.ResponseWriter, r *http.Request) {
 const PageSize = 50
 
 // scanLimit bounds how many deliveries one list page reads to fill a page
-// when the target filter (which the queue cannot apply) drops most.
+// of matches (listDeliveries).
 const scanLimit = 20 * PageSize
 
 type deliveriesData struct {
@@ -322,6 +322,7 @@ type deliveriesData struct {
 	Next      template.URL // the next (older) page; "" at the end
 	Scanned   bool         // the target filter stopped at scanLimit before filling the page
 	Redis     bool         // the redis driver: no delivered history
+	ScanLimit int
 	Now       time.Time
 }
 
@@ -340,7 +341,7 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request) {
 	now := c.d.Now()
 	d := deliveriesData{Available: c.d.Deliveries != nil, State: q.Get("state"), Route: q.Get("route"),
 		Target: strings.TrimSpace(q.Get("target")), Since: q.Get("since"), Until: q.Get("until"), Routes: asyncRoutes(c.d.Config()), Now: now,
-		Redis: c.d.Config().State.Driver == "redis"}
+		Redis: c.d.Config().State.Driver == "redis", ScanLimit: scanLimit}
 	p := page{Title: "Deliveries", Nav: "deliveries", Flash: flash(q)}
 	if !d.Available {
 		p.Data = d
@@ -355,18 +356,25 @@ func (c *Console) deliveries(w http.ResponseWriter, r *http.Request) {
 	c.render(w, r, status, "deliveries", p)
 }
 
+// listDeliveries fills one page. The queue is read unfiltered but for
+// since, a batch at a time, and filtered here: an unfiltered read costs
+// the records it returns, where a filtered one (delivery.Queue.List) reads
+// records until it has a page of matches, the whole queue for a filter
+// that matches nothing. At most scanLimit records are read per page; the
+// page then links to the next batch, as Hookdeck's event search does.
 func (c *Console) listDeliveries(d *deliveriesData, q url.Values, now time.Time) (int, error) {
 	ops := c.d.Deliveries
 	var err error
 	if d.Counts, err = ops.Counts(); err != nil {
 		return http.StatusInternalServerError, err
 	}
-	f := delivery.Filter{Route: d.Route, Before: q.Get("before"), Limit: PageSize}
+	var state delivery.State
 	if d.State != "" {
-		if f.State, err = delivery.ParseState(d.State); err != nil {
+		if state, err = delivery.ParseState(d.State); err != nil {
 			return http.StatusBadRequest, err
 		}
 	}
+	f := delivery.Filter{Before: q.Get("before"), Limit: 4 * PageSize}
 	if f.Since, err = parseWhen(d.Since, now); err != nil {
 		return http.StatusBadRequest, fmt.Errorf("since: %w", err)
 	}
@@ -374,11 +382,11 @@ func (c *Console) listDeliveries(d *deliveriesData, q url.Values, now time.Time)
 	if err != nil {
 		return http.StatusBadRequest, fmt.Errorf("until: %w", err)
 	}
-	if d.Target != "" {
-		f.Limit = 4 * PageSize
+	match := func(x *delivery.Delivery) bool {
+		return (state == "" || x.State == state) && (d.Route == "" || x.Route == d.Route) &&
+			(until.IsZero() || x.AcceptedAt.Before(until)) && (d.Target == "" || strings.Contains(x.URL, d.Target))
 	}
-	scanned := 0
-	for {
+	for scanned := 0; ; {
 		ds, err := ops.List(f)
 		if err != nil {
 			return http.StatusBadRequest, err
@@ -386,7 +394,7 @@ func (c *Console) listDeliveries(d *deliveriesData, q url.Values, now time.Time)
 		for _, x := range ds {
 			scanned++
 			f.Before = x.ID
-			if (!until.IsZero() && !x.AcceptedAt.Before(until)) || (d.Target != "" && !strings.Contains(x.URL, d.Target)) {
+			if !match(x) {
 				continue
 			}
 			d.Rows = append(d.Rows, x)
@@ -394,19 +402,18 @@ func (c *Console) listDeliveries(d *deliveriesData, q url.Values, now time.Time)
 				break
 			}
 		}
-		if len(d.Rows) == PageSize || len(ds) < f.Limit {
-			if len(d.Rows) == PageSize || (len(ds) == f.Limit && len(ds) > 0) {
-				d.Next = nextQuery(q, f.Before)
-			}
-			break
-		}
-		if scanned >= scanLimit {
+		switch {
+		case len(d.Rows) == PageSize:
+			d.Next = nextQuery(q, f.Before)
+			return http.StatusOK, nil
+		case len(ds) < f.Limit:
+			return http.StatusOK, nil // the oldest record was read
+		case scanned >= scanLimit:
 			d.Scanned = true
 			d.Next = nextQuery(q, f.Before)
-			break
+			return http.StatusOK, nil
 		}
 	}
-	return http.StatusOK, nil
 }
 
 // nextQuery is the link to the page after before. It is built from
