@@ -491,7 +491,7 @@ func TestOverviewAndRejections(t *testing.T) {
 	f.recent.Record(metrics.Event{At: at, Route: "/hooks/a", Method: "POST", Outcome: metrics.Throttled, Guard: "throttle",
 		Client: netipMust("198.51.100.7"), Key: "ci-bot"})
 	page := text(t, f.do(t, "GET", "/", nil))
-	for _, want := range []string{`<dd id="billable">7</dd>`, `<dd id="rejected">4</dd>`, "<th scope=\"row\">/sync</th><td>7</td><td>3</td>", "4.0 ms / 7.0 ms / 7.0 ms", "1.1 req/s"} {
+	for _, want := range []string{`<dd id="billable">7</dd>`, `<dd id="rejected">4</dd>`, "<th scope=\"row\">/sync</th><td data-label=\"Billable\">7</td><td data-label=\"Rejected\">3</td><td data-label=\"forwarded\">7</td>", "4.0 ms / 7.0 ms / 7.0 ms", "1.1 req/s"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("overview lacks %q", want)
 		}
