@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"html/template"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -150,7 +151,6 @@ func (c *Console) overview(w http.ResponseWriter, r *http.Request) {
 			}
 			d.Billable += row.Billable
 			d.Rejected += row.Rejected
-			row.Counts = row.Counts[:len(d.Outcomes)]
 			d.Rows = append(d.Rows, row)
 		}
 		slices.SortFunc(d.Rows, func(a, b routeRow) int {
@@ -491,24 +491,15 @@ func (c *Console) deliveryPage(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Title = "Delivery " + x.ID
 	d := deliveryData{D: x, Now: c.d.Now()}
-	for _, k := range slices.Sorted(mapsKeys(x.Header)) {
-		for _, v := range delivery.Redact(x.Header)[k] {
+	shown := delivery.Redact(x.Header)
+	for _, k := range slices.Sorted(maps.Keys(shown)) {
+		for _, v := range shown[k] {
 			d.Header = append(d.Header, headerLine{k, v})
 		}
 	}
 	d.Text, d.Binary, d.IsBinary, d.Truncated = preview(x.Body)
 	p.Data = d
 	c.render(w, r, http.StatusOK, "delivery", p)
-}
-
-func mapsKeys(h http.Header) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range h {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // preview shows text as text and anything else as a hex dump of its
@@ -697,7 +688,7 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request) {
 			d.Keys = append(d.Keys, gateway.KeyUsage{Key: k.Name, Plan: k.Plan, Enabled: k.Enabled == nil || *k.Enabled})
 		}
 	}
-	for _, name := range slices.Sorted(mapKeys(cfg.UsagePlans)) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.UsagePlans)) {
 		pl := cfg.UsagePlans[name]
 		row := planRow{Name: name, Quota: "none", Throttle: "none"}
 		if pl.Quota != nil {
@@ -713,16 +704,6 @@ func (c *Console) keys(w http.ResponseWriter, r *http.Request) {
 	}
 	p.Data = d
 	c.render(w, r, http.StatusOK, "keys", p)
-}
-
-func mapKeys[V any](m map[string]V) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 type configData struct {
