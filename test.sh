@@ -28,6 +28,9 @@ command -v make >/dev/null || missing+=(make)
 # --- agent: TestAgentThroughNamespace puts an agent and a backend in a
 # network namespace (ip netns, veth); under CI=true it fails without them.
 command -v ip >/dev/null || missing+=(iproute2)
+# --- console: internal/console's TestBrowser drives Debian's chromium
+# headless (chromedp); under CI=true it fails when chromium is missing.
+command -v chromium >/dev/null || missing+=(chromium)
 # --- install: internal/installtest builds the container image from the
 # Dockerfile with tools/imagebuild and runs it chrooted as its user (as
 # root, or rootless in a user namespace); nothing to install.

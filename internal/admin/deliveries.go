@@ -153,6 +153,9 @@ func fail(w http.ResponseWriter, err error) {
 type Client struct {
 	Base string       // "http://127.0.0.1:9090"
 	HTTP *http.Client // nil: a client with a 30s timeout
+	// Token is sent as a bearer token when set: one of admin_auth's
+	// (docs/console.md).
+	Token string
 }
 
 var _ delivery.Ops = (*Client)(nil)
@@ -184,6 +187,9 @@ func (c *Client) do(method, path string, q url.Values, out any) error {
 	req, err := http.NewRequest(method, u, nil)
 	if err != nil {
 		return err
+	}
+	if c.Token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.Token)
 	}
 	resp, err := hc.Do(req)
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"maps"
 	"net"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -296,7 +297,7 @@ func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() er
 		if cfg.Admin == config.AdminOff {
 			return nil, false, nil, fmt.Errorf("%w, and its admin listener is off: stop it, or set admin", err)
 		}
-		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin)}, false, func() error { return nil }, nil
+		return &admin.Client{Base: "http://" + dialAddr(cfg.Admin), Token: os.Getenv(AdminTokenEnv)}, false, func() error { return nil }, nil
 	}
 	if err != nil {
 		return nil, false, nil, err

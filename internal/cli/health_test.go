@@ -39,7 +39,8 @@ func TestHealthFromConfig(t *testing.T) {
 	cfg := filepath.Join(t.TempDir(), "drawbridge.yaml")
 	const routes = "routes:\n  - {path: /x, target: http://127.0.0.1:1/}\n"
 	// Listening on every address: the probe asks loopback.
-	writeConfig(t, cfg, "listen: 127.0.0.1:0\nadmin: 0.0.0.0:"+port+"\nstate: {driver: memory}\n"+routes)
+	// (Every address needs an operator token: internal/config/console.go.)
+	writeConfig(t, cfg, "listen: 127.0.0.1:0\nadmin: 0.0.0.0:"+port+"\nadmin_auth: {tokens: [{name: ops, sha256: "+strings.Repeat("ab", 32)+"}]}\nstate: {driver: memory}\n"+routes)
 
 	code, _, stderr := runMain(t, "health", "-c", cfg)
 	if code != 0 || asked != "GET /healthz" {

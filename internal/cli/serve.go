@@ -21,6 +21,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/admin"
 	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/console"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -110,6 +111,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	logDurability(st, logger)
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now,
 		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory)), names: egress.NewNames(targetResolver, now)}
+	s.metrics.Recent = console.NewRecent() // before Build: the gateway records into it
 	watchStateHealth(st.store, logger, s.metrics)
 	if err := s.startAgents(cfg); err != nil {
 		st.close()
@@ -155,10 +157,11 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	attrs := []any{"addr", s.publicLn.Addr().String(), "config", path, "routes", len(cfg.Routes)}
 	if cfg.Admin != config.AdminOff {
 		s.admin = &http.Server{
-			Handler:           admin.Handler(s.metrics.Registry, s.ready, st.history),
+			Handler:           s.withConsole(admin.Handler(s.metrics.Registry, s.ready, st.history)),
 			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          log.New(&serverLog{logger}, "", 0), // admin_tls handshake failures
 		}
-		if s.adminLn, err = net.Listen("tcp", cfg.Admin); err != nil {
+		if s.adminLn, err = listenAdmin(cfg); err != nil {
 			s.publicLn.Close()
 			s.deliveries.stop()
 			s.closeAgents()

@@ -136,7 +136,10 @@ func openState(cfg *config.Config, use stateUse) (*state, error) {
 		}
 		s := &state{driver: driver, store: rs, durability: rs.Durability, where: rs.String()}
 		if use == serving || use == servingLambda {
-			s.queue, s.poll = streams.New(rs, delivery.Policies(cfg), ""), time.Second
+			q := streams.New(rs, delivery.Policies(cfg), "")
+			// The console's history: the streams and dead letters, not
+			// what was delivered (streams/ops.go).
+			s.queue, s.history, s.poll = q, q, time.Second
 		}
 		return s, nil
 	}

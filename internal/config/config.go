@@ -106,7 +106,8 @@ type Config struct {
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
-	Log Log `yaml:"log"` // the request log (log.go)
+	Log     Log              `yaml:"log"` // the request log (log.go)
+	Console `yaml:",inline"` // admin_auth, admin_tls, admin_hosts (console.go)
 
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.

@@ -305,6 +305,7 @@ func (v *validator) run() {
 	if c.Admin != AdminOff {
 		v.hostPort("$.admin", "admin", c.Admin)
 	}
+	v.console()
 	oneOf(v, "$.state.driver", "state.driver", c.State.Driver, "memory", "embedded", "redis")
 	oneOf(v, "$.state.on_error", "state.on_error", c.State.OnError, OnErrorClosed, OnErrorOpen)
 	oneOf(v, "$.server.forwarder", "server.forwarder", c.Server.Forwarder, ForwarderReverseProxy, ForwarderLean)

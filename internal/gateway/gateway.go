@@ -119,6 +119,7 @@ type Gateway struct {
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
+	recent          metrics.Recorder // the console's view (recent.go); nil: none
 }
 
 // Build compiles cfg. Errors name the route; they are config problems the
@@ -136,6 +137,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		failOpen:  cfg.State.OnError == config.OnErrorOpen,
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
+		recent:    deps.Metrics.Recent,
 	}
 	if g.bodies == nil {
 		g.bodies = body.NewBudget(int64(cfg.Limits.MaxBodyMemory))
@@ -510,6 +512,7 @@ func (g *Gateway) finish(c *call) {
 		}
 		c.route.duration.Observe(d.Seconds())
 	}
+	g.record(c, end, label)
 	g.logRequest(c, end, label, d)
 	if !c.dispatched {
 		recycle(c)

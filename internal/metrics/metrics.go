@@ -76,6 +76,10 @@ type Metrics struct {
 	StoreErrors      prometheus.Counter
 	StateHealthy     prometheus.Gauge       // 0 while the embedded state file is lost or cannot commit
 	ConnectionsShed  *prometheus.CounterVec // reason: the edge limit that refused a connection
+
+	// Recent, when set before the gateway is built, sees every finished
+	// request (the console's recent view, recent.go). Nil: none.
+	Recent Recorder
 }
 
 // New registers drawbridge's collectors and the Go and process collectors

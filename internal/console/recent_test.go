@@ -1,0 +1,118 @@
+package console
+
+import (
+	"fmt"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/drawbridge/drawbridge/internal/metrics"
+)
+
+// TestRecentWindow: counts land in their second, old seconds fall out of
+// the window, and a slot reused a window later starts from zero.
+func TestRecentWindow(t *testing.T) {
+	r := NewRecent()
+	rec := func(at time.Time, route string, o metrics.Outcome, n int) {
+		for range n {
+			r.Record(metrics.Event{At: at, Route: route, Outcome: o})
+		}
+	}
+	rec(t0, "/a", metrics.Forwarded, 3)
+	rec(t0, "/a", metrics.Throttled, 2)
+	rec(t0.Add(time.Second), "/b", metrics.Accepted, 1)
+	rec(t0.Add(2*time.Second), "/a", metrics.UpstreamTimeout, 1)
+	rec(t0.Add(2*time.Second), "/a", metrics.Preflight, 4)
+
+	s := r.Snapshot(t0.Add(2*time.Second), 60)
+	if len(s.Series) != 60 {
+		t.Fatalf("series of %d seconds", len(s.Series))
+	}
+	last := s.Series[57:]
+	if last[0] != (Point{Unix: t0.Unix(), Billable: 3, Rejected: 2}) || last[1].Billable != 1 || last[2].Upstream != 1 || last[2].Rejected != 0 {
+		t.Fatalf("last three seconds %+v", last)
+	}
+	if s.Cells["/a"][metrics.Forwarded] != 3 || s.Cells["/a"][metrics.Throttled] != 2 || s.Cells["/b"][metrics.Accepted] != 1 || s.Cells["/a"][metrics.Preflight] != 4 {
+		t.Fatalf("cells %v", s.Cells)
+	}
+	if len(s.Rejections) != 2 {
+		t.Fatalf("%d rejections, want 2 (preflights and upstream failures are not rejections)", len(s.Rejections))
+	}
+	// A minute later t0 is out of a one-minute window.
+	if s := r.Snapshot(t0.Add(62*time.Second), 60); len(s.Cells) != 0 || len(s.Rejections) != 0 {
+		t.Fatalf("stale counts in the window: %v %d", s.Cells, len(s.Rejections))
+	}
+	// Exactly one window later the slot of t0 is reused from zero.
+	rec(t0.Add(Window*time.Second), "/a", metrics.Forwarded, 1)
+	s = r.Snapshot(t0.Add(Window*time.Second), Window)
+	if s.Cells["/a"][metrics.Forwarded] != 1 || s.Cells["/a"][metrics.Throttled] != 0 {
+		t.Fatalf("a reused slot kept old counts: %v", s.Cells)
+	}
+}
+
+// TestRecentBounded: the memory does not grow with distinct routes in a
+// second, nor with rejections or latencies.
+func TestRecentBounded(t *testing.T) {
+	r := NewRecent()
+	for i := range 2 * MaxCells {
+		r.Record(metrics.Event{At: t0, Route: fmt.Sprintf("/r%d", i), Outcome: metrics.Forwarded})
+	}
+	s := r.Snapshot(t0, 1)
+	if len(s.Cells) != MaxCells {
+		t.Fatalf("%d routes counted, want %d plus the overflow", len(s.Cells), MaxCells)
+	}
+	if got := s.Cells[OtherRoute][metrics.Forwarded]; got != MaxCells+1 {
+		t.Fatalf("overflow counted %d, want %d", got, MaxCells+1)
+	}
+	if got := s.Series[0].Billable; got != 2*MaxCells {
+		t.Fatalf("total %d", got)
+	}
+	for i := range RejectionRing + 10 {
+		r.Record(metrics.Event{At: t0, Route: "/x", Outcome: metrics.KeyRejected, Client: netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), Upstream: time.Duration(i)})
+	}
+	s = r.Snapshot(t0, 1)
+	if len(s.Rejections) != RejectionRing || len(s.Latencies) != LatencyRing {
+		t.Fatalf("%d rejections, %d latencies", len(s.Rejections), len(s.Latencies))
+	}
+	last := RejectionRing + 9
+	if newest := s.Rejections[0].Client; newest != netip.AddrFrom4([4]byte{10, 0, byte(last >> 8), byte(last)}) {
+		t.Fatalf("newest rejection first: got %v", newest)
+	}
+}
+
+func TestPercentileAndTop(t *testing.T) {
+	ds := []time.Duration{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}
+	for q, want := range map[float64]time.Duration{.5: 5, .9: 9, .99: 10, 1: 10, 0: 1} {
+		if got := Percentile(ds, q); got != want {
+			t.Errorf("p%v = %v, want %v", q*100, got, want)
+		}
+	}
+	if Percentile(nil, .5) != 0 {
+		t.Error("no samples")
+	}
+	es := []metrics.Event{{Key: "b"}, {Key: "a"}, {Key: "b"}, {Key: ""}, {Key: "c"}}
+	top := Top(es, 2, func(e metrics.Event) string { return e.Key })
+	if len(top) != 2 || top[0] != (Count{"b", 2}) || top[1] != (Count{"a", 1}) {
+		t.Fatalf("top %v", top)
+	}
+}
+
+// TestRecordAllocs: once a second's slot has grown, recording allocates
+// nothing (the ring is on the request path).
+func TestRecordAllocs(t *testing.T) {
+	r := NewRecent()
+	e := metrics.Event{At: t0, Route: "/a", Method: "GET", Outcome: metrics.Throttled, Guard: "throttle", Key: "k", Upstream: time.Millisecond}
+	r.Record(e)
+	if n := testing.AllocsPerRun(1000, func() { r.Record(e) }); n != 0 {
+		t.Fatalf("%v allocations per Record", n)
+	}
+}
+
+func BenchmarkRecord(b *testing.B) {
+	r := NewRecent()
+	e := metrics.Event{At: time.Now(), Route: "/hooks/github", Method: "POST", Outcome: metrics.Forwarded, Upstream: time.Millisecond}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Record(e)
+	}
+}
