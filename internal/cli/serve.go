@@ -24,6 +24,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 )
 
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -73,6 +74,7 @@ type Server struct {
 	bodies  *body.Budget     // one body memory budget across reloads
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 	names   *egress.Names    // target names resolved at dial time, cached
+	tracer  *tracing.Tracer  // nil: tracing off; made once, kept across reloads
 
 	deliveries        *deliveries // nil on the memory driver (no queue)
 	public, admin     *http.Server
@@ -108,6 +110,10 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	s := &Server{path: path, log: logger, metrics: metrics.New(), done: make(chan error, 2), state: st, now: now,
 		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory)), names: egress.NewNames(targetResolver, now)}
 	watchStateHealth(st.store, logger, s.metrics)
+	if s.tracer, err = newTracer(cfg, s.metrics, false); err != nil {
+		st.close()
+		return nil, err
+	}
 	deps, err := s.deps(cfg)
 	if err != nil {
 		st.close()
@@ -115,7 +121,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	// The delivery worker dials through the same egress guard as the
 	// sync path.
-	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress)
+	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress, s.tracer)
 	g, err := gateway.Build(cfg, deps)
 	if err != nil {
 		s.deliveries.stop()
@@ -170,7 +176,7 @@ func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
 	for _, w := range eg.Warnings() {
 		s.log.Warn("WARNING: " + w)
 	}
-	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies}), nil
+	return gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies, tracer: s.tracer}), nil
 }
 
 // serveHTTP hands each request to the gateway current at its start; a
@@ -231,6 +237,7 @@ func (s *Server) Reload() error {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
 	warnEdgeRestart(prev, cfg, s.log)
+	warnTracingRestart(prev, cfg, s.log)
 	for _, w := range cfg.Warnings {
 		s.log.Warn(w.String())
 	}
@@ -259,6 +266,7 @@ func (s *Server) Shutdown() error {
 	// Last: requests still finishing release their leases into it, and
 	// the embedded driver writes its final quota counts on Close.
 	cerr := s.state.close()
+	stopTracer(s.tracer, s.log)
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}

@@ -102,6 +102,9 @@ type Config struct {
 	// CORS applies to every route without a cors of its own (nil: none).
 	CORS *CORS `yaml:"cors"`
 
+	// Tracing exports OpenTelemetry traces (nil: off; tracing.go).
+	Tracing *Tracing `yaml:"tracing"`
+
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.
 	Warnings []Problem `yaml:"-"`

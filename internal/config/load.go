@@ -357,6 +357,7 @@ func (v *validator) run() {
 	v.keys()
 	v.routes()
 	v.writeTimeout()
+	v.tracing()
 }
 
 // writeTimeout defaults server.write_timeout to a little over the longest

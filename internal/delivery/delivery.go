@@ -101,6 +101,11 @@ type Delivery struct {
 	BodyBytes int    `json:"body_bytes"`
 	// Key is the idempotency key (the provider's event id); "" is none.
 	Key string `json:"key,omitempty"`
+	// Trace is the W3C traceparent of the span that accepted the request
+	// (tracing on, docs/tracing.md): each attempt is a trace of its own,
+	// linked to it. "" when tracing was off; records written before the
+	// field existed read as "".
+	Trace string `json:"trace,omitempty"`
 
 	State      State     `json:"state"`
 	AcceptedAt time.Time `json:"accepted_at"`

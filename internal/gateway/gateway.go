@@ -32,6 +32,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/policy"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -63,6 +64,9 @@ type Deps struct {
 	// against one limit; its owner sets the limit. Nil: Build makes one of
 	// limits.max_body_memory.
 	Bodies *body.Budget
+	// Tracer makes the request's spans (tracing.go). Nil: tracing off,
+	// which costs one nil check per request.
+	Tracer *tracing.Tracer
 }
 
 // Gateway is a compiled config serving requests. It is immutable after
@@ -96,6 +100,7 @@ type Gateway struct {
 	plans       map[string]*plan
 	keys        map[[32]byte]*key      // by SHA-256 of the key
 	async       map[*route]*asyncRoute // delivery.mode: async routes
+	tracer      *tracing.Tracer        // nil: tracing off
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -116,6 +121,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		failOpen:  cfg.State.OnError == config.OnErrorOpen,
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
+		tracer:    deps.Tracer,
 	}
 	if g.bodies == nil {
 		g.bodies = body.NewBudget(int64(cfg.Limits.MaxBodyMemory))
@@ -215,6 +221,8 @@ type call struct {
 
 	dry  bool   // explain: read state, consume none, write nothing
 	note string // explain: why the current step decided as it did
+
+	trace *tracing.Request // the request's span; nil: tracing off
 }
 
 // notef adds to the explain note of the current step. Call it only when
@@ -238,6 +246,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
 	c := &call{r: r, start: g.now()}
 	g.setIDs(c)
+	if g.tracer != nil {
+		g.startTrace(c)
+	}
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
 	defer g.finish(c)
@@ -279,7 +290,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	}
 	for i := range g.steps {
 		s := &g.steps[i]
-		if v := s.run(c, now); v.reason != pass {
+		var t0 time.Time
+		if c.trace != nil {
+			t0 = time.Now()
+		}
+		v := s.run(c, now)
+		if c.trace != nil && !v.skip {
+			g.traceStep(c, s.name, v, t0)
+		}
+		if v.reason != pass {
 			c.guard = s.name
 			g.reject(c, v.reason)
 			return
@@ -376,9 +395,16 @@ func (g *Gateway) dispatch(c *call) {
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.
 	g.idHeaders(c.w.Header(), c)
+	var up *upstreamTrace
+	if c.trace != nil {
+		up = g.traceUpstream(c, fr)
+	}
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
 	c.upstream = time.Since(t0)
+	if up != nil {
+		up.end(c, err)
+	}
 	c.route.upstream.Observe(c.upstream.Seconds())
 	if err == nil {
 		c.outcome = metrics.Forwarded
@@ -468,6 +494,9 @@ func (g *Gateway) finish(c *call) {
 			ctr.Inc()
 		}
 		c.route.duration.Observe(d.Seconds())
+	}
+	if c.trace != nil {
+		g.endTrace(c, end)
 	}
 	g.logRequest(c, end, label, d)
 }

@@ -108,6 +108,7 @@ type record struct {
 	Header     map[string][]string `json:"header"`
 	Body       []byte              `json:"body"`
 	AcceptedAt time.Time           `json:"accepted_at"`
+	Trace      string              `json:"trace,omitempty"` // the accepting span's traceparent; absent in older entries
 }
 
 // Enqueue implements gateway.Enqueuer: one round trip (XADD and the dedupe
@@ -120,7 +121,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, d
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
 	now := time.Now()
-	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now})
+	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now, d.Trace})
 	if err != nil {
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
@@ -196,7 +197,7 @@ func decode(m redis.Message) (*delivery.Delivery, error) {
 	}
 	d := &delivery.Delivery{
 		ID: m.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
-		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key,
+		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key, Trace: rec.Trace,
 		State: delivery.Pending, AcceptedAt: rec.AcceptedAt,
 	}
 	for range max(m.Deliveries-1, 0) {

@@ -1,0 +1,191 @@
+package gateway
+
+import (
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/drawbridge/drawbridge/internal/accesslog"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/tracing"
+)
+
+// newTestTracer is a tracer exporting into memory (the SDK's own
+// in-memory exporter, behind the real queue); spans returns what it
+// exported once everything queued was flushed.
+func newTestTracer(t testing.TB, ratio float64) (*tracing.Tracer, func() tracetest.SpanStubs) {
+	t.Helper()
+	exp := tracetest.NewInMemoryExporter()
+	r := config.Number(ratio)
+	tr, err := tracing.New(&config.Tracing{OTLPEndpoint: "http://127.0.0.1:1", ServiceName: "drawbridge", SampleRatio: &r}, nil, tracing.Options{Exporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { tr.Shutdown(context.Background()) })
+	return tr, func() tracetest.SpanStubs {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := tr.Flush(ctx); err != nil {
+			t.Fatal(err)
+		}
+		return exp.GetSpans()
+	}
+}
+
+const clientTraceID = "4bf92f3577b34da6a3ce929d0e0e4736"
+
+// TestTraceparentTrust: a client's traceparent is continued only from a
+// trusted proxy. From anyone else the request starts a new trace: the
+// client's trace id reaches neither the target nor any span, and the
+// target receives the gateway's upstream span, not the client's header.
+func TestTraceparentTrust(t *testing.T) {
+	for _, lean := range []bool{true, false} {
+		forwarder := "reverseproxy"
+		if lean {
+			forwarder = "lean"
+		}
+		t.Run(forwarder, func(t *testing.T) {
+			b := newBackend(t, nil)
+			tr, spans := newTestTracer(t, 1)
+			g, _ := buildFor(t, `
+server: {forwarder: `+forwarder+`}
+client_ip: {trusted_proxies: [192.0.2.0/24]}
+routes:
+  - {path: "/users/{id}", target: "{T}/u/{id}"}
+`, b.URL, Deps{Tracer: tr}, nil)
+			send := func(peer string) seen {
+				r := httptest.NewRequest("GET", "/users/7", nil)
+				r.RemoteAddr = peer
+				r.Header.Set("Traceparent", "00-"+clientTraceID+"-00f067aa0ba902b7-01")
+				r.Header.Set("Tracestate", "congo=t61rcWkgMzE")
+				w := httptest.NewRecorder()
+				g.ServeHTTP(w, r)
+				if w.Code != 200 {
+					t.Fatalf("peer %s: %d", peer, w.Code)
+				}
+				return b.last(t)
+			}
+
+			untrusted := send("198.51.100.1:1234")
+			tp := untrusted.Header.Get("Traceparent")
+			if tp == "" || strings.Contains(tp, clientTraceID) {
+				t.Errorf("untrusted peer: target got traceparent %q, want the gateway's new trace", tp)
+			}
+			if ts := untrusted.Header.Get("Tracestate"); ts != "" {
+				t.Errorf("untrusted peer: target got tracestate %q", ts)
+			}
+			got := spans()
+			for _, s := range got {
+				if s.SpanContext.TraceID().String() == clientTraceID || s.Parent.TraceID().String() == clientTraceID {
+					t.Errorf("span %q carries the untrusted client's trace id", s.Name)
+				}
+			}
+			up := find(t, got, "GET", trace.SpanKindClient)
+			if want := "00-" + up.SpanContext.TraceID().String() + "-" + up.SpanContext.SpanID().String() + "-01"; tp != want {
+				t.Errorf("target got %q, want the upstream span's %q", tp, want)
+			}
+			srv := find(t, got, "GET /users/{id}", trace.SpanKindServer)
+			if srv.Parent.IsValid() {
+				t.Errorf("untrusted peer: server span has parent %v, want a root", srv.Parent)
+			}
+			if up.Parent.SpanID() != srv.SpanContext.SpanID() {
+				t.Errorf("upstream span's parent %v, want the server span %v", up.Parent.SpanID(), srv.SpanContext.SpanID())
+			}
+
+			trusted := send("192.0.2.10:1234")
+			tp = trusted.Header.Get("Traceparent")
+			if !strings.HasPrefix(tp, "00-"+clientTraceID+"-") || strings.Contains(tp, "00f067aa0ba902b7") {
+				t.Errorf("trusted proxy: target got traceparent %q, want the proxy's trace continued with the gateway's span", tp)
+			}
+			if ts := trusted.Header.Get("Tracestate"); ts != "congo=t61rcWkgMzE" {
+				t.Errorf("trusted proxy: tracestate %q, want the proxy's", ts)
+			}
+			srv = find(t, spans(), "GET /users/{id}", trace.SpanKindServer)
+			if srv.SpanContext.TraceID().String() != clientTraceID || srv.Parent.SpanID().String() != "00f067aa0ba902b7" {
+				t.Errorf("trusted proxy: server span trace %s parent %s, want the proxy's", srv.SpanContext.TraceID(), srv.Parent.SpanID())
+			}
+		})
+	}
+}
+
+// find returns the last span named name of kind.
+func find(t *testing.T, spans tracetest.SpanStubs, name string, kind trace.SpanKind) tracetest.SpanStub {
+	t.Helper()
+	for i := len(spans) - 1; i >= 0; i-- {
+		if spans[i].Name == name && spans[i].SpanKind == kind {
+			return spans[i]
+		}
+	}
+	var names []string
+	for _, s := range spans {
+		names = append(names, s.Name)
+	}
+	t.Fatalf("no %v span %q among %q", kind, name, names)
+	return tracetest.SpanStub{}
+}
+
+func attr(s tracetest.SpanStub, key string) string {
+	for _, a := range s.Attributes {
+		if string(a.Key) == key {
+			return a.Value.Emit()
+		}
+	}
+	return ""
+}
+
+// TestTraceGuardSpans: every guard step that decided has a child span
+// with its rule and outcome; skipped steps have none; the server span
+// names the route template and carries the status, the client and the
+// outcome; the access line has the trace and span ids.
+func TestTraceGuardSpans(t *testing.T) {
+	b := newBackend(t, nil)
+	tr, spans := newTestTracer(t, 1)
+	var log strings.Builder
+	g, _ := buildFor(t, `
+usage_plans: {p: {throttle: {rate: 100, burst: 100}}}
+api_keys: [{name: k, plan: p, sha256: `+digest(keyA)+`}]
+routes:
+  - {path: /a, target: "{T}/a", api_key_required: true}
+`, b.URL, Deps{Tracer: tr, Log: slog.New(accesslog.New(&log))}, nil)
+	r := httptest.NewRequest("GET", "/a", nil)
+	r.RemoteAddr = "198.51.100.9:1"
+	w := httptest.NewRecorder()
+	g.ServeHTTP(w, r)
+	if w.Code != 403 {
+		t.Fatalf("no key: %d", w.Code)
+	}
+	got := spans()
+	srv := find(t, got, "GET /a", trace.SpanKindServer)
+	key := find(t, got, "guard api_key", trace.SpanKindInternal)
+	if key.Parent.SpanID() != srv.SpanContext.SpanID() {
+		t.Error("guard span is not the request span's child")
+	}
+	if o, r := attr(key, "drawbridge.guard.outcome"), attr(key, "drawbridge.guard.rule"); o != "key_rejected" || r != "api_key" {
+		t.Errorf("api_key span: outcome %q rule %q", o, r)
+	}
+	lim := find(t, got, "guard limits", trace.SpanKindInternal)
+	if attr(lim, "drawbridge.guard.outcome") != "allow" {
+		t.Errorf("limits span outcome %q, want allow", attr(lim, "drawbridge.guard.outcome"))
+	}
+	for _, s := range got {
+		if s.Name == "guard allow_ips" || s.Name == "guard throttle" {
+			t.Errorf("span %q for a step that did not run or decide", s.Name)
+		}
+	}
+	for k, want := range map[string]string{"http.request.method": "GET", "http.route": "/a", "http.response.status_code": "403",
+		"client.address": "198.51.100.9", "drawbridge.outcome": "key_rejected", "drawbridge.guard": "api_key"} {
+		if v := attr(srv, k); v != want {
+			t.Errorf("server span %s = %q, want %q", k, v, want)
+		}
+	}
+	line := log.String()
+	if !strings.Contains(line, `"trace_id":"`+srv.SpanContext.TraceID().String()+`"`) || !strings.Contains(line, `"span_id":"`+srv.SpanContext.SpanID().String()+`"`) {
+		t.Errorf("access line without the span's ids: %s", line)
+	}
+}
