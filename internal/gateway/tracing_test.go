@@ -3,16 +3,21 @@ package gateway
 import (
 	"context"
 	"log/slog"
+	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/tracing"
 )
 
@@ -188,4 +193,104 @@ routes:
 	if !strings.Contains(line, `"trace_id":"`+srv.SpanContext.TraceID().String()+`"`) || !strings.Contains(line, `"span_id":"`+srv.SpanContext.SpanID().String()+`"`) {
 		t.Errorf("access line without the span's ids: %s", line)
 	}
+}
+
+// TestTraceCollectorDown: a collector that accepts connections and never
+// answers neither slows nor fails a request. Requests with and without
+// tracing alternate against the same backend, so both see the same
+// machine; the traced median must stay within noise of the untraced one,
+// and the spans that could not be queued are counted.
+func TestTraceCollectorDown(t *testing.T) {
+	stop := make(chan struct{})
+	hole := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-stop:
+		case <-r.Context().Done():
+		}
+	}))
+	defer hole.Close()
+	defer close(stop)
+
+	b := newBackend(t, nil)
+	const yaml = `
+routes:
+  - {path: /a, target: "{T}/a", throttle: {rate: 1000000, burst: 1000000}}
+`
+	m := metrics.New()
+	tr, err := tracing.New(&config.Tracing{OTLPEndpoint: hole.URL, ServiceName: "drawbridge"}, m.Registry,
+		tracing.Options{QueueSize: 16, BatchSize: 8, Interval: time.Millisecond, ExportTimeout: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Shutdown cannot finish an export that never ends; bound it.
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		defer cancel()
+		tr.Shutdown(ctx)
+	}()
+	traced, _ := buildFor(t, yaml, b.URL, Deps{Tracer: tr, Metrics: m}, nil)
+	plain, _ := buildFor(t, yaml, b.URL, Deps{}, nil)
+
+	const n = 300
+	var on, off []time.Duration
+	for i := range 2 * n {
+		g := plain
+		if i%2 == 1 {
+			g = traced
+		}
+		r := httptest.NewRequest("GET", "/a", nil)
+		w := httptest.NewRecorder()
+		t0 := time.Now()
+		g.ServeHTTP(w, r)
+		d := time.Since(t0)
+		if w.Code != 200 {
+			t.Fatalf("request %d: %d", i, w.Code)
+		}
+		if i%2 == 1 {
+			on = append(on, d)
+		} else {
+			off = append(off, d)
+		}
+	}
+	mOn, mOff := median(on), median(off)
+	t.Logf("median latency: tracing off %v, on (collector never answers) %v", mOff, mOn)
+	if mOn > 2*mOff+time.Millisecond {
+		t.Errorf("median latency with a hung collector %v, without tracing %v", mOn, mOff)
+	}
+	dropped := testutil.ToFloat64(dropCounter(t, m, "queue_full"))
+	if dropped < n {
+		t.Errorf("queue_full drops = %v for %d traced requests of several spans each into a queue of 16", dropped, n)
+	}
+}
+
+func median(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+// dropCounter finds drawbridge_trace_spans_dropped_total{reason} on m's
+// registry, as a scrape would.
+func dropCounter(t *testing.T, m *metrics.Metrics, reason string) prometheus.Collector {
+	t.Helper()
+	mfs, err := m.Registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "drawbridge_trace_spans_dropped_total" {
+			continue
+		}
+		for _, mt := range mf.GetMetric() {
+			for _, l := range mt.GetLabel() {
+				if l.GetName() == "reason" && l.GetValue() == reason {
+					c := prometheus.NewCounter(prometheus.CounterOpts{Name: "x"})
+					c.Add(mt.GetCounter().GetValue())
+					return c
+				}
+			}
+		}
+	}
+	t.Fatalf("no drawbridge_trace_spans_dropped_total{reason=%q} in the registry", reason)
+	return nil
 }
