@@ -294,3 +294,35 @@ func dropCounter(t *testing.T, m *metrics.Metrics, reason string) prometheus.Col
 	t.Fatalf("no drawbridge_trace_spans_dropped_total{reason=%q} in the registry", reason)
 	return nil
 }
+
+// TestTraceLambdaXRay: inside Lambda, API Gateway's X-Amzn-Trace-Id is
+// linked from the request span (and kept as an attribute); outside
+// Lambda the same header is the client's, and ignored.
+func TestTraceLambdaXRay(t *testing.T) {
+	const xray = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
+	for _, inLambda := range []bool{true, false} {
+		exp := tracetest.NewInMemoryExporter()
+		tr, err := tracing.New(&config.Tracing{OTLPEndpoint: "http://127.0.0.1:1", ServiceName: "drawbridge"}, nil, tracing.Options{Exporter: exp, Lambda: inLambda})
+		if err != nil {
+			t.Fatal(err)
+		}
+		b := newBackend(t, nil)
+		g, _ := buildFor(t, "routes: [{path: /a, target: \"{T}/a\"}]", b.URL, Deps{Tracer: tr}, nil)
+		r := httptest.NewRequest("GET", "/a", nil)
+		r.Header.Set("X-Amzn-Trace-Id", xray)
+		g.ServeHTTP(httptest.NewRecorder(), r)
+		if err := tr.Flush(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		srv := find(t, exp.GetSpans(), "GET /a", trace.SpanKindServer)
+		tr.Shutdown(context.Background())
+		linked := len(srv.Links) == 1 && srv.Links[0].SpanContext.TraceID().String() == "5759e988bd862e3fe1be46a994272793" &&
+			srv.Links[0].SpanContext.SpanID().String() == "53995c3f42cd8ad8"
+		if linked != inLambda || (attr(srv, "aws.xray.trace_header") == xray) != inLambda {
+			t.Errorf("lambda %v: links %v, aws.xray.trace_header %q", inLambda, srv.Links, attr(srv, "aws.xray.trace_header"))
+		}
+		if srv.SpanContext.TraceID().String() == "5759e988bd862e3fe1be46a994272793" {
+			t.Errorf("lambda %v: the X-Ray trace was continued, not linked", inLambda)
+		}
+	}
+}

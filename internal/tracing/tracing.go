@@ -239,8 +239,13 @@ type Child struct {
 }
 
 // Upstream begins the client span of the exchange with the target of
-// method and target URL.
+// method and target URL. The query is left out of url.full: it may carry
+// tokens or signatures, and spans go to a third party (Traefik redacts
+// query values by default for the same reason).
 func (q *Request) Upstream(method, target string) *Child {
+	if i := strings.IndexByte(target, '?'); i >= 0 {
+		target = target[:i]
+	}
 	o := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
 		semconv.HTTPRequestMethodKey.String(methodName(method)),
 		semconv.URLFull(target),
