@@ -99,13 +99,13 @@ func (a *acceptTrace) end(c *call) {
 // endTrace ends the request's span with its route template, status,
 // client address and outcome.
 func (g *Gateway) endTrace(c *call, end time.Time) {
-	q := c.trace
+	route := ""
 	if c.route != nil {
-		q.Route(c.r.Method, c.route.label)
+		route = c.route.label
 	}
 	client := ""
 	if c.client.IsValid() {
 		client = c.client.String()
 	}
-	q.End(c.status, client, string(c.outcome), c.guard, end)
+	c.trace.End(c.r.Method, route, c.status, client, string(c.outcome), c.guard, end)
 }

@@ -20,6 +20,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -208,24 +209,19 @@ func (q *Request) IDs() (traceID, spanID string) {
 	return sc.TraceID().String(), sc.SpanID().String()
 }
 
-// Route names the span after the matched route's template, as HTTP
-// semantic conventions ask ("GET /users/{id}").
-func (q *Request) Route(method, route string) {
-	q.span.SetName(methodName(method) + " " + route)
-	q.span.SetAttributes(semconv.HTTPRoute(route))
-}
-
 // Step records one guard step that decided: a child span from start to
 // end named after the step, with the rule that decided and the outcome
 // ("allow", or the rejection's outcome such as "throttled").
 func (q *Request) Step(name, rule, outcome string, start, end time.Time) {
-	_, s := q.t.tracer.Start(q.ctx, "guard "+name, trace.WithTimestamp(start), trace.WithAttributes(
+	attrs := [3]attribute.KeyValue{
 		attribute.String("drawbridge.guard.name", name),
 		attribute.String("drawbridge.guard.outcome", outcome),
-	))
-	if rule != "" {
-		s.SetAttributes(attribute.String("drawbridge.guard.rule", rule))
 	}
+	n := 2
+	if rule != "" {
+		attrs[2], n = attribute.String("drawbridge.guard.rule", rule), 3
+	}
+	_, s := q.t.tracer.Start(q.ctx, "guard "+name, trace.WithTimestamp(start), trace.WithAttributes(attrs[:n]...))
 	if outcome != "allow" {
 		s.SetStatus(codes.Error, outcome)
 	}
@@ -328,25 +324,33 @@ func (c *Child) EndAccept(id string, duplicate bool, err error) {
 	s.End()
 }
 
-// End ends the request's span with the answer's status, the client's
-// address and the outcome (docs/design.md#answers-and-outcomes). A 5xx is
-// an error; a 4xx is not, on a server span.
-func (q *Request) End(status int, client, outcome, guard string, end time.Time) {
+// End ends the request's span: named after the matched route's template,
+// as the HTTP semantic conventions ask ("GET /users/{id}"; route "" when
+// none matched), with the answer's status, the client's address and the
+// outcome (docs/design.md#answers-and-outcomes). A 5xx is an error; a 4xx
+// is not, on a server span.
+func (q *Request) End(method, route string, status int, client, outcome, guard string, end time.Time) {
 	s := q.span
-	s.SetAttributes(attribute.String("drawbridge.outcome", outcome))
+	var a [6]attribute.KeyValue
+	attrs := append(a[:0], attribute.String("drawbridge.outcome", outcome))
+	if route != "" {
+		s.SetName(methodName(method) + " " + route)
+		attrs = append(attrs, semconv.HTTPRoute(route))
+	}
 	if status != 0 {
-		s.SetAttributes(semconv.HTTPResponseStatusCode(status))
+		attrs = append(attrs, semconv.HTTPResponseStatusCode(status))
 	}
 	if client != "" {
-		s.SetAttributes(semconv.ClientAddress(client))
+		attrs = append(attrs, semconv.ClientAddress(client))
 	}
 	if guard != "" {
-		s.SetAttributes(attribute.String("drawbridge.guard", guard))
+		attrs = append(attrs, attribute.String("drawbridge.guard", guard))
 	}
 	if status >= 500 {
-		s.SetAttributes(semconv.ErrorTypeKey.String(fmt.Sprint(status)))
+		attrs = append(attrs, semconv.ErrorTypeKey.String(strconv.Itoa(status)))
 		s.SetStatus(codes.Error, outcome)
 	}
+	s.SetAttributes(attrs...)
 	s.End(trace.WithTimestamp(end))
 }
 

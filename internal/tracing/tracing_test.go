@@ -128,7 +128,7 @@ func TestUnsampledNotQueued(t *testing.T) {
 	up := q.Upstream("GET", "http://127.0.0.1:1/")
 	tp := up.TraceParent()
 	up.EndUpstream(Timing{}, 200, "", nil)
-	q.End(200, "", "forwarded", "", time.Now())
+	q.End("GET", "/", 200, "", "forwarded", "", time.Now())
 	if len(tp) != 55 || tp[53:] != "00" {
 		t.Errorf("unsampled traceparent %q, want flags 00", tp)
 	}
