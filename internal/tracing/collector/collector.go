@@ -8,8 +8,8 @@
 // exporter sends are decoded by the Collector's decoder, not by
 // drawbridge's own dependencies. The full Collector (otelcol, the OTLP
 // receiver component, the contrib file exporter) decodes with the same
-// code but took twice as long to build from an empty cache, over CI's
-// budget (docs/tracing.md#testing has the figures).
+// code but needs more than twice the CPU to build from an empty cache,
+// past CI's budget (docs/tracing.md#testing has the figures).
 //
 // It is built from the Go module proxy at the pinned versions of
 // otlpfile/go.mod.txt and go.sum.txt, once, into the user cache directory
