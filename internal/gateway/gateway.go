@@ -398,6 +398,7 @@ func (g *Gateway) dispatch(c *call) {
 	var up *upstreamTrace
 	if c.trace != nil {
 		up = g.traceUpstream(c, fr)
+		defer up.abandon(c) // a client gone mid-answer panics out of Forward
 	}
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
@@ -464,6 +465,9 @@ const unknownPeer = "unknown"
 func (g *Gateway) finish(c *call) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
+			if c.trace != nil {
+				g.endTrace(c, g.now())
+			}
 			panic(p)
 		}
 		c.cause = fmt.Errorf("panic: %v", p)

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"errors"
 	"net/netip"
 	"time"
 
@@ -45,6 +46,20 @@ func (g *Gateway) traceStep(c *call, name string, v verdict, t0 time.Time) {
 type upstreamTrace struct {
 	span   *tracing.Child
 	timing forward.Timing
+	ended  bool
+}
+
+// errAborted ends the upstream span of an answer the client stopped
+// reading (Forward panicked with http.ErrAbortHandler).
+var errAborted = errors.New("answer aborted: the client went away or the target's body failed")
+
+// abandon ends the span if end did not: the exchange was cut short.
+func (u *upstreamTrace) abandon(c *call) {
+	if !u.ended {
+		u.ended = true
+		t := u.timing
+		u.span.EndUpstream(tracing.Timing{Reused: t.Reused, DialStart: t.DialStart, DialEnd: t.DialEnd, FirstByte: t.FirstByte}, c.w.status, "aborted", errAborted)
+	}
 }
 
 // traceUpstream begins the exchange's span; the target receives its
@@ -57,6 +72,7 @@ func (g *Gateway) traceUpstream(c *call, fr *forward.Request) *upstreamTrace {
 }
 
 func (u *upstreamTrace) end(c *call, err error) {
+	u.ended = true
 	errType := ""
 	if err != nil {
 		errType = string(metrics.UpstreamError)

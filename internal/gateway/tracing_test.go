@@ -335,3 +335,34 @@ func TestTraceLambdaXRay(t *testing.T) {
 		}
 	}
 }
+
+// TestTraceAbortedAnswer: a target whose body breaks off mid-answer makes
+// the gateway abort the client's response (http.ErrAbortHandler); the
+// request and upstream spans still end, the upstream one as an error.
+func TestTraceAbortedAnswer(t *testing.T) {
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", "100")
+		w.WriteHeader(200)
+		io.WriteString(w, "only ten b")
+		w.(http.Flusher).Flush()
+		conn, _, err := w.(http.Hijacker).Hijack()
+		if err == nil {
+			conn.Close()
+		}
+	})
+	tr, spans := newTestTracer(t, 1)
+	g, _ := buildFor(t, "routes: [{path: /a, target: \"{T}/a\"}]", b.URL, Deps{Tracer: tr}, nil)
+	front := httptest.NewServer(g)
+	defer front.Close()
+	resp, err := http.Get(front.URL + "/a")
+	if err == nil {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	got := spans()
+	srv := find(t, got, "GET /a", trace.SpanKindServer)
+	up := find(t, got, "GET", trace.SpanKindClient)
+	if attr(up, "error.type") != "aborted" || up.Parent.SpanID() != srv.SpanContext.SpanID() {
+		t.Errorf("upstream span of an aborted answer: error.type %q", attr(up, "error.type"))
+	}
+}

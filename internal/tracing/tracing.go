@@ -332,7 +332,10 @@ func (c *Child) EndAccept(id string, duplicate bool, err error) {
 func (q *Request) End(method, route string, status int, client, outcome, guard string, end time.Time) {
 	s := q.span
 	var a [6]attribute.KeyValue
-	attrs := append(a[:0], attribute.String("drawbridge.outcome", outcome))
+	attrs := a[:0]
+	if outcome != "" { // "" when the answer was aborted mid-body
+		attrs = append(attrs, attribute.String("drawbridge.outcome", outcome))
+	}
 	if route != "" {
 		s.SetName(methodName(method) + " " + route)
 		attrs = append(attrs, semconv.HTTPRoute(route))
