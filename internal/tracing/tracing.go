@@ -150,8 +150,7 @@ func (t *Tracer) Shutdown(ctx context.Context) error {
 	return t.provider.Shutdown(ctx)
 }
 
-// Flush exports what is queued, within ctx (Lambda, before the
-// environment may freeze).
+// Flush exports what is queued, within ctx.
 func (t *Tracer) Flush(ctx context.Context) error {
 	if t == nil {
 		return nil
@@ -185,7 +184,7 @@ func (t *Tracer) Start(r *http.Request, trusted bool, start time.Time) *Request 
 		scheme = "https"
 	}
 	o = append(o, trace.WithAttributes(
-		semconv.HTTPRequestMethodKey.String(method(r.Method)),
+		semconv.HTTPRequestMethodKey.String(httpMethod(r.Method)),
 		semconv.URLPath(r.URL.EscapedPath()),
 		semconv.URLScheme(scheme),
 		semconv.ServerAddress(r.Host),
@@ -195,7 +194,7 @@ func (t *Tracer) Start(r *http.Request, trusted bool, start time.Time) *Request 
 	if ua := r.Header["User-Agent"]; len(ua) > 0 {
 		o = append(o, trace.WithAttributes(semconv.UserAgentOriginal(ua[0])))
 	}
-	ctx, span := t.tracer.Start(ctx, method(r.Method), o...)
+	ctx, span := t.tracer.Start(ctx, methodName(r.Method), o...)
 	return &Request{t: t, ctx: ctx, span: span}
 }
 
@@ -243,7 +242,7 @@ func (q *Request) Upstream(method, target string) *Child {
 		target = target[:i]
 	}
 	o := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(
-		semconv.HTTPRequestMethodKey.String(methodName(method)),
+		semconv.HTTPRequestMethodKey.String(httpMethod(method)),
 		semconv.URLFull(target),
 	)}
 	if u, err := url.Parse(target); err == nil {
@@ -253,8 +252,9 @@ func (q *Request) Upstream(method, target string) *Child {
 	return &Child{span: s}
 }
 
-// Accept begins the internal span of an async route's accept: persist,
-// fsync, 202.
+// Accept begins the span of an async route's accept (persist, fsync,
+// 202): a producer span, as the semantic conventions name the hand-off of
+// a message that is consumed later.
 func (q *Request) Accept(route string) *Child {
 	_, s := q.t.tracer.Start(q.ctx, "accept "+route, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("drawbridge.route", route)))
@@ -481,7 +481,7 @@ func xraySpanContext(h string) (trace.SpanContext, bool) {
 // method is the request method for http.request.method: a known one as
 // sent, any other "_OTHER", as the semantic conventions ask (an
 // attacker's made-up method must not make new values).
-func method(m string) string {
+func httpMethod(m string) string {
 	switch m {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodConnect, http.MethodOptions, http.MethodTrace:
@@ -493,7 +493,7 @@ func method(m string) string {
 // methodName is the method as a span name's first word: "HTTP" for
 // "_OTHER".
 func methodName(m string) string {
-	if m = method(m); m == "_OTHER" {
+	if m = httpMethod(m); m == "_OTHER" {
 		return "HTTP"
 	}
 	return m

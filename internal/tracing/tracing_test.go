@@ -4,11 +4,13 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/drawbridge/drawbridge/internal/config"
@@ -173,5 +175,37 @@ func TestXRay(t *testing.T) {
 	}
 	if sc, ok := xraySpanContext("Root=1-5759e988-bd862e3fe1be46a994272793"); !ok || !sc.SpanID().IsValid() {
 		t.Error("root without parent: no link")
+	}
+}
+
+// TestUnknownMethod: a method outside HTTP's own is recorded as _OTHER and
+// names the span "HTTP", so invented methods mint neither attribute
+// values nor span names (HTTP semantic conventions).
+func TestUnknownMethod(t *testing.T) {
+	exp := tracetest.NewInMemoryExporter()
+	tr, err := New(&config.Tracing{OTLPEndpoint: "http://127.0.0.1:1", ServiceName: "drawbridge"}, nil, Options{Exporter: exp})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Shutdown(context.Background())
+	r := httptest.NewRequest("GET", "/x?token=secret", nil)
+	r.Method = "XYZZY"
+	q := tr.Start(r, false, time.Now())
+	up := q.Upstream("XYZZY", "http://10.0.0.1:8080/x?token=secret")
+	up.EndUpstream(Timing{}, 200, "", nil)
+	q.End("XYZZY", "/x", 200, "", "forwarded", "", time.Now())
+	tr.Flush(context.Background())
+	for _, s := range exp.GetSpans() {
+		if s.Name != "HTTP" && s.Name != "HTTP /x" {
+			t.Errorf("span name %q", s.Name)
+		}
+		for _, a := range s.Attributes {
+			if a.Key == "http.request.method" && a.Value.AsString() != "_OTHER" {
+				t.Errorf("%s: http.request.method %q", s.Name, a.Value.AsString())
+			}
+			if strings.Contains(a.Value.Emit(), "secret") {
+				t.Errorf("%s: %s carries the query: %s", s.Name, a.Key, a.Value.Emit())
+			}
+		}
 	}
 }
