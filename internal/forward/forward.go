@@ -146,13 +146,19 @@ type Request struct {
 	// WebSocket lets an Upgrade: websocket through; every other Upgrade
 	// (h2c above all: a tunnel past every guard) is stripped.
 	WebSocket bool
-	// TraceParent, when set (tracing on), replaces the client's
-	// traceparent, and TraceState its tracestate ("" removes it): the
-	// target continues the gateway's trace, never one a client made up
-	// (docs/tracing.md).
-	TraceParent, TraceState string
-	// Timing, when set (tracing on), receives what the exchange cost.
-	Timing *Timing
+	// Trace is the exchange's span context and timing; nil with tracing
+	// off (one pointer: the Request stays in its allocation size class).
+	Trace *Trace
+}
+
+// Trace is what tracing (docs/tracing.md) needs of one exchange.
+type Trace struct {
+	// Parent replaces the client's traceparent, and State its tracestate
+	// ("" removes it): the target continues the gateway's trace, never
+	// one a client made up.
+	Parent, State string
+	// Timing receives what the exchange cost.
+	Timing Timing
 }
 
 // Timing is what one exchange with the target cost, for its span.
@@ -198,8 +204,8 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 		ctx, cancel = context.WithDeadline(base, fr.Deadline)
 	}
 	defer cancel()
-	if t := fr.Timing; t != nil {
-		ctx = httptrace.WithClientTrace(ctx, clientTrace(t))
+	if fr.Trace != nil {
+		ctx = httptrace.WithClientTrace(ctx, clientTrace(&fr.Trace.Timing))
 	}
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {

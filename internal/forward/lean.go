@@ -227,14 +227,15 @@ func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Requ
 func (f *Forwarder) roundTrip(ctx context.Context, o *outReq, fr *Request) (*http.Response, *pconn, error) {
 	for attempt := 0; ; attempt++ {
 		var t0 time.Time
-		if fr.Timing != nil {
+		if fr.Trace != nil {
 			t0 = time.Now()
 		}
 		pc, err := f.pool.get(ctx, fr.Deadline)
 		if err != nil {
 			return nil, nil, err
 		}
-		if t := fr.Timing; t != nil {
+		if fr.Trace != nil {
+			t := &fr.Trace.Timing
 			*t = Timing{Reused: pc.reused}
 			if !pc.reused {
 				t.DialStart, t.DialEnd = t0, time.Now()
@@ -242,8 +243,8 @@ func (f *Forwarder) roundTrip(ctx context.Context, o *outReq, fr *Request) (*htt
 		}
 		res, wrote, err := sendOn(ctx, pc, o, fr)
 		if err == nil {
-			if fr.Timing != nil {
-				fr.Timing.FirstByte = time.Now()
+			if fr.Trace != nil {
+				fr.Trace.Timing.FirstByte = time.Now()
 			}
 			return res, pc, nil
 		}

@@ -88,7 +88,7 @@ func (f *Forwarder) targetURL(u *url.URL, in *url.URL, rest string) {
 //     X-Request-Id, set after the client's headers so that no client header
 //     can replace or remove them;
 //   - with tracing on, the gateway's traceparent and tracestate in place
-//     of the client's (Request.TraceParent).
+//     of the client's (Request.Trace).
 //
 // vals is storage for the values drawbridge sets, so that the lean path
 // can keep them in its pooled request.
@@ -114,10 +114,10 @@ func outHeader(h http.Header, r *http.Request, fr *Request, vals *[3]string) {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	h["X-Request-Id"] = vals[2:3:3]
-	if fr.TraceParent != "" {
-		h["Traceparent"] = []string{fr.TraceParent}
-		if fr.TraceState != "" {
-			h["Tracestate"] = []string{fr.TraceState}
+	if t := fr.Trace; t != nil && t.Parent != "" {
+		h["Traceparent"] = []string{t.Parent}
+		if t.State != "" {
+			h["Tracestate"] = []string{t.State}
 		} else {
 			delete(h, "Tracestate")
 		}

@@ -113,7 +113,9 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 		Header: p.Header, // shares the client's values: Enqueue serialises before the request ends
 		Body:   c.body,
 		Key:    a.key(c.r.Header, c.body),
-		Trace:  fr.TraceParent, // the accept span's, for the attempts' links; "" with tracing off
+	}
+	if fr.Trace != nil {
+		d.Trace = fr.Trace.Parent // the accept span's, for the attempts' links
 	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
 	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {

@@ -44,9 +44,9 @@ func (g *Gateway) traceStep(c *call, name string, v verdict, t0 time.Time) {
 
 // upstreamTrace is the span of the exchange with the target.
 type upstreamTrace struct {
-	span   *tracing.Child
-	timing forward.Timing
-	ended  bool
+	span  *tracing.Child
+	fwd   forward.Trace // what the forwarder sends and measures
+	ended bool
 }
 
 // errAborted ends the upstream span of an answer the client stopped
@@ -57,7 +57,7 @@ var errAborted = errors.New("answer aborted: the client went away or the target'
 func (u *upstreamTrace) abandon(c *call) {
 	if !u.ended {
 		u.ended = true
-		t := u.timing
+		t := u.fwd.Timing
 		u.span.EndUpstream(tracing.Timing{Reused: t.Reused, DialStart: t.DialStart, DialEnd: t.DialEnd, FirstByte: t.FirstByte}, c.w.status, "aborted", errAborted)
 	}
 }
@@ -66,8 +66,8 @@ func (u *upstreamTrace) abandon(c *call) {
 // traceparent.
 func (g *Gateway) traceUpstream(c *call, fr *forward.Request) *upstreamTrace {
 	u := &upstreamTrace{span: c.trace.Upstream(c.r.Method, c.route.fwd.TargetURL(c.rest, c.r.URL))}
-	fr.TraceParent, fr.TraceState = u.span.TraceParent(), u.span.TraceState()
-	fr.Timing = &u.timing
+	u.fwd.Parent, u.fwd.State = u.span.TraceParent(), u.span.TraceState()
+	fr.Trace = &u.fwd
 	return u
 }
 
@@ -85,7 +85,7 @@ func (u *upstreamTrace) end(c *call, err error) {
 			}
 		}
 	}
-	t := u.timing
+	t := u.fwd.Timing
 	u.span.EndUpstream(tracing.Timing{Reused: t.Reused, DialStart: t.DialStart, DialEnd: t.DialEnd, FirstByte: t.FirstByte}, c.w.status, errType, err)
 }
 
@@ -100,7 +100,7 @@ type acceptTrace struct {
 // the delivery: each attempt is a trace of its own, linked to it.
 func (g *Gateway) traceAccept(c *call, fr *forward.Request) *acceptTrace {
 	a := &acceptTrace{span: c.trace.Accept(c.route.label)}
-	fr.TraceParent, fr.TraceState = a.span.TraceParent(), a.span.TraceState()
+	fr.Trace = &forward.Trace{Parent: a.span.TraceParent(), State: a.span.TraceState()}
 	return a
 }
 
