@@ -79,7 +79,7 @@ func TestEndToEnd(t *testing.T) {
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "drawbridge.yaml")
 	if err := os.WriteFile(cfg, []byte(`listen: 127.0.0.1:0
-admin: off
+admin: 127.0.0.1:0
 state: {driver: embedded, path: `+filepath.Join(dir, "state.db")+`}
 tracing: {otlp_endpoint: "`+col.URL+`", service_name: drawbridge-e2e}
 usage_plans: {p: {throttle: {rate: 100, burst: 100}}}
@@ -123,17 +123,24 @@ routes:
 			t.Fatalf("%s %s: %d, want %d", c.method, c.path, resp.StatusCode, c.want)
 		}
 	}
-	// The delivery is retried after its 503; wait for the second attempt.
+	// The delivery is retried after its 503; wait until the second
+	// attempt is recorded (shutting down mid-attempt would cut it short).
 	deadline := time.Now().Add(30 * time.Second)
 	for {
-		mu.Lock()
-		n := hookCalls
-		mu.Unlock()
-		if n >= 2 {
+		resp, err := http.Get("http://" + srv.AdminAddr() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if strings.Contains(string(body), `drawbridge_deliveries{state="delivered"} 1`) {
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("the delivery was attempted %d times, want 2", n)
+			mu.Lock()
+			n := hookCalls
+			mu.Unlock()
+			t.Fatalf("the delivery is not delivered after %d attempts", n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
