@@ -34,6 +34,11 @@ func newCounters() *counters {
 // on, and one goroutine that sends batches to the exporter. The SDK's own
 // BatchSpanProcessor also drops rather than blocks, but counts its drops
 // only where a Prometheus scrape cannot see them.
+//
+// The exporting goroutine does not receive span by span: it wakes when a
+// batch is full (OnEnd's signal), on the interval, or to flush, and then
+// drains the queue. A receiver parked on the queue would be woken by every
+// span a request ends, eight goroutine switches for one allowed request.
 type batcher struct {
 	exp      sdktrace.SpanExporter
 	m        *counters
@@ -42,6 +47,7 @@ type batcher struct {
 	interval time.Duration
 	timeout  time.Duration
 
+	wake     chan struct{} // a batch is waiting
 	flush    chan chan struct{}
 	stop     chan struct{}
 	done     chan struct{}
@@ -67,7 +73,7 @@ func newBatcher(exp sdktrace.SpanExporter, m *counters, o Options) *batcher {
 		exp: exp, m: m,
 		queue: make(chan sdktrace.ReadOnlySpan, o.QueueSize), size: o.BatchSize,
 		interval: o.Interval, timeout: o.ExportTimeout,
-		flush: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
+		wake: make(chan struct{}, 1), flush: make(chan chan struct{}), stop: make(chan struct{}), done: make(chan struct{}),
 		full: m.dropped.WithLabelValues("queue_full"), failed: m.dropped.WithLabelValues("export_failed"),
 	}
 	go b.run()
@@ -87,6 +93,13 @@ func (b *batcher) OnEnd(s sdktrace.ReadOnlySpan) {
 	case b.queue <- s:
 	default:
 		b.full.Inc()
+		return
+	}
+	if len(b.queue) >= b.size {
+		select {
+		case b.wake <- struct{}{}:
+		default: // already signalled
+		}
 	}
 }
 
@@ -126,13 +139,10 @@ func (b *batcher) run() {
 	}
 	for {
 		select {
-		case s := <-b.queue:
-			batch = append(batch, s)
-			if len(batch) == b.size {
-				send()
-			}
+		case <-b.wake:
+			drain()
 		case <-tick.C:
-			send()
+			drain()
 		case ack := <-b.flush:
 			drain()
 			close(ack)
