@@ -303,6 +303,13 @@ func runMode(ctx context.Context, o options, m mode) ([]sample, []target, error)
 	reuse(rp, "drawbridge-rp-16k", "large", "/large", 200)
 	guards := server("drawbridge-guards", "forward", "/forward", 200, dwArgv("guards", guardsConfig), "x-api-key: "+benchKey)
 	server("drawbridge-guards-rp", "forward", "/forward", 200, dwArgv("guards-rp", guardsConfig), "x-api-key: "+benchKey)
+	// The guard chain again with tracing on (sample_ratio 1), exporting
+	// every span to a sink in this process: the cost of tracing beside
+	// drawbridge-guards in the same run.
+	if sink, stop, err := otlpSink(); err == nil {
+		defer stop()
+		server("drawbridge-guards-traced", "forward", "/forward", 200, dwArgv("guards-traced", tracedConfig(sink)), "x-api-key: "+benchKey)
+	}
 	for _, v := range o.variants {
 		serverEnv(v.Env, "drawbridge-guards+"+v.Label, "forward", "/forward", 200, dwArgv("guards+"+v.Label, guardsConfig), "x-api-key: "+benchKey)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/delivery"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 )
 
 // deliveries is serve's background delivery worker over the state's
@@ -39,12 +40,12 @@ type deliveries struct {
 // startDeliveries starts delivering from st's queue, if it has one.
 // guard is the egress check for the worker's dials, the same as the
 // sync path's.
-func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard) *deliveries {
+func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard, tr *tracing.Tracer) *deliveries {
 	if st.queue == nil {
 		return nil
 	}
 	d := &deliveries{queue: st.queue, done: make(chan struct{})}
-	d.worker = newWorker(st.queue, cfg, m, log, guard, st.poll)
+	d.worker = newWorker(st.queue, cfg, m, log, guard, st.poll, tr)
 	ctx, cancel := context.WithCancel(context.Background())
 	d.cancel = cancel
 	go func() {
@@ -55,9 +56,10 @@ func startDeliveries(cfg *config.Config, st *state, m *metrics.Metrics, log *slo
 }
 
 // newWorker is the delivery worker of serve and of Lambda's scheduled
-// drain, with its metrics. poll 0 is the worker's default.
-func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard, poll time.Duration) *delivery.Worker {
-	w := delivery.NewWorker(src, delivery.WorkerOptions{
+// drain, with its metrics and spans (tr nil: none). poll 0 is the
+// worker's default.
+func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log *slog.Logger, guard *egress.Guard, poll time.Duration, tr *tracing.Tracer) *delivery.Worker {
+	opts := delivery.WorkerOptions{
 		Log:      log,
 		Egress:   guard,
 		Poll:     poll,
@@ -65,7 +67,9 @@ func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log 
 		OnAttempt: func(a delivery.AttemptReport) {
 			m.ObserveAttempt(a.Route, a.Duration, a.State != delivery.Pending, string(a.State), a.Tries, a.SinceAccepted)
 		},
-	})
+	}
+	traceAttempts(tr, &opts)
+	w := delivery.NewWorker(src, opts)
 	w.SetPolicies(delivery.Policies(cfg))
 	return w
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 )
 
 // wiring is what a command has for its gateway beyond the config: the
@@ -24,6 +25,7 @@ type wiring struct {
 	// bodies is the body memory budget, shared across reloads. Nil: the
 	// gateway makes its own (Lambda, check, explain build one gateway).
 	bodies *body.Budget
+	tracer *tracing.Tracer // nil: tracing off
 }
 
 // gatewayDeps builds the gateway's dependencies for every command that
@@ -42,5 +44,5 @@ func gatewayDeps(cfg *config.Config, w wiring) gateway.Deps {
 		m = metrics.New()
 	}
 	return gateway.Deps{Metrics: m, Log: log, Store: w.state.store, Queue: w.state.queue, Now: w.now,
-		Egress: w.egress, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies}
+		Egress: w.egress, IPSets: localIPSets(cfg.File, log), Bodies: w.bodies, Tracer: w.tracer}
 }

@@ -100,10 +100,15 @@ func newLambdaFunction(env config.LookupEnv, logger *slog.Logger) (*lambdaFuncti
 		logger.Warn("WARNING: " + w)
 	}
 	fn := &lambdaFunction{cfg: cfg, state: st, egress: guard, log: logger, metrics: metrics.New()}
-	if st.queue != nil {
-		fn.worker = newWorker(st.queue, cfg, fn.metrics, logger, guard, 0)
+	tr, err := newTracer(cfg, fn.metrics, true)
+	if err != nil {
+		st.close()
+		return nil, err
 	}
-	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, metrics: fn.metrics, log: logger, egress: guard}))
+	if st.queue != nil {
+		fn.worker = newWorker(st.queue, cfg, fn.metrics, logger, guard, 0, tr)
+	}
+	g, err := gateway.Build(cfg, gatewayDeps(cfg, wiring{state: st, metrics: fn.metrics, log: logger, egress: guard, tracer: tr}))
 	if err != nil {
 		st.close()
 		return nil, err

@@ -25,6 +25,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 	"github.com/drawbridge/drawbridge/internal/tunnel"
 )
 
@@ -75,6 +76,7 @@ type Server struct {
 	bodies  *body.Budget     // one body memory budget across reloads
 	now     func() time.Time // guards' clock; nil: real time (tests inject one)
 	names   *egress.Names    // target names resolved at dial time, cached
+	tracer  *tracing.Tracer  // nil: tracing off; made once, kept across reloads
 
 	agents            *tunnel.Edge // nil without an agents: block (agent.go)
 	agentsLn          net.Listener
@@ -113,6 +115,10 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 		bodies: body.NewBudget(int64(cfg.Limits.MaxBodyMemory)), names: egress.NewNames(targetResolver, now)}
 	s.metrics.Recent = console.NewRecent() // before Build: the gateway records into it
 	watchStateHealth(st.store, logger, s.metrics)
+	if s.tracer, err = newTracer(cfg, s.metrics, false); err != nil {
+		st.close()
+		return nil, err
+	}
 	if err := s.startAgents(cfg); err != nil {
 		st.close()
 		return nil, err
@@ -125,7 +131,7 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	}
 	// The delivery worker dials through the same egress guard as the
 	// sync path.
-	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress)
+	s.deliveries = startDeliveries(cfg, st, s.metrics, logger, deps.Egress, s.tracer)
 	if s.deliveries != nil && s.agents != nil {
 		s.deliveries.worker.SetAgents(s.agents.Transport)
 	}
@@ -187,7 +193,7 @@ func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
 	for _, w := range eg.Warnings() {
 		s.log.Warn("WARNING: " + w)
 	}
-	deps := gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies})
+	deps := gatewayDeps(cfg, wiring{state: s.state, metrics: s.metrics, log: s.log, egress: eg, now: s.now, bodies: s.bodies, tracer: s.tracer})
 	deps.Agents = s.agentsFor()
 	return deps, nil
 }
@@ -251,6 +257,7 @@ func (s *Server) Reload() error {
 		s.log.Warn("listen, admin, limits.max_header_bytes and server: changes take effect after a restart")
 	}
 	warnEdgeRestart(prev, cfg, s.log)
+	warnTracingRestart(prev, cfg, s.log)
 	for _, w := range cfg.Warnings {
 		s.log.Warn(w.String())
 	}
@@ -280,6 +287,7 @@ func (s *Server) Shutdown() error {
 	// Last: requests still finishing release their leases into it, and
 	// the embedded driver writes its final quota counts on Close.
 	cerr := s.state.close()
+	stopTracer(s.tracer, s.log)
 	if err != nil {
 		return fmt.Errorf("drain: %w", err)
 	}

@@ -108,6 +108,8 @@ type Config struct {
 
 	Log     Log              `yaml:"log"` // the request log (log.go)
 	Console `yaml:",inline"` // admin_auth, admin_tls, admin_hosts (console.go)
+	// Tracing exports OpenTelemetry traces (nil: off; tracing.go).
+	Tracing *Tracing `yaml:"tracing"`
 
 	// Warnings are problems that do not stop the gateway (routes open to
 	// anyone, for instance); check prints them.

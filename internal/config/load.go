@@ -361,6 +361,7 @@ func (v *validator) run() {
 	v.routes()
 	v.agents()
 	v.writeTimeout()
+	v.tracing()
 }
 
 // writeTimeout defaults server.write_timeout to a little over the longest

@@ -104,6 +104,11 @@ type Delivery struct {
 	// Via is the agent the route sent through when the request was
 	// accepted (docs/agent.md); "": the worker dials URL itself.
 	Via string `json:"via,omitempty"`
+	// Trace is the W3C traceparent of the span that accepted the request
+	// (tracing on, docs/tracing.md): each attempt is a trace of its own,
+	// linked to it. "" when tracing was off; records written before the
+	// field existed read as "".
+	Trace string `json:"trace,omitempty"`
 
 	State      State     `json:"state"`
 	AcceptedAt time.Time `json:"accepted_at"`

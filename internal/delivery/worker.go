@@ -41,6 +41,12 @@ type WorkerOptions struct {
 	// Nil, or no agent connected: the attempt fails and is retried on
 	// the route's schedule, so the delivery waits in the queue.
 	Agents func(name string) http.RoundTripper
+	// Trace starts the span of one attempt, linked to the accepting
+	// span (accepted: Delivery.Trace), and returns the traceparent the
+	// target receives and the function that ends the span with the
+	// attempt's status, error, the delivery's state after it and its next
+	// retry (tracing.Tracer.Attempt). Nil: no spans.
+	Trace func(route, id, accepted string, attempt int) (traceparent string, end func(status int, err error, state string, next time.Time))
 }
 
 // Source is a queue a Worker delivers from: the bbolt Queue, or one that
@@ -273,9 +279,17 @@ type AttemptReport struct {
 // attempt sends d once and records the outcome.
 func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	p := w.policy(d.Route)
+	var tp string
+	var endSpan func(int, error, string, time.Time)
+	if w.opts.Trace != nil {
+		tp, endSpan = w.opts.Trace(d.Route, d.ID, d.Trace, d.tries()+1)
+	}
 	start := w.opts.Clock.Now()
-	res := w.send(ctx, d, p.Timeout)
+	res := w.send(ctx, d, p.Timeout, tp)
 	if ctx.Err() != nil {
+		if endSpan != nil {
+			endSpan(res.Status, context.Canceled, string(Pending), time.Time{})
+		}
 		return // shutting down: not the target's fault, not an attempt
 	}
 	end := w.opts.Clock.Now()
@@ -284,6 +298,13 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		a.Error = res.Err.Error()
 	}
 	state, next := p.Decide(d, res, end, w.opts.Rand)
+	if endSpan != nil {
+		var nextRetry time.Time
+		if state == Pending {
+			nextRetry = next
+		}
+		endSpan(res.Status, res.Err, string(state), nextRetry)
+	}
 	err := w.q.Finish(ctx, d, a, state, next)
 	if err == nil && w.opts.OnAttempt != nil {
 		w.opts.OnAttempt(AttemptReport{Route: d.Route, Duration: a.Duration, State: state,
@@ -311,7 +332,10 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 // the connection can be reused.
 const maxDrain = 64 << 10
 
-func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) Result {
+// send makes one attempt. traceparent, when set (tracing on), is the
+// attempt span's: it replaces the one stored with the request (the
+// accepting span's), and the stored tracestate, which went with it.
+func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration, traceparent string) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The header is the plan the gateway stored (forward.Plan). A
@@ -326,6 +350,10 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) R
 	// The same id on every attempt, so the target can drop our own
 	// at-least-once duplicates.
 	h["X-Drawbridge-Delivery"] = []string{d.ID}
+	if traceparent != "" {
+		h["Traceparent"] = []string{traceparent}
+		delete(h, "Tracestate")
+	}
 	resp, err := w.clientFor(d.Via).Send(ctx, d.Method, d.URL, h, d.Body)
 	if err != nil {
 		return Result{Err: err}

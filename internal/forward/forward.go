@@ -16,6 +16,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/url"
 	"strings"
@@ -161,6 +162,27 @@ type Request struct {
 	// WebSocket lets an Upgrade: websocket through; every other Upgrade
 	// (h2c above all: a tunnel past every guard) is stripped.
 	WebSocket bool
+	// Trace is the exchange's span context and timing; nil with tracing
+	// off (one pointer: the Request stays in its allocation size class).
+	Trace *Trace
+}
+
+// Trace is what tracing (docs/tracing.md) needs of one exchange.
+type Trace struct {
+	// Parent replaces the client's traceparent, and State its tracestate
+	// ("" removes it): the target continues the gateway's trace, never
+	// one a client made up.
+	Parent, State string
+	// Timing receives what the exchange cost.
+	Timing Timing
+}
+
+// Timing is what one exchange with the target cost, for its span.
+type Timing struct {
+	Reused    bool      // a kept-alive connection carried it: no dial
+	DialStart time.Time // zero when reused
+	DialEnd   time.Time
+	FirstByte time.Time // the answer's head arrived; zero: no answer
 }
 
 type ctxKey struct{}
@@ -198,6 +220,9 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 		ctx, cancel = context.WithDeadline(base, fr.Deadline)
 	}
 	defer cancel()
+	if fr.Trace != nil {
+		ctx = httptrace.WithClientTrace(ctx, clientTrace(&fr.Trace.Timing))
+	}
 	in := r.WithContext(ctx)
 	if len(fr.Body) > 0 {
 		in.Body = io.NopCloser(bytes.NewReader(fr.Body))
@@ -223,6 +248,17 @@ func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request)
 		kind = Timeout
 	}
 	return &Error{Kind: kind, Err: st.err}
+}
+
+// clientTrace fills t from http.Transport's events (the ReverseProxy
+// path; the lean path fills it itself).
+func clientTrace(t *Timing) *httptrace.ClientTrace {
+	return &httptrace.ClientTrace{
+		GotConn:              func(ci httptrace.GotConnInfo) { t.Reused = ci.Reused },
+		ConnectStart:         func(string, string) { t.DialStart = time.Now() },
+		ConnectDone:          func(string, string, error) { t.DialEnd = time.Now() },
+		GotFirstResponseByte: func() { t.FirstByte = time.Now() },
+	}
 }
 
 func recordError(_ http.ResponseWriter, r *http.Request, err error) {

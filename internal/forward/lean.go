@@ -226,12 +226,26 @@ func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Requ
 // head. On a stale reused connection it retries once on a fresh one.
 func (f *Forwarder) roundTrip(ctx context.Context, o *outReq, fr *Request) (*http.Response, *pconn, error) {
 	for attempt := 0; ; attempt++ {
+		var t0 time.Time
+		if fr.Trace != nil {
+			t0 = time.Now()
+		}
 		pc, err := f.pool.get(ctx, fr.Deadline)
 		if err != nil {
 			return nil, nil, err
 		}
+		if fr.Trace != nil {
+			t := &fr.Trace.Timing
+			*t = Timing{Reused: pc.reused}
+			if !pc.reused {
+				t.DialStart, t.DialEnd = t0, time.Now()
+			}
+		}
 		res, wrote, err := sendOn(ctx, pc, o, fr)
 		if err == nil {
+			if fr.Trace != nil {
+				fr.Trace.Timing.FirstByte = time.Now()
+			}
 			return res, pc, nil
 		}
 		pc.c.Close()

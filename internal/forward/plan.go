@@ -86,7 +86,9 @@ func (f *Forwarder) targetURL(u *url.URL, in *url.URL, rest string) {
 //   - X-Forwarded-For (the gateway's value, when it has one),
 //     X-Forwarded-Host (the client's Host), X-Forwarded-Proto and
 //     X-Request-Id, set after the client's headers so that no client header
-//     can replace or remove them.
+//     can replace or remove them;
+//   - with tracing on, the gateway's traceparent and tracestate in place
+//     of the client's (Request.Trace).
 //
 // vals is storage for the values drawbridge sets, so that the lean path
 // can keep them in its pooled request.
@@ -112,6 +114,14 @@ func outHeader(h http.Header, r *http.Request, fr *Request, vals *[3]string) {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	h["X-Request-Id"] = vals[2:3:3]
+	if t := fr.Trace; t != nil && t.Parent != "" {
+		h["Traceparent"] = []string{t.Parent}
+		if t.State != "" {
+			h["Tracestate"] = []string{t.State}
+		} else {
+			delete(h, "Tracestate")
+		}
+	}
 }
 
 // sendHeader is the User-Agent rule, applied by every sender to a

@@ -73,6 +73,12 @@ func (c *call) logFields(f fields, label string, d time.Duration) {
 	if c.cause != nil {
 		f.Str("reason", c.cause.Error())
 	}
+	if c.trace != nil {
+		if tid, sid := c.trace.IDs(); tid != "" {
+			f.Safe("trace_id", tid) // hex
+			f.Safe("span_id", sid)
+		}
+	}
 }
 
 // accessHandler is the logger's handler when it has the access-line fast

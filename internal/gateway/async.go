@@ -88,6 +88,11 @@ func buildAsync(routes []*route, deps Deps) map[*route]*asyncRoute {
 // retries, which is better than a 202 for an event we may lose.
 func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 	g.idHeaders(c.w.Header(), c)
+	var at *acceptTrace
+	if c.trace != nil {
+		at = g.traceAccept(c, fr)
+		defer at.end(c)
+	}
 	if a.queue == nil {
 		c.cause = errNoQueue
 		g.reject(c, unavailable)
@@ -110,6 +115,9 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 		Key:    a.key(c.r.Header, c.body),
 		Via:    c.route.cfg.Via,
 	}
+	if fr.Trace != nil {
+		d.Trace = fr.Trace.Parent // the accept span's, for the attempts' links
+	}
 	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
 	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {
 		a.health.Committed(err)
@@ -118,6 +126,9 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 			// this commit may have missed the copy a restart reads.
 			err = a.health.Healthy()
 		}
+	}
+	if at != nil && err == nil {
+		at.id, at.dup = id, dup
 	}
 	if err != nil {
 		// Never fails open, whatever state.on_error says: a 202 promises

@@ -33,6 +33,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/policy"
 	"github.com/drawbridge/drawbridge/internal/store"
+	"github.com/drawbridge/drawbridge/internal/tracing"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -68,6 +69,9 @@ type Deps struct {
 	// per agent name (internal/tunnel). Nil: no agent is ever connected
 	// (Lambda, check, explain: docs/agent.md).
 	Agents Agents
+	// Tracer makes the request's spans (tracing.go). Nil: tracing off,
+	// which costs one nil check per request.
+	Tracer *tracing.Tracer
 }
 
 // Agents gives the RoundTripper that reaches the agents of one name.
@@ -115,7 +119,8 @@ type Gateway struct {
 	keys        map[[32]byte]*key      // by SHA-256 of the key
 	async       map[*route]*asyncRoute // delivery.mode: async routes
 	authorizers map[string]authorizer.Authorizer
-	rejects     *rejectLog // log.rejections (rejectlog.go)
+	rejects     *rejectLog      // log.rejections (rejectlog.go)
+	tracer      *tracing.Tracer // nil: tracing off
 
 	noRoute         [numMethods]prometheus.Counter
 	noRouteDuration prometheus.Observer
@@ -138,6 +143,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		bodies:    deps.Bodies,
 		bodyTime:  time.Duration(cfg.Server.ReadBodyTimeout),
 		recent:    deps.Metrics.Recent,
+		tracer:    deps.Tracer,
 	}
 	if g.bodies == nil {
 		g.bodies = body.NewBudget(int64(cfg.Limits.MaxBodyMemory))
@@ -252,7 +258,8 @@ type call struct {
 	dry  bool   // explain: read state, consume none, write nothing
 	note string // explain: why the current step decided as it did
 
-	dispatched bool // handed to dispatch (or panicked): finish does not recycle it
+	dispatched bool             // handed to dispatch (or panicked): finish does not recycle it
+	trace      *tracing.Request // the request's span; nil: tracing off
 }
 
 // notef adds to the explain note of the current step. Call it only when
@@ -277,6 +284,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	c := calls.Get().(*call) // recycled by finish when never dispatched (callpool.go)
 	c.r, c.start = r, g.now()
 	g.setIDs(c)
+	if g.tracer != nil {
+		g.startTrace(c)
+	}
 	c.rec.ResponseWriter = w
 	c.w = &c.rec
 	defer g.finish(c)
@@ -318,7 +328,15 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	}
 	for i := range g.steps {
 		s := &g.steps[i]
-		if v := s.run(c, now); v.reason != pass {
+		var t0 time.Time
+		if c.trace != nil {
+			t0 = time.Now()
+		}
+		v := s.run(c, now)
+		if c.trace != nil && !v.skip {
+			g.traceStep(c, s.name, v, t0)
+		}
+		if v.reason != pass {
 			c.guard = s.name
 			g.reject(c, v.reason)
 			return
@@ -416,9 +434,17 @@ func (g *Gateway) dispatch(c *call) {
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.
 	g.idHeaders(c.w.Header(), c)
+	var up *upstreamTrace
+	if c.trace != nil {
+		up = g.traceUpstream(c, fr)
+		defer up.abandon(c) // a client gone mid-answer panics out of Forward
+	}
 	t0 := time.Now()
 	err := c.route.fwd.Forward(c.w, c.r, fr)
 	c.upstream = time.Since(t0)
+	if up != nil {
+		up.end(c, err)
+	}
 	c.route.upstream.Observe(c.upstream.Seconds())
 	if err == nil {
 		c.outcome = metrics.Forwarded
@@ -480,6 +506,9 @@ const unknownPeer = "unknown"
 func (g *Gateway) finish(c *call) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
+			if c.trace != nil {
+				g.endTrace(c, g.now())
+			}
 			panic(p)
 		}
 		c.dispatched = true // whatever panicked may hold the call: not recycled
@@ -513,6 +542,9 @@ func (g *Gateway) finish(c *call) {
 		c.route.duration.Observe(d.Seconds())
 	}
 	g.record(c, end, label)
+	if c.trace != nil {
+		g.endTrace(c, end)
+	}
 	g.logRequest(c, end, label, d)
 	if !c.dispatched {
 		recycle(c)

@@ -109,6 +109,7 @@ type record struct {
 	Body       []byte              `json:"body"`
 	AcceptedAt time.Time           `json:"accepted_at"`
 	Via        string              `json:"via,omitempty"`
+	Trace      string              `json:"trace,omitempty"` // the accepting span's traceparent; absent in older entries
 }
 
 // Enqueue implements gateway.Enqueuer: one round trip (XADD and the dedupe
@@ -121,7 +122,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, d
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
 	now := time.Now()
-	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now, d.Via})
+	body, err := json.Marshal(record{d.Route, d.Method, d.URL, d.Header, d.Body, now, d.Via, d.Trace})
 	if err != nil {
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
@@ -197,7 +198,7 @@ func decode(m redis.Message) (*delivery.Delivery, error) {
 	}
 	d := &delivery.Delivery{
 		ID: m.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
-		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key,
+		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key, Trace: rec.Trace,
 		State: delivery.Pending, AcceptedAt: rec.AcceptedAt, Via: rec.Via,
 	}
 	for range max(m.Deliveries-1, 0) {

@@ -106,3 +106,39 @@ func TestWorkerOnStreams(t *testing.T) {
 	}
 	counts(delivery.Counts{Dead: 2})
 }
+
+// TestTraceOnStreams: the accepting span's traceparent stored with a
+// delivery (Delivery.Trace) comes back with it from the stream, for the
+// attempt's link.
+func TestTraceOnStreams(t *testing.T) {
+	srv := redistest.Start(t, redistest.Options{})
+	st, err := redis.New(redis.Options{URL: srv.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	tg := newTarget(t, map[string]int{"/ok": 200})
+	pol := delivery.Policy{Timeout: time.Second}.WithDefaults()
+	q := streams.New(st, map[string]delivery.Policy{"/hooks": pol}, "w1")
+	var mu sync.Mutex
+	var accepted []string
+	w := delivery.NewWorker(q, delivery.WorkerOptions{
+		Trace: func(_, _, acc string, _ int) (string, func(int, error, string, time.Time)) {
+			mu.Lock()
+			accepted = append(accepted, acc)
+			mu.Unlock()
+			return "", func(int, error, string, time.Time) {}
+		}})
+	w.SetPolicies(map[string]delivery.Policy{"/hooks": pol})
+	ctx := context.Background()
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-a3ce929d0e0e4736-01"
+	if _, _, err := q.Enqueue(ctx, &delivery.Delivery{Route: "/hooks", Method: "POST", URL: tg.URL + "/ok", Body: []byte("b"), Trace: tp}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := w.RunOnce(ctx); n != 1 || err != nil {
+		t.Fatalf("RunOnce = %d, %v", n, err)
+	}
+	if len(accepted) != 1 || accepted[0] != tp {
+		t.Errorf("attempt linked to %q, want %q", accepted, tp)
+	}
+}
