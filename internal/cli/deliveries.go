@@ -60,7 +60,7 @@ func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log 
 		Log:      log,
 		Egress:   guard,
 		Poll:     poll,
-		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
+		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead, c.Coalesced) },
 		OnAttempt: func(a delivery.AttemptReport) {
 			m.ObserveAttempt(a.Route, a.Duration, a.State != delivery.Pending, string(a.State), a.Tries, a.SinceAccepted)
 		},
@@ -368,6 +368,20 @@ func printDelivery(w io.Writer, d *delivery.Delivery) {
 	fmt.Fprintf(w, "id:        %s\nstate:     %s\nroute:     %s\nrequest:   %s %s\n", d.ID, d.State, d.Route, d.Method, d.URL)
 	if d.Key != "" {
 		fmt.Fprintf(w, "key:       %s\n", d.Key)
+	}
+	if d.OrderKey != "" || d.Ordered {
+		fmt.Fprintf(w, "order key: %q\n", d.OrderKey)
+	}
+	if len(d.Targets) > 0 {
+		// One request fanned out: every target's delivery, this one too.
+		fmt.Fprintf(w, "targets:   %d (request %s)\n", len(d.Targets), d.Request)
+		for _, t := range d.Targets {
+			last := ""
+			if t.LastStatus != 0 {
+				last = "  last " + strconv.Itoa(t.LastStatus)
+			}
+			fmt.Fprintf(w, "  %s  %-9s  %s  %d attempts%s\n", t.ID, t.State, t.Route, t.Attempts, last)
+		}
 	}
 	fmt.Fprintf(w, "accepted:  %s\n", stamp(d.AcceptedAt))
 	if !d.ReplayedAt.IsZero() {

@@ -353,10 +353,14 @@ type Route struct {
 	AllowMetadata bool `yaml:"allow_metadata"`
 	// CORS replaces the top-level cors for this route (nil: the top's).
 	CORS *CORS `yaml:"cors"`
+	// Match and Targets route on the event and fan out (match.go).
+	Match   *Match   `yaml:"match"`
+	Targets []Target `yaml:"targets"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 
 	target *url.URL // Target as parsed by Validate
+	lanes  []Lane   // filled by Validate (match.go)
 }
 
 // TargetURL is Target as Validate parsed and checked it (an absolute http
@@ -414,6 +418,10 @@ type Delivery struct {
 	IDHeader    string       `yaml:"id_header"`
 	Retry       Retry        `yaml:"retry"`
 	Concurrency Int          `yaml:"concurrency"`
+	// Sign, OrderBy and Coalesce: match.go.
+	Sign     *Sign  `yaml:"sign"`
+	OrderBy  string `yaml:"order_by"`
+	Coalesce string `yaml:"coalesce"`
 }
 
 // DeliveryMode is how a route's requests reach the target

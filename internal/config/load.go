@@ -580,6 +580,8 @@ func (v *validator) routes() {
 	}
 	type key struct{ path, method string }
 	first := map[key]int{}
+	firstIdx := map[key]int{}
+	lanes := map[string]int{}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		path := fmt.Sprintf("$.routes[%d]", i)
@@ -590,6 +592,7 @@ func (v *validator) routes() {
 		if len(r.Methods) == 0 || (len(r.Methods) == 1 && (r.Methods[0] == "ANY" || r.Methods[0] == "*")) {
 			r.Methods = AllMethods
 		}
+		sibling := -1 // an earlier route sharing the path and a method
 		for j, m := range r.Methods {
 			m = strings.ToUpper(m)
 			r.Methods[j] = m
@@ -599,12 +602,21 @@ func (v *validator) routes() {
 			}
 			k := key{routepath.Shape(r.Path), m}
 			if at, dup := first[k]; dup {
-				v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
+				if c.Routes[firstIdx[k]].Match == nil {
+					// It serves every request: this one never would.
+					v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
+				} else if sibling < 0 {
+					sibling = firstIdx[k]
+				}
 				continue
 			}
-			first[k] = r.Line
+			first[k], firstIdx[k] = r.Line, i
 		}
-		v.target(path, i, r)
+		if len(r.Targets) == 0 {
+			v.target(path, i, r)
+		} else {
+			r.target = nil
+		}
 		if r.Timeout == 0 {
 			r.Timeout = Duration(DefaultTimeout)
 		}
@@ -631,7 +643,15 @@ func (v *validator) routes() {
 		if r.Delivery.Mode == DeliveryAsync {
 			v.async(path+".delivery", i, r.Delivery)
 		}
-		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
+		laneBase := r.Path
+		if lanes[r.Path]++; lanes[r.Path] > 1 {
+			laneBase += "@" + strconv.Itoa(lanes[r.Path])
+		}
+		v.routing(path, i, r, laneBase)
+		if sibling >= 0 {
+			v.siblings(path, i, sibling)
+		}
+		if sibling < 0 && !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && c.ResourcePolicy == "" {
 			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify or resource_policy", r.Path)
 		}
 	}

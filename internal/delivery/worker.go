@@ -14,6 +14,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/forward"
+	"github.com/drawbridge/drawbridge/internal/webhook"
 )
 
 // WorkerOptions tune a Worker. The zero value is usable.
@@ -103,12 +104,22 @@ func NewWorker(q Source, opts WorkerOptions) *Worker {
 	}
 }
 
-// Policies reads the policy of every async route of cfg.
+// Policies reads the policy of every lane of every async route of cfg
+// (one per target; config.Lane), by lane name.
 func Policies(cfg *config.Config) map[string]Policy {
 	m := map[string]Policy{}
 	for i := range cfg.Routes {
-		if r := &cfg.Routes[i]; r.Delivery != nil && r.Delivery.Mode == config.DeliveryAsync {
+		r := &cfg.Routes[i]
+		if r.Delivery == nil || r.Delivery.Mode != config.DeliveryAsync {
+			continue
+		}
+		lanes := r.Lanes()
+		if len(lanes) == 0 { // a config built in code, without Validate
 			m[r.Path] = PolicyFor(r)
+			continue
+		}
+		for _, l := range lanes {
+			m[l.Name] = PolicyForLane(l)
 		}
 	}
 	return m
@@ -269,7 +280,7 @@ type AttemptReport struct {
 func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 	p := w.policy(d.Route)
 	start := w.opts.Clock.Now()
-	res := w.send(ctx, d, p.Timeout)
+	res := w.send(ctx, d, p.Timeout, p.Sign)
 	if ctx.Err() != nil {
 		return // shutting down: not the target's fault, not an attempt
 	}
@@ -306,7 +317,7 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 // the connection can be reused.
 const maxDrain = 64 << 10
 
-func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) Result {
+func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration, sign *webhook.Signer) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The header is the plan the gateway stored (forward.Plan). A
@@ -321,6 +332,11 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration) R
 	// The same id on every attempt, so the target can drop our own
 	// at-least-once duplicates.
 	h["X-Drawbridge-Delivery"] = []string{d.ID}
+	if sign != nil {
+		// Signed now, at every attempt: a backend that checks the
+		// timestamp's age accepts a delivery made long after acceptance.
+		sign.Sign(h, d.ID, d.Body, w.opts.Clock.Now())
+	}
 	resp, err := w.client.Send(ctx, d.Method, d.URL, h, d.Body)
 	if err != nil {
 		return Result{Err: err}

@@ -145,6 +145,9 @@ type Request struct {
 	// WebSocket lets an Upgrade: websocket through; every other Upgrade
 	// (h2c above all: a tunnel past every guard) is stripped.
 	WebSocket bool
+	// Sign, when set, adds drawbridge's signature to the header the target
+	// receives, after every other header is set (delivery.sign).
+	Sign func(h http.Header, body []byte)
 }
 
 type ctxKey struct{}

@@ -112,6 +112,9 @@ func outHeader(h http.Header, r *http.Request, fr *Request, vals *[3]string) {
 		h["X-Forwarded-Proto"] = protoHTTP
 	}
 	h["X-Request-Id"] = vals[2:3:3]
+	if fr.Sign != nil {
+		fr.Sign(h, fr.Body)
+	}
 }
 
 // sendHeader is the User-Agent rule, applied by every sender to a

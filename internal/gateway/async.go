@@ -100,16 +100,7 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 			return
 		}
 	}
-	p := c.route.fwd.Plan(c.r, fr)
-	d := &delivery.Delivery{
-		Route:  c.route.label,
-		Method: p.Method,
-		URL:    p.URL.String(),
-		Header: p.Header, // shares the client's values: Enqueue serialises before the request ends
-		Body:   c.body,
-		Key:    a.key(c.r.Header, c.body),
-	}
-	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
+	id, dup, err := g.enqueue(c, a, fr)
 	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {
 		a.health.Committed(err)
 		if err == nil {
@@ -141,6 +132,64 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 	if dup {
 		c.cause = fmt.Errorf("duplicate of delivery %s", id)
 	}
+}
+
+// GroupEnqueuer stores the deliveries of one request to several targets
+// in one commit (delivery.Queue). A queue without it (streams.Queue) gets
+// them one by one, each deduplicated on its own lane, so a sender's retry
+// after a partial failure completes the set.
+type GroupEnqueuer interface {
+	EnqueueGroup(ctx context.Context, ds []*delivery.Delivery) (id string, duplicate bool, err error)
+}
+
+// enqueue stores one delivery per lane the request goes to (match.go
+// chose them), as each lane's target receives it (its forwarder's plan,
+// the same as a sync route's). The id is the first delivery's: the one
+// the 202 names.
+func (g *Gateway) enqueue(c *call, a *asyncRoute, fr *forward.Request) (string, bool, error) {
+	lanes := c.route.routing.lanes
+	picked := c.match.targets
+	if picked == 0 {
+		picked = allLanes(len(lanes))
+	}
+	key := a.key(c.r.Header, c.body)
+	ds := make([]*delivery.Delivery, 0, len(lanes))
+	for i, l := range lanes {
+		if picked&(1<<i) == 0 {
+			continue
+		}
+		p := l.fwd.Plan(c.r, fr)
+		ds = append(ds, &delivery.Delivery{
+			Route:    l.name,
+			Method:   p.Method,
+			URL:      p.URL.String(),
+			Header:   p.Header, // shares the client's values: Enqueue serialises before the request ends
+			Body:     c.body,
+			Key:      key,
+			OrderKey: l.orderKey(c),
+			Ordered:  l.orderBy != "",
+			Coalesce: l.coalesce,
+		})
+	}
+	ctx := c.r.Context()
+	if len(ds) == 1 {
+		return a.queue.Enqueue(ctx, ds[0])
+	}
+	if gq, ok := a.queue.(GroupEnqueuer); ok {
+		return gq.EnqueueGroup(ctx, ds)
+	}
+	var first string
+	var firstDup bool
+	for i, d := range ds {
+		id, dup, err := a.queue.Enqueue(ctx, d)
+		if err != nil {
+			return "", false, err
+		}
+		if i == 0 {
+			first, firstDup = id, dup
+		}
+	}
+	return first, firstDup, nil
 }
 
 // key is the idempotency key: the route's id_header; else the verified

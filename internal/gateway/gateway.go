@@ -135,18 +135,19 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
 		}
-		fwd, err := forward.New(rc.Target, opts)
+		lanes, err := buildLanes(cfg, rc, opts)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: route %s: %w", cfg.File, rc.Line, rc.Path, err)
+			return nil, err
 		}
 		r := &route{
 			cfg:     rc,
 			label:   rc.Path,
 			base:    rc.Base(),
 			prefix:  rc.Prefix(),
-			fwd:     fwd,
+			fwd:     lanes[0].fwd,
 			timeout: time.Duration(rc.Timeout),
 		}
+		r.routing.lanes = lanes
 		if rc.Template() {
 			r.tmpl, r.base = compileTemplate(rc.Path)
 		}
@@ -158,6 +159,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
+	compileRouting(g.routes)
 	if err := g.compileGuards(cfg, deps.IPSets); err != nil {
 		return nil, err
 	}
@@ -177,6 +179,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) Close() {
 	for _, r := range g.routes {
 		r.fwd.Close()
+		r.closeLanes()
 	}
 }
 
@@ -205,6 +208,7 @@ type call struct {
 	cause    error // private: why, for the log only
 	upstream time.Duration
 
+	match       matchState      // what the match step learnt (match.go)
 	key         *key            // the request's API key, once step api_key passed
 	adm         admission       // steps 4-6's one store call and its result (guards.go)
 	reply       *reply          // overrides replies[reason] (policy denials name the ARN)
@@ -372,6 +376,9 @@ func (g *Gateway) dispatch(c *call) {
 	if a := g.async[c.route]; a != nil {
 		g.accept(c, a, fr)
 		return
+	}
+	if l := c.route.routing.lanes[0]; l.sign != nil {
+		fr.Sign = func(h http.Header, body []byte) { l.sign.Sign(h, c.id, body, g.clockNow()) }
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.

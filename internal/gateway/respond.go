@@ -28,6 +28,7 @@ const (
 	egressDenied
 	upstreamError
 	upstreamTimeout
+	filtered // verified, but no route's match holds: 202, nothing delivered
 	numReasons
 )
 
@@ -67,6 +68,9 @@ func replies(api config.API) [numReasons]reply {
 	t[egressDenied] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.EgressDenied)
 	t[upstreamError] = newReply(502, `{"message":"Bad Gateway"}`, "InternalServerErrorException", metrics.UpstreamError)
 	t[upstreamTimeout] = newReply(504, `{"message":"Endpoint request timed out"}`, "InternalServerErrorException", metrics.UpstreamTimeout)
+	// Not an error: 202 so that the provider does not retry, and no
+	// x-amzn-ErrorType (docs/delivery.md#routing-on-the-event).
+	t[filtered] = reply{status: 202, body: []byte(`{"message":"Filtered"}`), outcome: metrics.Filtered}
 	return t
 }
 
@@ -91,7 +95,7 @@ func (g *Gateway) render(c *call, rp *reply) {
 		h["Content-Length"] = zeroLength
 	}
 	g.idHeaders(h, c)
-	if g.api != config.APIHTTP {
+	if g.api != config.APIHTTP && rp.errorType != nil {
 		h["x-amzn-ErrorType"] = rp.errorType
 	}
 	if c.retryAfter > 0 {

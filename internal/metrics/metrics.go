@@ -35,6 +35,10 @@ const (
 	// answered itself (docs/guards.md#cors): neither billable nor a
 	// rejection.
 	Preflight Outcome = "preflight"
+	// Filtered is a verified request that no route's match selected
+	// (docs/delivery.md#routing-on-the-event): answered 202, delivered
+	// nowhere; neither billable nor a rejection.
+	Filtered Outcome = "filtered"
 )
 
 // Outcomes lists every outcome: the billable ones first, then the
@@ -42,7 +46,7 @@ const (
 // gateway answered.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, KeyRejected,
 	SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
-	UpstreamError, UpstreamTimeout, Preflight}
+	UpstreamError, UpstreamTimeout, Preflight, Filtered}
 
 // Billable reports whether the outcome cost backend work.
 func (o Outcome) Billable() bool { return o == Forwarded || o == Accepted }
@@ -94,7 +98,7 @@ func New() *Metrics {
 		}, []string{"route"}),
 		Deliveries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drawbridge_deliveries",
-			Help: "Async deliveries by state: pending, delivered, dead.",
+			Help: "Async deliveries by state: pending, delivered, dead, coalesced.",
 		}, []string{"state"}),
 		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "drawbridge_delivery_attempt_duration_seconds",
@@ -147,8 +151,9 @@ func (m *Metrics) ObserveAttempt(route string, d time.Duration, finished bool, s
 
 // SetDeliveries sets the drawbridge_deliveries gauge to the delivery
 // queue's current counts.
-func (m *Metrics) SetDeliveries(pending, delivered, dead int) {
+func (m *Metrics) SetDeliveries(pending, delivered, dead, coalesced int) {
 	m.Deliveries.WithLabelValues("pending").Set(float64(pending))
 	m.Deliveries.WithLabelValues("delivered").Set(float64(delivered))
 	m.Deliveries.WithLabelValues("dead").Set(float64(dead))
+	m.Deliveries.WithLabelValues("coalesced").Set(float64(coalesced))
 }
