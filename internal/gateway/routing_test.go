@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -429,3 +430,120 @@ routes:
 }
 
 func fixtureB(b *testing.B, name string) []byte { return fixture(b, name) }
+
+// downAddr is a loopback address where nothing listens (yet).
+func downAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
+}
+
+// upAt starts a recording backend on addr.
+func upAt(t *testing.T, addr string) *backend {
+	t.Helper()
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newBackend(t, nil)
+	b.Server.Close()
+	b.Server = httptest.NewUnstartedServer(b.Server.Config.Handler)
+	b.Server.Listener = l
+	b.Server.Start()
+	t.Cleanup(b.Server.Close)
+	return b
+}
+
+// TestFanOut (routing acceptance 2, in process): one request to a route
+// with two targets, one of them down, is one 202 with one id and two
+// deliveries; the up target gets it at once, the down one after it comes
+// up, each with its own attempts; `deliveries show` (Get) lists both
+// targets' states; a target's own match narrows what it gets.
+func TestFanOut(t *testing.T) {
+	ci := newBackend(t, nil)
+	chatAddr := downAddr(t)
+	f := routingGateway(t, `
+routes:
+  - path: /hooks/github
+    methods: [POST]
+    verify: {provider: github, secret_env: GITHUB_WEBHOOK_SECRET}
+    targets:
+      - {name: ci, target: "{A}/github-webhook/"}
+      - {name: chat, target: "{B}/notify", timeout: 5s, match: {header: {X-GitHub-Event: [push]}}, delivery: {retry: {base: 1m, max: 1m}}}
+    delivery: {mode: async, retry: {base: 1s, max: 1s}}
+`, map[string]string{"A": ci.URL, "B": "http://" + chatAddr})
+	push := fixture(t, "push.json")
+	resp, body := do(t, githubReq(f.url+"/hooks/github", "push", "guid-push", push, ghSecret))
+	id := acceptedID(t, resp, body)
+
+	if n, _ := f.w.RunOnce(context.Background()); n != 2 {
+		t.Fatalf("attempts = %d, want one per target", n)
+	}
+	if got := ci.requests(); len(got) != 1 || !bytes.Equal(got[0].Body, push) || got[0].RequestURI != "/github-webhook/" {
+		t.Fatalf("ci got %d requests", len(got))
+	}
+	d, err := f.q.Get(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Targets) != 2 || d.Targets[0].ID != id || d.Targets[0].Route != "/hooks/github#ci" || d.Targets[0].State != delivery.Delivered ||
+		d.Targets[1].Route != "/hooks/github#chat" || d.Targets[1].State != delivery.Pending || d.Targets[1].Attempts != 1 {
+		t.Fatalf("targets of %s: %+v", id, d.Targets)
+	}
+	chatID := d.Targets[1].ID
+	if cd, _ := f.q.Get(chatID); cd.Request != id || cd.URL != "http://"+chatAddr+"/notify" {
+		t.Errorf("chat delivery: request %q, url %s", cd.Request, cd.URL)
+	}
+
+	// A pull_request goes to ci only: chat's match does not hold.
+	resp, body = do(t, githubReq(f.url+"/hooks/github", "pull_request", "guid-pr", fixture(t, "pull_request.json"), ghSecret))
+	prID := acceptedID(t, resp, body)
+	if pd, _ := f.q.Get(prID); pd.Route != "/hooks/github#ci" || len(pd.Targets) != 0 {
+		t.Errorf("pull_request: %s, targets %+v", pd.Route, pd.Targets)
+	}
+	chat := upAt(t, chatAddr)
+	f.clock.Add(time.Minute)
+	if n, _ := f.w.RunOnce(context.Background()); n != 2 {
+		t.Fatalf("attempts = %d, want chat's retry and ci's pull_request", n)
+	}
+	if got := chat.requests(); len(got) != 1 || !bytes.Equal(got[0].Body, push) || got[0].Header.Get("X-Drawbridge-Delivery") != chatID {
+		t.Fatalf("chat got %d requests", len(got))
+	}
+	if d, _ := f.q.Get(id); d.Targets[1].State != delivery.Delivered || d.Targets[1].Attempts != 2 {
+		t.Errorf("after chat came up: %+v", d.Targets)
+	}
+	// A duplicate of the push (GitHub redelivers) gets the same id and
+	// stores nothing.
+	resp, body = do(t, githubReq(f.url+"/hooks/github", "push", "guid-push", push, ghSecret))
+	if again := acceptedID(t, resp, body); again != id {
+		t.Errorf("duplicate got %s, want %s", again, id)
+	}
+	if c, _ := f.q.Counts(); c.Delivered != 3 || c.Pending != 0 {
+		t.Errorf("counts %+v", c)
+	}
+}
+
+// TestFanOutAllFiltered: when no target's match holds, the request is
+// filtered (202 Filtered), nothing stored.
+func TestFanOutAllFiltered(t *testing.T) {
+	f := routingGateway(t, `
+routes:
+  - path: /hook
+    methods: [POST]
+    verify: {provider: github, secret_env: GITHUB_WEBHOOK_SECRET}
+    targets:
+      - {target: "http://127.0.0.1:1/a", match: {header: {X-GitHub-Event: push}}}
+      - {target: "http://127.0.0.1:1/b", match: {json: {action: opened}}}
+    delivery: {mode: async}
+`, nil)
+	resp, body := do(t, githubReq(f.url+"/hook", "ping", "g", fixture(t, "ping.json"), ghSecret))
+	wantFiltered(t, "ping", resp, body)
+	if c, _ := f.q.Counts(); c != (delivery.Counts{}) {
+		t.Errorf("counts %+v, want nothing stored", c)
+	}
+}
