@@ -591,7 +591,7 @@ func dueOrdered(tx *bbolt.Tx, c *bbolt.Cursor, k, v, prefix []byte, now time.Tim
 			if err != nil {
 				return nil, time.Time{}, nil, err
 			}
-			if e.coalesce && j < len(run)-1 && len(d.Attempts) == 0 {
+			if e.coalesce && j < len(run)-1 && coalescible(d) {
 				coalesce = append(coalesce, e.id)
 				continue
 			}
@@ -625,6 +625,10 @@ func dueOrdered(tx *bbolt.Tx, c *bbolt.Cursor, k, v, prefix []byte, now time.Tim
 	return ready, next, coalesce, nil
 }
 
+// coalescible: never attempted and never replayed (an operator's replay
+// asks for this very delivery).
+func coalescible(d *Delivery) bool { return len(d.Attempts) == 0 && d.ReplayedAt.IsZero() }
+
 // markCoalesced records ids as Coalesced, each only if it is still
 // pending and never attempted (a replay or purge may have come between).
 func (q *Queue) markCoalesced(ids []string, now time.Time) error {
@@ -637,7 +641,7 @@ func (q *Queue) markCoalesced(ids []string, now time.Time) error {
 			if err != nil {
 				return err
 			}
-			if d.State != Pending || len(d.Attempts) > 0 {
+			if d.State != Pending || !coalescible(d) {
 				continue
 			}
 			d.State, d.NextAt, d.DoneAt = Coalesced, time.Time{}, now

@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -545,5 +546,104 @@ routes:
 	wantFiltered(t, "ping", resp, body)
 	if c, _ := f.q.Counts(); c != (delivery.Counts{}) {
 		t.Errorf("counts %+v, want nothing stored", c)
+	}
+}
+
+// TestOrderAndCoalesce (routing acceptance 4, embedded driver): with
+// order_by: json:ref and coalesce: latest, a slow backend and 20 pushes to
+// two branches, each branch's deliveries never overlap and arrive in
+// order, the branches go in parallel, and of each burst only the first
+// (in flight when the rest arrived) and the newest are delivered; the 16
+// others are listed as coalesced.
+func TestOrderAndCoalesce(t *testing.T) {
+	release := make(chan struct{})
+	var mu sync.Mutex
+	inFlight := map[string]int{}
+	var order []string
+	var problems []string
+	started := make(chan string, 100)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		guid := r.Header.Get("X-Github-Delivery") // "main-3"
+		branch, _, _ := strings.Cut(guid, "-")
+		mu.Lock()
+		if inFlight[branch]++; inFlight[branch] > 1 {
+			problems = append(problems, "two deliveries of "+branch+" at once")
+		}
+		order = append(order, guid)
+		mu.Unlock()
+		started <- guid
+		<-release
+		time.Sleep(20 * time.Millisecond) // slow, always
+		mu.Lock()
+		inFlight[branch]--
+		mu.Unlock()
+	})
+	f := routingGateway(t, `
+routes:
+  - path: /hooks/github
+    methods: [POST]
+    target: {A}/ci
+    verify: {provider: github, secret_env: GITHUB_WEBHOOK_SECRET}
+    delivery: {mode: async, order_by: "json:ref", coalesce: latest, concurrency: 2}
+`, map[string]string{"A": b.URL})
+	push := fixture(t, "push.json")
+	send := func(branch string, n int) {
+		body := bytes.Replace(push, []byte(`"ref": "refs/heads/main"`), []byte(`"ref": "refs/heads/`+branch+`"`), 1)
+		resp, rb := do(t, githubReq(f.url+"/hooks/github", "push", branch+"-"+strconv.Itoa(n), body, ghSecret))
+		acceptedID(t, resp, rb)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { f.w.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+
+	send("main", 1)
+	send("dev", 1)
+	got := map[string]bool{}
+	for range 2 { // both branches start at once: keys go in parallel
+		select {
+		case g := <-started:
+			got[g] = true
+		case <-time.After(10 * time.Second):
+			t.Fatalf("first pushes not in flight together: %v", got)
+		}
+	}
+	for n := 2; n <= 10; n++ {
+		send("main", n)
+		send("dev", n)
+	}
+	close(release)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, _ := f.q.Counts()
+		if c.Delivered == 4 && c.Coalesced == 16 && c.Pending == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("counts %+v, want 4 delivered and 16 coalesced", c)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	var main, dev []string
+	for _, g := range order {
+		if strings.HasPrefix(g, "main") {
+			main = append(main, g)
+		} else {
+			dev = append(dev, g)
+		}
+	}
+	if strings.Join(main, ",") != "main-1,main-10" || strings.Join(dev, ",") != "dev-1,dev-10" || len(problems) > 0 {
+		t.Errorf("delivered main %v, dev %v (want the first and the newest of each); %v", main, dev, problems)
+	}
+	co, _ := f.q.List(delivery.Filter{State: delivery.Coalesced})
+	if len(co) != 16 {
+		t.Fatalf("listed coalesced: %d", len(co))
+	}
+	for _, d := range co {
+		if len(d.Attempts) != 0 || d.OrderKey != "refs/heads/main" && d.OrderKey != "refs/heads/dev" {
+			t.Errorf("coalesced %s: key %q, %d attempts", d.ID, d.OrderKey, len(d.Attempts))
+		}
 	}
 }
