@@ -118,7 +118,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	var (
 		state, route, since, olderThan string
 		limit                          int
-		dead, delivered                bool
+		dead, delivered, coalesced     bool
 	)
 	switch sub {
 	case "list":
@@ -133,6 +133,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	case "purge":
 		sfs.BoolVar(&delivered, "delivered", false, "purge delivered deliveries")
 		sfs.BoolVar(&dead, "dead", false, "purge dead deliveries")
+		sfs.BoolVar(&coalesced, "coalesced", false, "purge coalesced deliveries")
 		sfs.StringVar(&olderThan, "older-than", "", "only those finished longer ago than this `age` (required: 7d, 24h)")
 	default:
 		fmt.Fprintf(stderr, "drawbridge deliveries: unknown command %q\n", sub)
@@ -220,12 +221,14 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	case "purge":
 		var st delivery.State
 		switch {
-		case delivered && !dead:
+		case delivered && !dead && !coalesced:
 			st = delivery.Delivered
-		case dead && !delivered:
+		case dead && !delivered && !coalesced:
 			st = delivery.Dead
+		case coalesced && !delivered && !dead:
+			st = delivery.Coalesced
 		default:
-			return errors.New("deliveries purge: want one of --delivered or --dead")
+			return errors.New("deliveries purge: want one of --delivered, --dead or --coalesced")
 		}
 		if olderThan == "" {
 			return errors.New("deliveries purge: --older-than is required (such as 7d)")
@@ -244,11 +247,11 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 }
 
 const deliveriesUsage = `Usage:
-  drawbridge deliveries [-c FILE] list [--state pending|delivered|dead] [--route R] [--since AGE] [--limit N] [--json]
+  drawbridge deliveries [-c FILE] list [--state pending|delivered|dead|coalesced] [--route R] [--since AGE] [--limit N] [--json]
   drawbridge deliveries [-c FILE] show ID [--json]
   drawbridge deliveries [-c FILE] replay ID
   drawbridge deliveries [-c FILE] replay --dead [--since AGE]
-  drawbridge deliveries [-c FILE] purge --delivered|--dead --older-than AGE
+  drawbridge deliveries [-c FILE] purge --delivered|--dead|--coalesced --older-than AGE
 AGE is a Go duration (90m, 24h) or a number of days (7d). With serve running
 the command goes through its admin listener; otherwise it opens the state file.
 `

@@ -172,24 +172,33 @@ func (g *Gateway) enqueue(c *call, a *asyncRoute, fr *forward.Request) (string, 
 		})
 	}
 	ctx := c.r.Context()
-	if len(ds) == 1 {
-		return a.queue.Enqueue(ctx, ds[0])
-	}
-	if gq, ok := a.queue.(GroupEnqueuer); ok {
-		return gq.EnqueueGroup(ctx, ds)
-	}
-	var first string
-	var firstDup bool
-	for i, d := range ds {
-		id, dup, err := a.queue.Enqueue(ctx, d)
-		if err != nil {
-			return "", false, err
+	var id string
+	var dup bool
+	var err error
+	switch gq, ok := a.queue.(GroupEnqueuer); {
+	case len(ds) == 1:
+		id, dup, err = a.queue.Enqueue(ctx, ds[0])
+	case ok:
+		id, dup, err = gq.EnqueueGroup(ctx, ds)
+	default:
+		for i, d := range ds {
+			did, ddup, derr := a.queue.Enqueue(ctx, d)
+			if derr != nil {
+				return "", false, derr
+			}
+			if i == 0 {
+				id, dup = did, ddup
+			}
 		}
-		if i == 0 {
-			first, firstDup = id, dup
+	}
+	if err == nil && !dup {
+		for i, l := range lanes {
+			if picked&(1<<i) != 0 && l.accepted != nil {
+				l.accepted.Inc()
+			}
 		}
 	}
-	return first, firstDup, nil
+	return id, dup, err
 }
 
 // key is the idempotency key: the route's id_header; else the verified

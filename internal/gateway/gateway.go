@@ -135,7 +135,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		if rc.Response == config.ResponseEnvelope {
 			opts.Response = forward.Envelope
 		}
-		lanes, err := buildLanes(cfg, rc, opts)
+		lanes, err := buildLanes(cfg, rc, opts, deps.Metrics)
 		if err != nil {
 			return nil, err
 		}

@@ -8,7 +8,9 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/forward"
+	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/webhook"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // lane is one of a route's destinations (config.Lane): its target, or
@@ -24,11 +26,12 @@ type lane struct {
 	orderBy   string
 	orderJSON bool
 	coalesce  bool
+	accepted  prometheus.Counter // drawbridge_delivery_outcomes_total{route=name,state=accepted}
 }
 
 // buildLanes compiles rc's lanes; the first one's forwarder is the
 // route's (a sync route has exactly one lane).
-func buildLanes(cfg *config.Config, rc *config.Route, opts forward.Options) ([]*lane, error) {
+func buildLanes(cfg *config.Config, rc *config.Route, opts forward.Options, m *metrics.Metrics) ([]*lane, error) {
 	cls := rc.Lanes()
 	if len(cls) == 0 { // a config built in code, without Validate
 		cls = []config.Lane{{Name: rc.Path, Route: rc, Timeout: rc.Timeout}}
@@ -62,6 +65,9 @@ func buildLanes(cfg *config.Config, rc *config.Route, opts forward.Options) ([]*
 			l.orderBy, l.orderJSON = cl.OrderBy[len(config.OrderByJSON):], true
 		}
 		l.coalesce = cl.Coalesce == config.CoalesceLatest
+		if rc.Delivery != nil && rc.Delivery.Mode == config.DeliveryAsync {
+			l.accepted = m.DeliveryOutcomes.WithLabelValues(l.name, "accepted")
+		}
 		out = append(out, l)
 	}
 	return out, nil

@@ -527,6 +527,9 @@ routes:
 	if c, _ := f.q.Counts(); c.Delivered != 3 || c.Pending != 0 {
 		t.Errorf("counts %+v", c)
 	}
+	// Per-target counters: the duplicate counts nowhere.
+	wantEq(t, "ci accepted", testutil.ToFloat64(f.m.DeliveryOutcomes.WithLabelValues("/hooks/github#ci", "accepted")), 2.0)
+	wantEq(t, "chat accepted", testutil.ToFloat64(f.m.DeliveryOutcomes.WithLabelValues("/hooks/github#chat", "accepted")), 1.0)
 }
 
 // TestFanOutAllFiltered: when no target's match holds, the request is

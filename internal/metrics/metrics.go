@@ -67,6 +67,7 @@ type Metrics struct {
 	AttemptDuration  *prometheus.HistogramVec // route: each delivery attempt
 	DeliveryAttempts *prometheus.HistogramVec // route: attempts a finished delivery took
 	DeliveryLatency  *prometheus.HistogramVec // route: acceptance to delivered
+	DeliveryOutcomes *prometheus.CounterVec   // route (the lane: path#target), state: accepted, delivered, dead
 	StoreErrors      prometheus.Counter
 	StateHealthy     prometheus.Gauge       // 0 while the embedded state file is lost or cannot commit
 	ConnectionsShed  *prometheus.CounterVec // reason: the edge limit that refused a connection
@@ -115,6 +116,10 @@ func New() *Metrics {
 			Help:    "Time from acceptance (or the last replay) to delivery, by route.",
 			Buckets: []float64{.01, .05, .25, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600},
 		}, []string{"route"}),
+		DeliveryOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drawbridge_delivery_outcomes_total",
+			Help: "Async deliveries accepted, delivered and dead-lettered, by route and target (route label path#target for a fan-out route's targets).",
+		}, []string{"route", "state"}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drawbridge_state_errors_total",
 			Help: "State store operations that failed (Redis unreachable, file errors).",
@@ -130,7 +135,7 @@ func New() *Metrics {
 	}
 	m.StateHealthy.Set(1)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
-		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.StoreErrors,
+		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.DeliveryOutcomes, m.StoreErrors,
 		m.StateHealthy, m.ConnectionsShed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -144,6 +149,7 @@ func (m *Metrics) ObserveAttempt(route string, d time.Duration, finished bool, s
 		return
 	}
 	m.DeliveryAttempts.WithLabelValues(route, state).Observe(float64(tries))
+	m.DeliveryOutcomes.WithLabelValues(route, state).Inc()
 	if state == "delivered" {
 		m.DeliveryLatency.WithLabelValues(route).Observe(sinceAccepted.Seconds())
 	}
