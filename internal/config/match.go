@@ -360,9 +360,6 @@ func (v *validator) order(path, key, orderBy, coalesce string, async bool) {
 		default:
 			v.errorf(path+".order_by", "%s.order_by: want header:NAME or json:PATH, got %q", key, orderBy)
 		}
-		if v.cfg.State.Driver == "redis" {
-			v.errorf(path+".order_by", "%s.order_by: not available with state.driver redis yet (docs/delivery.md#order-and-coalescing)", key)
-		}
 	}
 	if coalesce != "" {
 		if coalesce != CoalesceLatest {

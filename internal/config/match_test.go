@@ -49,8 +49,6 @@ func TestRoutingErrors(t *testing.T) {
 			"c.yaml:7: routes[0].delivery.coalesce: needs order_by"},
 		{"coalesce value", head + "    target: http://127.0.0.1:1/\n    delivery:\n      mode: async\n      order_by: json:ref\n      coalesce: oldest\n",
 			`c.yaml:8: routes[0].delivery.coalesce: "oldest" is not latest`},
-		{"order_by on redis", "state: {driver: redis}\n" + head + "    target: http://127.0.0.1:1/\n    delivery:\n      mode: async\n      order_by: json:ref\n",
-			"routes[0].delivery.order_by: not available with state.driver redis yet"},
 		{"sibling without match first", head + "    target: http://127.0.0.1:1/\n  - path: /h\n    verify: {provider: github, secret_env: GH}\n    target: http://127.0.0.1:2/\n",
 			"c.yaml:5: duplicate route GET /h (first defined at line 2)"},
 		{"sibling guards differ", head + "    target: http://127.0.0.1:1/\n    match: {query: {a: b}}\n  - path: /h\n    target: http://127.0.0.1:2/\n",
