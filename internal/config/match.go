@@ -141,7 +141,6 @@ const (
 // route (`drawbridge deliveries --route`) and their metrics label.
 type Lane struct {
 	Name        string
-	Route       *Route
 	Target      *Target // nil: the route's own target
 	URL         *url.URL
 	Timeout     Duration
@@ -169,7 +168,7 @@ func (v *validator) routing(path string, i int, r *Route, laneBase string) {
 		v.sign(path+".delivery.sign", fmt.Sprintf("routes[%d].delivery.sign", i), d.Sign, r.Verify)
 	}
 	v.order(path+".delivery", fmt.Sprintf("routes[%d].delivery", i), d.OrderBy, d.Coalesce, async)
-	base := Lane{Route: r, Timeout: r.Timeout, Retry: d.Retry, Concurrency: d.Concurrency,
+	base := Lane{Timeout: r.Timeout, Retry: d.Retry, Concurrency: d.Concurrency,
 		Sign: d.Sign, OrderBy: d.OrderBy, Coalesce: d.Coalesce}
 	if len(r.Targets) == 0 {
 		base.Name, base.URL = laneBase, r.target
@@ -391,4 +390,20 @@ func RouteTo(r *Route, t *Target) Route {
 	c := *r
 	c.Target, c.target, c.Targets, c.Line = t.Target, t.target, nil, t.Line
 	return c
+}
+
+// TargetURLs lists every target the routes name, as written, in file
+// order: a route's target, or each of its targets.
+func (c *Config) TargetURLs() []string {
+	var out []string
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if len(r.Targets) == 0 {
+			out = append(out, r.Target)
+		}
+		for _, t := range r.Targets {
+			out = append(out, t.Target)
+		}
+	}
+	return out
 }

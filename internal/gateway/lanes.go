@@ -34,7 +34,7 @@ type lane struct {
 func buildLanes(cfg *config.Config, rc *config.Route, opts forward.Options, m *metrics.Metrics) ([]*lane, error) {
 	cls := rc.Lanes()
 	if len(cls) == 0 { // a config built in code, without Validate
-		cls = []config.Lane{{Name: rc.Path, Route: rc, Timeout: rc.Timeout}}
+		cls = []config.Lane{{Name: rc.Path, Timeout: rc.Timeout}}
 	}
 	var out []*lane
 	for i := range cls {
