@@ -25,6 +25,7 @@ type lane struct {
 	// when orderJSON.
 	orderBy   string
 	orderJSON bool
+	orderSegs []string // orderBy split at '.', for a JSON path
 	coalesce  bool
 	accepted  prometheus.Counter // drawbridge_delivery_outcomes_total{route=name,state=accepted}
 }
@@ -63,6 +64,7 @@ func buildLanes(cfg *config.Config, rc *config.Route, opts forward.Options, m *m
 			l.orderBy = http.CanonicalHeaderKey(cl.OrderBy[len(config.OrderByHeader):])
 		case strings.HasPrefix(cl.OrderBy, config.OrderByJSON):
 			l.orderBy, l.orderJSON = cl.OrderBy[len(config.OrderByJSON):], true
+			l.orderSegs = strings.Split(l.orderBy, ".")
 		}
 		l.coalesce = cl.Coalesce == config.CoalesceLatest
 		if rc.Delivery != nil && rc.Delivery.Mode == config.DeliveryAsync {
@@ -81,7 +83,10 @@ func (l *lane) orderKey(c *call) string {
 		return ""
 	}
 	if l.orderJSON {
-		return JSONKey(c.body, l.orderBy)
+		if !c.isJSON() {
+			return ""
+		}
+		return jsonKey(c.body, l.orderSegs)
 	}
 	return firstValue(c.r.Header, l.orderBy)
 }

@@ -210,14 +210,19 @@ func hasEscape(b []byte) bool {
 	return false
 }
 
-// JSONKey is the value at a dotted path of a JSON body as order_by reads
+// jsonPathKey is the value at a dotted path of a JSON body as order_by reads
 // it: a string's text, any other value's JSON; "" when the body is not
 // JSON or has no such path.
-func JSONKey(body []byte, path string) string {
+func jsonPathKey(body []byte, path string) string {
 	if !json.Valid(body) {
 		return ""
 	}
-	v, ok := jsonLookup(body, strings.Split(path, "."))
+	return jsonKey(body, strings.Split(path, "."))
+}
+
+// jsonKey is jsonPathKey on a body known to be JSON.
+func jsonKey(body []byte, segs []string) string {
+	v, ok := jsonLookup(body, segs)
 	if !ok {
 		return ""
 	}

@@ -281,14 +281,14 @@ func TestJSONLookup(t *testing.T) {
 			t.Errorf("%s %v: %v (value %q), want %v", tc.path, tc.pats, got, v, tc.want)
 		}
 	}
-	if k := JSONKey(body, "a.b.1.c"); k != "xyz" {
-		t.Errorf("JSONKey = %q", k)
+	if k := jsonPathKey(body, "a.b.1.c"); k != "xyz" {
+		t.Errorf("jsonPathKey = %q", k)
 	}
-	if k := JSONKey(body, "a.b.0"); k != "10" {
-		t.Errorf("JSONKey number = %q", k)
+	if k := jsonPathKey(body, "a.b.0"); k != "10" {
+		t.Errorf("jsonPathKey number = %q", k)
 	}
-	if k := JSONKey([]byte("{"), "a"); k != "" {
-		t.Errorf("JSONKey of no JSON = %q", k)
+	if k := jsonPathKey([]byte("{"), "a"); k != "" {
+		t.Errorf("jsonPathKey of no JSON = %q", k)
 	}
 }
 
