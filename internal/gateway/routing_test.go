@@ -650,3 +650,45 @@ routes:
 		}
 	}
 }
+
+// TestExplainMatch: explain walks the match step as serve does: the
+// matching sibling forwards, an event no route takes is 202 Filtered.
+func TestExplainMatch(t *testing.T) {
+	cfg, err := config.Parse("e.yaml", []byte(`
+routes:
+  - path: /hooks/github
+    methods: [POST]
+    target: http://127.0.0.1:1/ci
+    match: {header: {X-GitHub-Event: push}, json: {ref: refs/heads/main}}
+  - path: /hooks/github
+    methods: [POST]
+    target: http://127.0.0.1:1/other
+    match: {header: {X-GitHub-Event: ping}}
+`), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, err := Build(cfg, Deps{Metrics: metrics.New(), Store: memory.New()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer g.Close()
+	for _, tc := range []struct {
+		event, body, want string
+	}{
+		{"push", `{"ref":"refs/heads/main"}`, "forward POST http://127.0.0.1:1/ci"},
+		{"ping", `{}`, "forward POST http://127.0.0.1:1/other"},
+		{"push", `{"ref":"refs/heads/dev"}`, `result: 202 {"message":"Filtered"}`},
+	} {
+		r := mustReq("POST", "http://gw/hooks/github", nil)
+		r.Header.Set("X-GitHub-Event", tc.event)
+		e := g.Explain(r, []byte(tc.body))
+		got := e.Result()
+		if e.Forward != "" {
+			got = "forward " + e.Forward
+		}
+		if got != tc.want || !strings.HasPrefix(e.Lines[len(e.Lines)-1], "match: ") {
+			t.Errorf("%s %s: %s, want %s\n%s", tc.event, tc.body, got, tc.want, strings.Join(e.Lines, "\n"))
+		}
+	}
+}
