@@ -148,6 +148,9 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 			timeout: time.Duration(rc.Timeout),
 		}
 		r.routing.lanes = lanes
+		if rc.Delivery == nil || rc.Delivery.Mode != config.DeliveryAsync {
+			r.timeout = lanes[0].timeout // a sync route's one target may set its own
+		}
 		if rc.Template() {
 			r.tmpl, r.base = compileTemplate(rc.Path)
 		}
