@@ -1,9 +1,11 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -109,4 +111,39 @@ routes:
 		b.mu.Unlock()
 	}
 	t.Logf("%d kills between the two deliveries, %d requests accepted, every target's delivery delivered", iterations, len(accepted))
+}
+
+// TestDeliveriesShowTargets: `deliveries show` of a fanned-out request
+// lists every target's delivery and state; list --route PATH takes in
+// every target's lane, and --state coalesced is a state.
+func TestDeliveriesShowTargets(t *testing.T) {
+	dir := t.TempDir()
+	state := filepath.Join(dir, "state.db")
+	cfg := filepath.Join(dir, "drawbridge.yaml")
+	writeConfig(t, cfg, asyncConfig("http://127.0.0.1:1", state))
+	db, err := bbolt.Open(state, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q, _ := delivery.Open(db, delivery.Options{})
+	mk := func(route string) *delivery.Delivery {
+		return &delivery.Delivery{Route: route, Method: "POST", URL: "http://127.0.0.1:1/ci/push", Body: []byte(`{}`), Key: "k"}
+	}
+	id, _, err := q.EnqueueGroup(context.Background(), []*delivery.Delivery{mk("/hooks/*#ci"), mk("/hooks/*#chat")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+	code, out, errOut := cli("deliveries", "-c", cfg, "show", id)
+	if code != 0 || !strings.Contains(out, "targets:   2 (request "+id+")") ||
+		!strings.Contains(out, id+"  pending    /hooks/*#ci  0 attempts") || !strings.Contains(out, "/hooks/*#chat  0 attempts") {
+		t.Errorf("show: %d %s %s", code, out, errOut)
+	}
+	code, out, _ = cli("deliveries", "-c", cfg, "list", "--route", "/hooks/*")
+	if code != 0 || strings.Count(out, "/hooks/*#") != 2 {
+		t.Errorf("list --route: %d\n%s", code, out)
+	}
+	if code, out, errOut = cli("deliveries", "-c", cfg, "list", "--state", "coalesced"); code != 0 || strings.Contains(out, "/hooks") {
+		t.Errorf("list --state coalesced: %d %s %s", code, out, errOut)
+	}
 }
