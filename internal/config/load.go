@@ -643,8 +643,11 @@ func (v *validator) routes() {
 		if r.Delivery.Mode == DeliveryAsync {
 			v.async(path+".delivery", i, r.Delivery)
 		}
+		// A route matched after another on its path and method delivers
+		// on lanes of its own; routes that merely share a path (other
+		// methods) share its lane, as before there was match.
 		laneBase := r.Path
-		if lanes[r.Path]++; lanes[r.Path] > 1 {
+		if lanes[r.Path]++; sibling >= 0 {
 			laneBase += "@" + strconv.Itoa(lanes[r.Path])
 		}
 		v.routing(path, i, r, laneBase)
