@@ -165,3 +165,52 @@ func gauge(t *testing.T, admin, state string) float64 {
 	v, _ := strconv.ParseFloat(m[1], 64)
 	return v
 }
+
+// TestRedisFanOut: on the redis driver a route with two targets delivers
+// each accepted event to both (a stream per target), through either of
+// two replicas.
+func TestRedisFanOut(t *testing.T) {
+	redisURL := redistest.Start(t, redistest.Options{}).URL()
+	ci, chat := newHookBackend(t), newHookBackend(t)
+	cfg := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, cfg, `listen: 127.0.0.1:0
+admin: 127.0.0.1:0
+state: {driver: redis, url: "`+redisURL+`", prefix: "d:"}
+routes:
+  - path: /hooks/*
+    timeout: 2s
+    targets:
+      - {name: ci, target: `+ci.URL+`/ci/}
+      - {name: chat, target: `+chat.URL+`/ci/}
+    delivery: {mode: async}
+`)
+	replicas := []*process{startServe(t, cfg), startServe(t, cfg)}
+	var ids []string
+	for i := range 10 {
+		for try := 0; ; try++ {
+			code, id := postAsync(replicas[i%2].addr, fmt.Sprintf("fan-%d", i))
+			if code == 202 {
+				ids = append(ids, id)
+				break
+			}
+			if try == 20 { // a loaded machine may miss the store's budget: 503, retried
+				t.Fatalf("post %d: %d", i, code)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitDelivered(t, ci, ids, 15*time.Second, func() string { return replicas[0].logText() + replicas[1].logText() })
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		chat.mu.Lock()
+		n, bad := len(chat.answered), len(chat.bad)
+		chat.mu.Unlock()
+		if n == len(ids) && bad == 0 {
+			break
+		}
+		if time.Now().After(deadline) || bad > 0 {
+			t.Fatalf("chat answered %d of %d (wrong: %d)", n, len(ids), bad)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
