@@ -407,3 +407,20 @@ func (c *Config) TargetURLs() []string {
 	}
 	return out
 }
+
+// RoutesPerTarget lists the routes as code that reads one target per
+// route sees them (the egress default, check's name lookups): a route
+// with target as it is, a fan-out route once per target (RouteTo).
+func (c *Config) RoutesPerTarget() []Route {
+	var out []Route
+	for i := range c.Routes {
+		r := &c.Routes[i]
+		if len(r.Targets) == 0 {
+			out = append(out, *r)
+		}
+		for j := range r.Targets {
+			out = append(out, RouteTo(r, &r.Targets[j]))
+		}
+	}
+	return out
+}

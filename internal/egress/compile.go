@@ -62,7 +62,7 @@ func Compile(cfg *config.Config, opts Options) (*Guard, error) {
 			rules = append(rules, r)
 		}
 	} else {
-		for _, r := range defaultTargets(cfg) {
+		for _, r := range cfg.RoutesPerTarget() {
 			u := r.TargetURL()
 			if u == nil {
 				at(r.Line, "route %s: egress default: target %q: not a URL", r.Path, r.Target)
@@ -127,21 +127,4 @@ func legacyIPv4(host string) bool {
 		return false
 	}
 	return endsInNumber(host)
-}
-
-// defaultTargets are the routes as the egress default reads them: one
-// entry per target, a fan-out route's targets (routes[].targets) each as
-// a route of its own.
-func defaultTargets(cfg *config.Config) []config.Route {
-	var out []config.Route
-	for _, r := range cfg.Routes {
-		if len(r.Targets) == 0 {
-			out = append(out, r)
-			continue
-		}
-		for _, t := range r.Targets {
-			out = append(out, config.RouteTo(&r, &t))
-		}
-	}
-	return out
 }
