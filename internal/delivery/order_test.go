@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 )
 
 func ordered(key string, coalesce bool, n string) *Delivery {
@@ -136,5 +138,46 @@ func TestCoalesceDue(t *testing.T) {
 	}
 	if n, err := q.Purge(Coalesced, clock.Now().Add(time.Second)); err != nil || n != 2 {
 		t.Fatalf("purge coalesced: %d %v", n, err)
+	}
+}
+
+// TestGroupOneBody: a fanned-out request's deliveries share one stored
+// body, which each reads (Get, Due) and which goes with the last of them
+// purged.
+func TestGroupOneBody(t *testing.T) {
+	clock := newClock()
+	q := openQueue(t, clock)
+	ctx := context.Background()
+	a, b := sample("/h#a", "http://127.0.0.1:1/a", "k"), sample("/h#b", "http://127.0.0.1:1/b", "k")
+	a.Body = []byte(`{"big":"payload"}`)
+	b.Body = a.Body
+	id, _, err := q.EnqueueGroup(ctx, []*Delivery{a, b})
+	if err != nil || id != a.ID || b.Request != id {
+		t.Fatalf("enqueue: %s %v; a %s, b's request %s", id, err, a.ID, b.Request)
+	}
+	bodies := func() int {
+		n := 0
+		q.db.View(func(tx *bbolt.Tx) error { n = tx.Bucket(bodyBucket).Stats().KeyN; return nil })
+		return n
+	}
+	if bodies() != 1 {
+		t.Fatalf("%d bodies stored, want one for the request", bodies())
+	}
+	ready, _, _ := q.Due(ctx, clock.Now(), func(string) int { return 1 }, func(string) bool { return false })
+	if len(ready) != 2 || string(ready[0].Body) != `{"big":"payload"}` || string(ready[1].Body) != `{"big":"payload"}` {
+		t.Fatalf("due: %d, bodies %q", len(ready), names(ready))
+	}
+	q.Finish(ctx, ready[0], Attempt{At: clock.Now(), Status: 200}, Delivered, time.Time{})
+	clock.Add(time.Hour)
+	if n, _ := q.Purge(Delivered, clock.Now()); n != 1 {
+		t.Fatalf("purged %d", n)
+	}
+	if d, err := q.Get(b.ID); err != nil || string(d.Body) != `{"big":"payload"}` || len(d.Targets) != 1 {
+		t.Fatalf("b after a was purged: %v %+v", err, d)
+	}
+	q.Finish(ctx, ready[1], Attempt{At: clock.Now(), Status: 200}, Delivered, time.Time{})
+	clock.Add(time.Hour)
+	if n, _ := q.Purge(Delivered, clock.Now()); n != 1 || bodies() != 0 {
+		t.Fatalf("purged %d, %d bodies left", n, bodies())
 	}
 }

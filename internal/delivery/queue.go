@@ -151,8 +151,12 @@ func (q *Queue) EnqueueGroup(_ context.Context, ds []*Delivery) (id string, dupl
 			if err := putRecord(tx, &rec); err != nil {
 				return err
 			}
-			if err := tx.Bucket(bodyBucket).Put([]byte(ids[i]), d.Body); err != nil {
-				return err
+			if i == 0 {
+				// One body for the whole request: every target's
+				// delivery reads it under the request's id (bodyKey).
+				if err := tx.Bucket(bodyBucket).Put([]byte(ids[0]), d.Body); err != nil {
+					return err
+				}
 			}
 			if err := tx.Bucket(pendingBucket).Put(routeKey(d.Route, ids[i]), pendingValue(&rec)); err != nil {
 				return err
@@ -300,7 +304,7 @@ func (q *Queue) Get(id string) (*Delivery, error) {
 		if d, err = getRecord(tx, id); err != nil {
 			return err
 		}
-		d.Body = bytes.Clone(tx.Bucket(bodyBucket).Get([]byte(id)))
+		d.Body = bytes.Clone(tx.Bucket(bodyBucket).Get(bodyKey(d)))
 		if d.Request != "" {
 			d.Targets, err = targets(tx, d.Request)
 		}
@@ -454,11 +458,14 @@ func (q *Queue) Purge(state State, olderThan time.Time) (int, error) {
 					}
 				}
 			}
-			if err := tx.Bucket(bodyBucket).Delete(id); err != nil {
-				return err
-			}
 			if err := tx.Bucket(recordBucket).Delete(id); err != nil {
 				return err
+			}
+			if d.Request == "" || len(mustTargets(tx, d.Request)) == 0 {
+				// The last delivery of its request: the body goes too.
+				if err := tx.Bucket(bodyBucket).Delete(bodyKey(d)); err != nil {
+					return err
+				}
 			}
 			return countDelta(tx, state, "")
 		})
@@ -522,7 +529,7 @@ func (q *Queue) Due(_ context.Context, now time.Time, window func(route string) 
 					}
 					continue
 				}
-				d.Body = bytes.Clone(bodies.Get([]byte(id)))
+				d.Body = bytes.Clone(bodies.Get(bodyKey(d)))
 				ready = append(ready, d)
 			}
 			// Skip the rest of this route: keys of the next route sort
@@ -619,7 +626,7 @@ func dueOrdered(tx *bbolt.Tx, c *bbolt.Cursor, k, v, prefix []byte, now time.Tim
 		if inFlight+len(ready) >= limit {
 			break
 		}
-		h.d.Body = bytes.Clone(bodies.Get([]byte(h.d.ID)))
+		h.d.Body = bytes.Clone(bodies.Get(bodyKey(h.d)))
 		ready = append(ready, h.d)
 	}
 	return ready, next, coalesce, nil
@@ -709,4 +716,23 @@ func targets(tx *bbolt.Tx, request string) ([]TargetState, error) {
 		out = append(out, ts)
 	}
 	return out, nil
+}
+
+// bodyKey is where d's body is stored: under the request's id for a
+// fanned-out request (one copy for all its targets), else its own.
+func bodyKey(d *Delivery) []byte {
+	if d.Request != "" {
+		return []byte(d.Request)
+	}
+	return []byte(d.ID)
+}
+
+// mustTargets is targets, a corrupt record counting as present (so its
+// request's body is kept).
+func mustTargets(tx *bbolt.Tx, request string) []TargetState {
+	ts, err := targets(tx, request)
+	if err != nil {
+		return []TargetState{{}}
+	}
+	return ts
 }
