@@ -73,8 +73,15 @@ func (q *Queue) EnqueueOrdered(ctx context.Context, key string, body []byte, oke
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
-	v, err := enqueueOrderedScript.Run(ctx, q.s.c, []string{q.stream, dk, q.held(), q.coalesced()},
-		q.o.DedupeTTL.Milliseconds(), key, body, okey, co, q.base(), hasKey).Slice()
+	keys := []string{q.stream, dk, q.held(), q.coalesced()}
+	args := []any{q.o.DedupeTTL.Milliseconds(), key, body, okey, co, q.base(), hasKey}
+	var v []any
+	if q.s.wait > 0 {
+		// state.wait_replicas holds for ordered entries too.
+		v, err = q.enqueueWait(ctx, enqueueOrderedScript, keys, args...)
+	} else {
+		v, err = enqueueOrderedScript.Run(ctx, q.s.c, keys, args...).Slice()
+	}
 	if err != nil {
 		return "", false, q.s.fail("enqueue", err)
 	}

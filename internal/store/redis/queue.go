@@ -125,7 +125,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	defer cancel()
 	var v []any
 	if q.s.wait > 0 {
-		v, err = q.enqueueWait(ctx, keys, key, body)
+		v, err = q.enqueueWait(ctx, enqueueScript, keys, q.o.DedupeTTL.Milliseconds(), key, body)
 	} else {
 		v, err = enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
 	}
@@ -142,7 +142,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	return "", false, fmt.Errorf("enqueue: %w: unexpected reply %v", store.ErrUnavailable, v)
 }
 
-// enqueueWait runs enqueueScript and WAIT in one pipeline (one round
+// enqueueWait runs an enqueue script and WAIT in one pipeline (one round
 // trip) on the primary that holds the stream, and fails unless
 // Options.WaitReplicas replicas acknowledged the write within half what
 // is left of the call budget: Redis replicates asynchronously, and an
@@ -152,7 +152,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 // same key finds it (dedupe) and waits again. EVALSHA first; after a
 // Redis restart flushed the script cache, the same pipeline with EVAL
 // (WAIT alone ran: harmless).
-func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body []byte) ([]any, error) {
+func (q *Queue) enqueueWait(ctx context.Context, script *goredis.Script, keys []string, args ...any) ([]any, error) {
 	var c goredis.Cmdable = q.s.c
 	if cc, ok := q.s.c.(*goredis.ClusterClient); ok {
 		// WAIT names no key: sent through the cluster client it would go
@@ -163,7 +163,6 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 		}
 		c = m
 	}
-	args := []any{q.o.DedupeTTL.Milliseconds(), key, body}
 	for _, sha := range []bool{true, false} {
 		waitMS := int64(1)
 		if d, ok := ctx.Deadline(); ok {
@@ -172,9 +171,9 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 		p := c.Pipeline()
 		var r *goredis.Cmd
 		if sha {
-			r = enqueueScript.EvalSha(ctx, p, keys, args...)
+			r = script.EvalSha(ctx, p, keys, args...)
 		} else {
-			r = enqueueScript.Eval(ctx, p, keys, args...)
+			r = script.Eval(ctx, p, keys, args...)
 		}
 		w := p.Do(ctx, "WAIT", q.s.wait, waitMS)
 		p.Exec(ctx) // errors are read per command below
