@@ -79,7 +79,7 @@ func checkNames(cfg *config.Config, guard *egress.Guard, stderr io.Writer) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	seen := map[string]bool{}
-	for _, r := range cfg.Routes {
+	for _, r := range cfg.RoutesPerTarget() {
 		u := r.TargetURL()
 		if u == nil || seen[u.Hostname()] {
 			continue

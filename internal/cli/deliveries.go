@@ -63,7 +63,7 @@ func newWorker(src delivery.Source, cfg *config.Config, m *metrics.Metrics, log 
 		Log:      log,
 		Egress:   guard,
 		Poll:     poll,
-		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead) },
+		OnCounts: func(c delivery.Counts) { m.SetDeliveries(c.Pending, c.Delivered, c.Dead, c.Coalesced) },
 		OnAttempt: func(a delivery.AttemptReport) {
 			m.ObserveAttempt(a.Route, a.Duration, a.State != delivery.Pending, string(a.State), a.Tries, a.SinceAccepted)
 		},
@@ -123,7 +123,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	var (
 		state, route, since, olderThan string
 		limit                          int
-		dead, delivered                bool
+		dead, delivered, coalesced     bool
 	)
 	switch sub {
 	case "list":
@@ -138,6 +138,7 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	case "purge":
 		sfs.BoolVar(&delivered, "delivered", false, "purge delivered deliveries")
 		sfs.BoolVar(&dead, "dead", false, "purge dead deliveries")
+		sfs.BoolVar(&coalesced, "coalesced", false, "purge coalesced deliveries")
 		sfs.StringVar(&olderThan, "older-than", "", "only those finished longer ago than this `age` (required: 7d, 24h)")
 	default:
 		fmt.Fprintf(stderr, "drawbridge deliveries: unknown command %q\n", sub)
@@ -225,12 +226,14 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 	case "purge":
 		var st delivery.State
 		switch {
-		case delivered && !dead:
+		case delivered && !dead && !coalesced:
 			st = delivery.Delivered
-		case dead && !delivered:
+		case dead && !delivered && !coalesced:
 			st = delivery.Dead
+		case coalesced && !delivered && !dead:
+			st = delivery.Coalesced
 		default:
-			return errors.New("deliveries purge: want one of --delivered or --dead")
+			return errors.New("deliveries purge: want one of --delivered, --dead or --coalesced")
 		}
 		if olderThan == "" {
 			return errors.New("deliveries purge: --older-than is required (such as 7d)")
@@ -249,11 +252,11 @@ func runDeliveries(args []string, stdout, stderr io.Writer) error {
 }
 
 const deliveriesUsage = `Usage:
-  drawbridge deliveries [-c FILE] list [--state pending|delivered|dead] [--route R] [--since AGE] [--limit N] [--json]
+  drawbridge deliveries [-c FILE] list [--state pending|delivered|dead|coalesced] [--route R] [--since AGE] [--limit N] [--json]
   drawbridge deliveries [-c FILE] show ID [--json]
   drawbridge deliveries [-c FILE] replay ID
   drawbridge deliveries [-c FILE] replay --dead [--since AGE]
-  drawbridge deliveries [-c FILE] purge --delivered|--dead --older-than AGE
+  drawbridge deliveries [-c FILE] purge --delivered|--dead|--coalesced --older-than AGE
 AGE is a Go duration (90m, 24h) or a number of days (7d). With serve running
 the command goes through its admin listener; otherwise it opens the state file.
 `
@@ -373,6 +376,20 @@ func printDelivery(w io.Writer, d *delivery.Delivery) {
 	fmt.Fprintf(w, "id:        %s\nstate:     %s\nroute:     %s\nrequest:   %s %s\n", d.ID, d.State, d.Route, d.Method, d.URL)
 	if d.Key != "" {
 		fmt.Fprintf(w, "key:       %s\n", d.Key)
+	}
+	if d.OrderKey != "" || d.Ordered {
+		fmt.Fprintf(w, "order key: %q\n", d.OrderKey)
+	}
+	if len(d.Targets) > 0 {
+		// One request fanned out: every target's delivery, this one too.
+		fmt.Fprintf(w, "targets:   %d (request %s)\n", len(d.Targets), d.Request)
+		for _, t := range d.Targets {
+			last := ""
+			if t.LastStatus != 0 {
+				last = "  last " + strconv.Itoa(t.LastStatus)
+			}
+			fmt.Fprintf(w, "  %s  %-9s  %s  %d attempts%s\n", t.ID, t.State, t.Route, t.Attempts, last)
+		}
 	}
 	fmt.Fprintf(w, "accepted:  %s\n", stamp(d.AcceptedAt))
 	if !d.ReplayedAt.IsZero() {

@@ -94,9 +94,9 @@ func TestDeliveriesOffline(t *testing.T) {
 		{[]string{"show", "01ARZ3NDEKTSV4RRFFQ69G5FAV"}, "delivery not found"},
 		{[]string{"show", "junk"}, "not a delivery id"},
 		{[]string{"purge", "--dead"}, "--older-than is required"},
-		{[]string{"purge", "--older-than", "7d"}, "want one of --delivered or --dead"},
+		{[]string{"purge", "--older-than", "7d"}, "want one of --delivered, --dead or --coalesced"},
 		{[]string{"list", "--since", "soon"}, `bad age "soon"`},
-		{[]string{"list", "--state", "lost"}, "state must be pending, delivered or dead"},
+		{[]string{"list", "--state", "lost"}, "state must be pending, delivered, dead or coalesced"},
 		{[]string{"replay"}, "want one delivery id, or --dead"},
 	} {
 		c, _, errOut := cli(append([]string{"deliveries", "-c", cfg}, bad.args...)...)

@@ -372,10 +372,14 @@ type Route struct {
 	// AuthorizerHeaders maps a header the target receives to a verified
 	// claim (jwt) or a context key of the authorizer's answer (request).
 	AuthorizerHeaders map[string]string `yaml:"authorizer_headers"`
+	// Match and Targets route on the event and fan out (match.go).
+	Match   *Match   `yaml:"match"`
+	Targets []Target `yaml:"targets"`
 
 	Line int `yaml:"-"` // where the route starts, for messages
 
 	target *url.URL // Target as parsed by Validate
+	lanes  []Lane   // filled by Validate (match.go)
 }
 
 // TargetURL is Target as Validate parsed and checked it (an absolute http
@@ -433,6 +437,10 @@ type Delivery struct {
 	IDHeader    string       `yaml:"id_header"`
 	Retry       Retry        `yaml:"retry"`
 	Concurrency Int          `yaml:"concurrency"`
+	// Sign, OrderBy and Coalesce: match.go.
+	Sign     *Sign  `yaml:"sign"`
+	OrderBy  string `yaml:"order_by"`
+	Coalesce string `yaml:"coalesce"`
 }
 
 // DeliveryMode is how a route's requests reach the target

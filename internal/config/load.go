@@ -585,6 +585,8 @@ func (v *validator) routes() {
 	}
 	type key struct{ path, method string }
 	first := map[key]int{}
+	firstIdx := map[key]int{}
+	lanes := map[string]int{}
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		path := fmt.Sprintf("$.routes[%d]", i)
@@ -595,6 +597,7 @@ func (v *validator) routes() {
 		if len(r.Methods) == 0 || (len(r.Methods) == 1 && (r.Methods[0] == "ANY" || r.Methods[0] == "*")) {
 			r.Methods = AllMethods
 		}
+		sibling := -1 // an earlier route sharing the path and a method
 		for j, m := range r.Methods {
 			m = strings.ToUpper(m)
 			r.Methods[j] = m
@@ -604,12 +607,21 @@ func (v *validator) routes() {
 			}
 			k := key{routepath.Shape(r.Path), m}
 			if at, dup := first[k]; dup {
-				v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
+				if c.Routes[firstIdx[k]].Match == nil {
+					// It serves every request: this one never would.
+					v.errorf(path+".path", "duplicate route %s %s (first defined at line %d)", m, r.Path, at)
+				} else if sibling < 0 {
+					sibling = firstIdx[k]
+				}
 				continue
 			}
-			first[k] = r.Line
+			first[k], firstIdx[k] = r.Line, i
 		}
-		v.target(path, i, r)
+		if len(r.Targets) == 0 {
+			v.target(path, i, r)
+		} else {
+			r.target = nil
+		}
 		if r.Timeout == 0 {
 			r.Timeout = Duration(DefaultTimeout)
 		}
@@ -637,7 +649,18 @@ func (v *validator) routes() {
 		if r.Delivery.Mode == DeliveryAsync {
 			v.async(path+".delivery", i, r.Delivery)
 		}
-		if !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && r.Authorizer == "" && c.ResourcePolicy == "" {
+		// A route matched after another on its path and method delivers
+		// on lanes of its own; routes that merely share a path (other
+		// methods) share its lane, as before there was match.
+		laneBase := r.Path
+		if lanes[r.Path]++; sibling >= 0 {
+			laneBase += "@" + strconv.Itoa(lanes[r.Path])
+		}
+		v.routing(path, i, r, laneBase)
+		if sibling >= 0 {
+			v.siblings(path, i, sibling)
+		}
+		if sibling < 0 && !r.APIKeyRequired && len(r.AllowIPs) == 0 && r.Verify == nil && r.Authorizer == "" && c.ResourcePolicy == "" {
 			v.warnf(r.Line, "route %s is open to anyone: no api_key_required, allow_ips, verify, authorizer or resource_policy", r.Path)
 		}
 	}

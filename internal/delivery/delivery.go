@@ -64,15 +64,19 @@ const (
 	Pending   State = "pending"
 	Delivered State = "delivered"
 	Dead      State = "dead"
+	// Coalesced: dropped, never attempted, because a newer delivery with
+	// the same order key was accepted on a lane with coalesce: latest
+	// (docs/delivery.md#order-and-coalescing). Replay sends it all the same.
+	Coalesced State = "coalesced"
 )
 
-// ParseState accepts "pending", "delivered" or "dead".
+// ParseState accepts "pending", "delivered", "dead" or "coalesced".
 func ParseState(s string) (State, error) {
 	switch st := State(s); st {
-	case Pending, Delivered, Dead:
+	case Pending, Delivered, Dead, Coalesced:
 		return st, nil
 	}
-	return "", fmt.Errorf("%w: state must be pending, delivered or dead, not %q", ErrInvalid, s)
+	return "", fmt.Errorf("%w: state must be pending, delivered, dead or coalesced, not %q", ErrInvalid, s)
 }
 
 // Attempt is one try to hand a delivery to its target.
@@ -109,6 +113,19 @@ type Delivery struct {
 	// linked to it. "" when tracing was off; records written before the
 	// field existed read as "".
 	Trace string `json:"trace,omitempty"`
+	// OrderKey is the lane's order_by value for this request: deliveries
+	// of one key go one at a time, in acceptance order. Coalesce drops
+	// the never-attempted ones a newer delivery of the key supersedes.
+	OrderKey string `json:"order_key,omitempty"`
+	Ordered  bool   `json:"ordered,omitempty"`
+	Coalesce bool   `json:"coalesce,omitempty"`
+	// Request is the id the sender got in its 202 when the request fanned
+	// out to several targets (the first target's delivery id); "" for a
+	// request with one delivery.
+	Request string `json:"request,omitempty"`
+	// Targets lists every delivery of the same request, this one included
+	// (Get fills it for a fanned-out request; never stored).
+	Targets []TargetState `json:"targets,omitempty"`
 
 	State      State     `json:"state"`
 	AcceptedAt time.Time `json:"accepted_at"`
@@ -137,6 +154,15 @@ func (d *Delivery) tries() int {
 		}
 	}
 	return n
+}
+
+// TargetState is one target's delivery of a fanned-out request.
+type TargetState struct {
+	ID         string `json:"id"`
+	Route      string `json:"route"` // the lane: path#target
+	State      State  `json:"state"`
+	Attempts   int    `json:"attempts"`
+	LastStatus int    `json:"last_status,omitempty"`
 }
 
 // Filter selects deliveries for List. Zero fields select everything.
@@ -168,7 +194,7 @@ func (f Filter) limit() int {
 
 func (f Filter) match(d *Delivery) bool {
 	return (f.State == "" || d.State == f.State) &&
-		(f.Route == "" || d.Route == f.Route) &&
+		(f.Route == "" || d.Route == f.Route || strings.HasPrefix(d.Route, f.Route+"#")) &&
 		(f.Since.IsZero() || !d.AcceptedAt.Before(f.Since))
 }
 
@@ -178,6 +204,7 @@ type Counts struct {
 	Pending   int `json:"pending"`
 	Delivered int `json:"delivered"`
 	Dead      int `json:"dead"`
+	Coalesced int `json:"coalesced"`
 }
 
 // Sentinel errors.

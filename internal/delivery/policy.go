@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/webhook"
 )
 
 // Policy is one route's delivery schedule (config `delivery.retry` and
@@ -28,6 +29,8 @@ type Policy struct {
 	Max         time.Duration // backoff ceiling; default 1h
 	Timeout     time.Duration // per attempt; default 30s (the route's timeout is a good value)
 	Concurrency int           // window and in-flight limit per route; default 1 (in order)
+	// Sign, when set, signs every attempt as it is sent (delivery.sign).
+	Sign *webhook.Signer
 }
 
 // Policy defaults.
@@ -56,6 +59,25 @@ func PolicyFor(r *config.Route) Policy {
 		p.Base = time.Duration(d.Retry.Base)
 		p.Max = time.Duration(d.Retry.Max)
 		p.Concurrency = int(d.Concurrency)
+	}
+	return p.WithDefaults()
+}
+
+// PolicyForLane reads one lane's delivery settings (zero fields:
+// defaults). A sign block whose secret the signer refuses (config checks
+// it first) signs nothing; the gateway's Build reports the same error.
+func PolicyForLane(l config.Lane) Policy {
+	p := Policy{
+		Timeout:     time.Duration(l.Timeout),
+		MaxAttempts: int(l.Retry.MaxAttempts),
+		MaxAge:      time.Duration(l.Retry.MaxAge),
+		Base:        time.Duration(l.Retry.Base),
+		Max:         time.Duration(l.Retry.Max),
+		Concurrency: int(l.Concurrency),
+	}
+	if s := l.Sign; s != nil {
+		p.Sign, _ = webhook.NewSigner(webhook.SignSpec{Scheme: s.Scheme, Secret: s.Secret,
+			Header: s.Header, Algorithm: s.Algorithm, Encoding: s.Encoding, Prefix: s.Prefix})
 	}
 	return p.WithDefaults()
 }

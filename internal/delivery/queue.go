@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -99,57 +100,109 @@ func (q *Queue) wake() {
 // If d.Key matches the key of a delivery of the same route still in the
 // queue, nothing is stored and that delivery's id comes back with
 // duplicate = true. Concurrent calls share one commit (group commit).
-func (q *Queue) Enqueue(_ context.Context, d *Delivery) (id string, duplicate bool, err error) {
-	if err := validate(d); err != nil {
-		return "", false, fmt.Errorf("enqueue: %w", err)
+func (q *Queue) Enqueue(ctx context.Context, d *Delivery) (id string, duplicate bool, err error) {
+	return q.EnqueueGroup(ctx, []*Delivery{d})
+}
+
+// EnqueueGroup stores the deliveries of one request that fans out to
+// several targets, all in one commit: after a crash either every target
+// has its delivery or none (and the sender got no 202). Their ids are
+// consecutive; the first is the request's (Delivery.Request of each) and
+// is returned. The idempotency key is the first delivery's: a duplicate
+// request stores nothing and gets the first id again.
+func (q *Queue) EnqueueGroup(_ context.Context, ds []*Delivery) (id string, duplicate bool, err error) {
+	if len(ds) == 0 {
+		return "", false, fmt.Errorf("enqueue: %w: no delivery", ErrInvalid)
 	}
-	var newID string
+	for _, d := range ds {
+		if err := validate(d); err != nil {
+			return "", false, fmt.Errorf("enqueue: %w", err)
+		}
+	}
+	ids := make([]string, len(ds))
 	var now time.Time
 	err = q.group.do(func() {
 		// Under the group's lock: ids follow commit order, so the order
 		// of ids is the order of acceptance.
 		now = q.clock.Now()
-		newID = q.ids.next(now)
+		for i := range ids {
+			ids[i] = q.ids.next(now)
+		}
 	}, func(tx *bbolt.Tx) error {
 		// May run twice (see group): compute every output afresh.
-		id, duplicate = newID, false
+		id, duplicate = ids[0], false
+		first := ds[0]
 		var kk []byte
-		if d.Key != "" {
-			kk = routeKey(d.Route, d.Key)
+		if first.Key != "" {
+			kk = routeKey(first.Route, first.Key)
 			if v := tx.Bucket(keyBucket).Get(kk); v != nil {
 				id, duplicate = string(v), true
 				return nil
 			}
 		}
-		rec := *d
-		rec.ID, rec.State, rec.AcceptedAt, rec.NextAt = newID, Pending, now, now
-		rec.ReplayedAt, rec.DoneAt, rec.Attempts = time.Time{}, time.Time{}, nil
-		rec.Body, rec.BodyBytes = nil, len(d.Body)
-		if err := putRecord(tx, &rec); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bodyBucket).Put([]byte(newID), d.Body); err != nil {
-			return err
-		}
-		if err := tx.Bucket(pendingBucket).Put(routeKey(d.Route, newID), nil); err != nil {
-			return err
-		}
-		if kk != nil {
-			if err := tx.Bucket(keyBucket).Put(kk, []byte(newID)); err != nil {
+		for i, d := range ds {
+			rec := *d
+			rec.ID, rec.State, rec.AcceptedAt, rec.NextAt = ids[i], Pending, now, now
+			rec.ReplayedAt, rec.DoneAt, rec.Attempts, rec.Targets = time.Time{}, time.Time{}, nil, nil
+			rec.Body, rec.BodyBytes = nil, len(d.Body)
+			if len(ds) > 1 {
+				rec.Request = ids[0]
+			}
+			if err := putRecord(tx, &rec); err != nil {
+				return err
+			}
+			if i == 0 {
+				// One body for the whole request: every target's
+				// delivery reads it under the request's id (bodyKey).
+				if err := tx.Bucket(bodyBucket).Put([]byte(ids[0]), d.Body); err != nil {
+					return err
+				}
+			}
+			if err := tx.Bucket(pendingBucket).Put(routeKey(d.Route, ids[i]), pendingValue(&rec)); err != nil {
 				return err
 			}
 		}
-		return addCounts(tx, 1, 0, 0)
+		if kk != nil {
+			if err := tx.Bucket(keyBucket).Put(kk, []byte(ids[0])); err != nil {
+				return err
+			}
+		}
+		return addCounts(tx, len(ds), 0, 0)
 	})
 	if err != nil {
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
 	if !duplicate {
-		d.ID, d.State, d.AcceptedAt, d.NextAt, d.BodyBytes = id, Pending, now, now, len(d.Body)
+		for i, d := range ds {
+			d.ID, d.State, d.AcceptedAt, d.NextAt, d.BodyBytes = ids[i], Pending, now, now, len(d.Body)
+			if len(ds) > 1 {
+				d.Request = ids[0]
+			}
+		}
 		q.wake()
 	}
 	return id, duplicate, nil
 }
+
+// pendingValue is a delivery's value in the pending index: empty when its
+// lane is not ordered, else a flag byte (orderedFlag, or coalesceFlag for
+// coalesce: latest) and the order key, so that Due schedules by key
+// without reading records.
+func pendingValue(d *Delivery) []byte {
+	if !d.Ordered {
+		return nil
+	}
+	f := orderedFlag
+	if d.Coalesce {
+		f = coalesceFlag
+	}
+	return append([]byte{f}, d.OrderKey...)
+}
+
+const (
+	orderedFlag  byte = 'o'
+	coalesceFlag byte = 'c'
+)
 
 func routeKey(route, s string) []byte {
 	k := make([]byte, 0, len(route)+1+len(s))
@@ -179,41 +232,55 @@ func getRecord(tx *bbolt.Tx, id string) (*Delivery, error) {
 }
 
 func addCounts(tx *bbolt.Tx, pending, delivered, dead int) error {
+	return addCounts4(tx, [4]int{pending, delivered, dead, 0})
+}
+
+// addCounts4 adds to the counts of pending, delivered, dead and
+// coalesced deliveries.
+func addCounts4(tx *bbolt.Tx, d [4]int) error {
 	b := tx.Bucket(metaBucket)
 	c := decodeCounts(b.Get(countsKey))
-	c.Pending += pending
-	c.Delivered += delivered
-	c.Dead += dead
-	v := make([]byte, 24)
+	c.Pending += d[0]
+	c.Delivered += d[1]
+	c.Dead += d[2]
+	c.Coalesced += d[3]
+	v := make([]byte, 32)
 	binary.BigEndian.PutUint64(v[0:], uint64(c.Pending))
 	binary.BigEndian.PutUint64(v[8:], uint64(c.Delivered))
 	binary.BigEndian.PutUint64(v[16:], uint64(c.Dead))
+	binary.BigEndian.PutUint64(v[24:], uint64(c.Coalesced))
 	return b.Put(countsKey, v)
 }
 
+// decodeCounts reads the counts: 24 bytes from before the coalesced
+// state existed, 32 since.
 func decodeCounts(v []byte) Counts {
-	if len(v) != 24 {
+	if len(v) != 24 && len(v) != 32 {
 		return Counts{}
 	}
-	return Counts{
+	c := Counts{
 		Pending:   int(binary.BigEndian.Uint64(v[0:])),
 		Delivered: int(binary.BigEndian.Uint64(v[8:])),
 		Dead:      int(binary.BigEndian.Uint64(v[16:])),
 	}
+	if len(v) == 32 {
+		c.Coalesced = int(binary.BigEndian.Uint64(v[24:]))
+	}
+	return c
 }
 
 // countDelta is the change in Counts when a delivery moves from one state
 // to another ("" = does not exist).
 func countDelta(tx *bbolt.Tx, from, to State) error {
-	var c [3]int
-	idx := map[State]int{Pending: 0, Delivered: 1, Dead: 2}
+	var c [4]int
+	idx := map[State]int{Pending: 0, Delivered: 1, Dead: 2, Coalesced: 3}
 	if i, ok := idx[from]; ok {
 		c[i]--
 	}
 	if i, ok := idx[to]; ok {
 		c[i]++
 	}
-	return addCounts(tx, c[0], c[1], c[2])
+	return addCounts4(tx, c)
 }
 
 // Counts implements Ops: one key read, cheap enough for every scrape.
@@ -237,8 +304,11 @@ func (q *Queue) Get(id string) (*Delivery, error) {
 		if d, err = getRecord(tx, id); err != nil {
 			return err
 		}
-		d.Body = bytes.Clone(tx.Bucket(bodyBucket).Get([]byte(id)))
-		return nil
+		d.Body = bytes.Clone(tx.Bucket(bodyBucket).Get(bodyKey(d)))
+		if d.Request != "" {
+			d.Targets, err = targets(tx, d.Request)
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("get %s: %w", id, err)
@@ -315,7 +385,7 @@ func replayLocked(tx *bbolt.Tx, d *Delivery, now time.Time) error {
 	if err := putRecord(tx, d); err != nil {
 		return err
 	}
-	if err := tx.Bucket(pendingBucket).Put(routeKey(d.Route, d.ID), nil); err != nil {
+	if err := tx.Bucket(pendingBucket).Put(routeKey(d.Route, d.ID), pendingValue(d)); err != nil {
 		return err
 	}
 	return countDelta(tx, from, Pending)
@@ -368,8 +438,8 @@ func (q *Queue) scan(tx *bbolt.Tx, fn func(*Delivery) error) error {
 
 // Purge implements Ops.
 func (q *Queue) Purge(state State, olderThan time.Time) (int, error) {
-	if state != Delivered && state != Dead {
-		return 0, fmt.Errorf("purge: %w: only delivered or dead deliveries can be purged, not %q", ErrInvalid, state)
+	if state != Delivered && state != Dead && state != Coalesced {
+		return 0, fmt.Errorf("purge: %w: only delivered, dead or coalesced deliveries can be purged, not %q", ErrInvalid, state)
 	}
 	n := 0
 	err := q.db.Update(func(tx *bbolt.Tx) error {
@@ -388,11 +458,14 @@ func (q *Queue) Purge(state State, olderThan time.Time) (int, error) {
 					}
 				}
 			}
-			if err := tx.Bucket(bodyBucket).Delete(id); err != nil {
-				return err
-			}
 			if err := tx.Bucket(recordBucket).Delete(id); err != nil {
 				return err
+			}
+			if d.Request == "" || len(mustTargets(tx, d.Request)) == 0 {
+				// The last delivery of its request: the body goes too.
+				if err := tx.Bucket(bodyBucket).Delete(bodyKey(d)); err != nil {
+					return err
+				}
 			}
 			return countDelta(tx, state, "")
 		})
@@ -408,11 +481,18 @@ func (q *Queue) Purge(state State, olderThan time.Time) (int, error) {
 // those not busy (already in flight) whose NextAt has come, in acceptance
 // order. next is the earliest NextAt among the window's others (zero if
 // none): when to look again.
+//
+// An ordered lane (order_by) is scheduled by key instead (dueOrdered):
+// each key's oldest delivery is its head and the only one that may be in
+// flight, and window(route) bounds the keys in flight. On a coalescing
+// lane Due also records as Coalesced every never-attempted delivery that
+// a newer one of its key supersedes, before the head is chosen.
 func (q *Queue) Due(_ context.Context, now time.Time, window func(route string) int, busy func(id string) bool) (ready []*Delivery, next time.Time, err error) {
+	var coalesce []string
 	err = q.db.View(func(tx *bbolt.Tx) error {
 		c := tx.Bucket(pendingBucket).Cursor()
 		bodies := tx.Bucket(bodyBucket)
-		k, _ := c.First()
+		k, v := c.First()
 		for k != nil {
 			i := bytes.IndexByte(k, 0)
 			if i < 0 {
@@ -421,6 +501,18 @@ func (q *Queue) Due(_ context.Context, now time.Time, window func(route string) 
 			route := string(k[:i])
 			prefix := k[: i+1 : i+1]
 			limit := max(window(route), 1)
+			if len(v) > 0 {
+				r, n, co, err := dueOrdered(tx, c, k, v, prefix, now, limit, busy)
+				if err != nil {
+					return err
+				}
+				ready, coalesce = append(ready, r...), append(coalesce, co...)
+				if !n.IsZero() && (next.IsZero() || n.Before(next)) {
+					next = n
+				}
+				k, v = c.Seek(append([]byte(route), 1))
+				continue
+			}
 			for seen := 0; k != nil && bytes.HasPrefix(k, prefix) && seen < limit; k, _ = c.Next() {
 				seen++
 				id := string(k[i+1:])
@@ -437,16 +529,141 @@ func (q *Queue) Due(_ context.Context, now time.Time, window func(route string) 
 					}
 					continue
 				}
-				d.Body = bytes.Clone(bodies.Get([]byte(id)))
+				d.Body = bytes.Clone(bodies.Get(bodyKey(d)))
 				ready = append(ready, d)
 			}
 			// Skip the rest of this route: keys of the next route sort
 			// after route + "\x01".
-			k, _ = c.Seek(append([]byte(route), 1))
+			k, v = c.Seek(append([]byte(route), 1))
 		}
 		return nil
 	})
+	if err == nil && len(coalesce) > 0 {
+		err = q.markCoalesced(coalesce, now)
+	}
 	return ready, next, err
+}
+
+// maxOrderedScan bounds the pending deliveries of one ordered lane that
+// one scheduling pass reads: keys whose first delivery lies beyond wait
+// for the ones before to be delivered.
+const maxOrderedScan = 10000
+
+// dueOrdered schedules one ordered lane, whose first pending index entry
+// is k, v. It returns the heads to start, the earliest NextAt of the
+// heads not due, and the ids to record as coalesced.
+func dueOrdered(tx *bbolt.Tx, c *bbolt.Cursor, k, v, prefix []byte, now time.Time, limit int, busy func(string) bool) (ready []*Delivery, next time.Time, coalesce []string, err error) {
+	type entry struct {
+		id       string
+		coalesce bool
+	}
+	var order []string // keys in the order of their oldest delivery
+	runs := map[string][]entry{}
+	for n := 0; k != nil && bytes.HasPrefix(k, prefix) && n < maxOrderedScan; k, v = c.Next() {
+		n++
+		key, co := "", false
+		if len(v) > 0 {
+			key, co = string(v[1:]), v[0] == coalesceFlag
+		}
+		if _, ok := runs[key]; !ok {
+			order = append(order, key)
+		}
+		runs[key] = append(runs[key], entry{string(k[len(prefix):]), co})
+	}
+	type head struct {
+		d    *Delivery
+		busy bool
+	}
+	var heads []head
+	inFlight := 0
+	for _, key := range order {
+		run := runs[key]
+		// The head is the oldest delivery not coalesced. On a coalescing
+		// key every never-attempted delivery but the newest is coalesced,
+		// also behind a head that is being retried.
+		var h *head
+		for j, e := range run {
+			if busy(e.id) {
+				// Only a head is ever started, so a busy one is this
+				// key's head, and the key waits for it.
+				if h == nil {
+					h = &head{busy: true}
+				}
+				continue
+			}
+			if h != nil && !e.coalesce {
+				break
+			}
+			d, err := getRecord(tx, e.id)
+			if err != nil {
+				return nil, time.Time{}, nil, err
+			}
+			if e.coalesce && j < len(run)-1 && coalescible(d) {
+				coalesce = append(coalesce, e.id)
+				continue
+			}
+			if h == nil {
+				h = &head{d: d}
+			}
+		}
+		if h == nil {
+			continue
+		}
+		if h.busy {
+			inFlight++
+			continue
+		}
+		heads = append(heads, *h)
+	}
+	bodies := tx.Bucket(bodyBucket)
+	for _, h := range heads {
+		if h.d.NextAt.After(now) {
+			if next.IsZero() || h.d.NextAt.Before(next) {
+				next = h.d.NextAt
+			}
+			continue
+		}
+		if inFlight+len(ready) >= limit {
+			break
+		}
+		h.d.Body = bytes.Clone(bodies.Get(bodyKey(h.d)))
+		ready = append(ready, h.d)
+	}
+	return ready, next, coalesce, nil
+}
+
+// coalescible: never attempted and never replayed (an operator's replay
+// asks for this very delivery).
+func coalescible(d *Delivery) bool { return len(d.Attempts) == 0 && d.ReplayedAt.IsZero() }
+
+// markCoalesced records ids as Coalesced, each only if it is still
+// pending and never attempted (a replay or purge may have come between).
+func (q *Queue) markCoalesced(ids []string, now time.Time) error {
+	return q.db.Update(func(tx *bbolt.Tx) error {
+		for _, id := range ids {
+			d, err := getRecord(tx, id)
+			if errors.Is(err, ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			if d.State != Pending || !coalescible(d) {
+				continue
+			}
+			d.State, d.NextAt, d.DoneAt = Coalesced, time.Time{}, now
+			if err := putRecord(tx, d); err != nil {
+				return err
+			}
+			if err := tx.Bucket(pendingBucket).Delete(routeKey(d.Route, id)); err != nil {
+				return err
+			}
+			if err := countDelta(tx, Pending, Coalesced); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 }
 
 // Finish implements Source: it records one attempt and moves the delivery
@@ -476,4 +693,46 @@ func (q *Queue) Finish(_ context.Context, sent *Delivery, a Attempt, state State
 		}
 		return countDelta(tx, Pending, state)
 	})
+}
+
+// targets lists the deliveries of one fanned-out request: their ids are
+// consecutive from the request's own (EnqueueGroup), so they are read in
+// one cursor walk.
+func targets(tx *bbolt.Tx, request string) ([]TargetState, error) {
+	var out []TargetState
+	c := tx.Bucket(recordBucket).Cursor()
+	for k, v := c.Seek([]byte(request)); k != nil && len(out) < 64; k, v = c.Next() {
+		var d Delivery
+		if err := json.Unmarshal(v, &d); err != nil {
+			return nil, fmt.Errorf("delivery %s: corrupt record: %w", k, err)
+		}
+		if d.Request != request {
+			break
+		}
+		ts := TargetState{ID: d.ID, Route: d.Route, State: d.State, Attempts: len(d.Attempts)}
+		if n := len(d.Attempts); n > 0 {
+			ts.LastStatus = d.Attempts[n-1].Status
+		}
+		out = append(out, ts)
+	}
+	return out, nil
+}
+
+// bodyKey is where d's body is stored: under the request's id for a
+// fanned-out request (one copy for all its targets), else its own.
+func bodyKey(d *Delivery) []byte {
+	if d.Request != "" {
+		return []byte(d.Request)
+	}
+	return []byte(d.ID)
+}
+
+// mustTargets is targets, a corrupt record counting as present (so its
+// request's body is kept).
+func mustTargets(tx *bbolt.Tx, request string) []TargetState {
+	ts, err := targets(tx, request)
+	if err != nil {
+		return []TargetState{{}}
+	}
+	return ts
 }

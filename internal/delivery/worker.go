@@ -14,6 +14,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/forward"
+	"github.com/drawbridge/drawbridge/internal/webhook"
 )
 
 // WorkerOptions tune a Worker. The zero value is usable.
@@ -114,12 +115,22 @@ func NewWorker(q Source, opts WorkerOptions) *Worker {
 	}
 }
 
-// Policies reads the policy of every async route of cfg.
+// Policies reads the policy of every lane of every async route of cfg
+// (one per target; config.Lane), by lane name.
 func Policies(cfg *config.Config) map[string]Policy {
 	m := map[string]Policy{}
 	for i := range cfg.Routes {
-		if r := &cfg.Routes[i]; r.Delivery != nil && r.Delivery.Mode == config.DeliveryAsync {
+		r := &cfg.Routes[i]
+		if r.Delivery == nil || r.Delivery.Mode != config.DeliveryAsync {
+			continue
+		}
+		lanes := r.Lanes()
+		if len(lanes) == 0 { // a config built in code, without Validate
 			m[r.Path] = PolicyFor(r)
+			continue
+		}
+		for _, l := range lanes {
+			m[l.Name] = PolicyForLane(l)
 		}
 	}
 	return m
@@ -285,7 +296,7 @@ func (w *Worker) attempt(ctx context.Context, d *Delivery) {
 		tp, endSpan = w.opts.Trace(d.Route, d.ID, d.Trace, d.tries()+1)
 	}
 	start := w.opts.Clock.Now()
-	res := w.send(ctx, d, p.Timeout, tp)
+	res := w.send(ctx, d, p.Timeout, tp, p.Sign)
 	if ctx.Err() != nil {
 		if endSpan != nil {
 			endSpan(res.Status, context.Canceled, string(Pending), time.Time{})
@@ -335,7 +346,8 @@ const maxDrain = 64 << 10
 // send makes one attempt. traceparent, when set (tracing on), is the
 // attempt span's: it replaces the one stored with the request (the
 // accepting span's), and the stored tracestate, which went with it.
-func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration, traceparent string) Result {
+// sign, when set (delivery.sign), signs the attempt as it is sent.
+func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration, traceparent string, sign *webhook.Signer) Result {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	// The header is the plan the gateway stored (forward.Plan). A
@@ -353,6 +365,11 @@ func (w *Worker) send(ctx context.Context, d *Delivery, timeout time.Duration, t
 	if traceparent != "" {
 		h["Traceparent"] = []string{traceparent}
 		delete(h, "Tracestate")
+	}
+	if sign != nil {
+		// Signed now, at every attempt: a backend that checks the
+		// timestamp's age accepts a delivery made long after acceptance.
+		sign.Sign(h, d.ID, d.Body, w.opts.Clock.Now())
 	}
 	resp, err := w.clientFor(d.Via).Send(ctx, d.Method, d.URL, h, d.Body)
 	if err != nil {

@@ -62,7 +62,7 @@ func Compile(cfg *config.Config, opts Options) (*Guard, error) {
 			rules = append(rules, r)
 		}
 	} else {
-		for _, r := range cfg.Routes {
+		for _, r := range cfg.RoutesPerTarget() {
 			if r.Via != "" {
 				continue // an agent dials it, under its own egress rules
 			}

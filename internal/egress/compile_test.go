@@ -158,3 +158,20 @@ func TestCompileLambda(t *testing.T) {
 		t.Errorf("table lacks the Lambda row:\n%s", g.Table())
 	}
 }
+
+// TestCompileDefaultFanOut: a fan-out route's every target is in the
+// default rules, addresses and names alike.
+func TestCompileDefaultFanOut(t *testing.T) {
+	g, err := compileText(t, "routes:\n  - path: /h\n    targets:\n      - {target: \"http://10.0.0.5:8080/ci\"}\n      - {target: \"http://10.0.0.6:9000/chat\"}\n      - {target: \"http://chat.internal:7000/\"}\n    delivery: {mode: async}\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for addr, ok := range map[string]bool{"10.0.0.5:8080": true, "10.0.0.6:9000": true, "10.0.0.6:8080": false} {
+		if got := g.Check(netip.MustParseAddrPort(addr)) == nil; got != ok {
+			t.Errorf("%s allowed = %v, want %v", addr, got, ok)
+		}
+	}
+	if err := followed(g, "chat.internal", "10.1.1.1:7000"); err != nil {
+		t.Errorf("the third target's name: %v", err)
+	}
+}

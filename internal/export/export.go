@@ -116,8 +116,8 @@ func hostTargets(cfg *config.Config) []hostTarget {
 	}
 	var out []hostTarget
 	seen := map[string]bool{}
-	for _, r := range cfg.Routes {
-		u, err := url.Parse(r.Target)
+	for _, target := range cfg.TargetURLs() {
+		u, err := url.Parse(target)
 		if err != nil {
 			continue
 		}
@@ -155,10 +155,10 @@ func egressRules(cfg *config.Config) ([]egressRule, error) {
 		rules, err = egress.Parse(cfg.Egress.Allow)
 	} else {
 		var literal []string
-		for _, r := range cfg.Routes {
-			if u, e := url.Parse(r.Target); e == nil {
+		for _, target := range cfg.TargetURLs() {
+			if u, e := url.Parse(target); e == nil {
 				if _, e := netip.ParseAddr(u.Hostname()); e == nil {
-					literal = append(literal, r.Target)
+					literal = append(literal, target)
 				}
 			}
 		}

@@ -328,9 +328,9 @@ func render(doc map[string]any, notes []string) ([]byte, error) {
 
 func targets(cfg *config.Config) []string {
 	var out []string
-	for _, r := range cfg.Routes {
-		if !slices.Contains(out, r.Target) {
-			out = append(out, r.Target)
+	for _, target := range cfg.TargetURLs() {
+		if !slices.Contains(out, target) {
+			out = append(out, target)
 		}
 	}
 	return out

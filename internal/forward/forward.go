@@ -165,6 +165,9 @@ type Request struct {
 	// Trace is the exchange's span context and timing; nil with tracing
 	// off (one pointer: the Request stays in its allocation size class).
 	Trace *Trace
+	// Sign, when set, adds drawbridge's signature to the header the target
+	// receives, after every other header is set (delivery.sign).
+	Sign func(h http.Header, body []byte)
 }
 
 // Trace is what tracing (docs/tracing.md) needs of one exchange.

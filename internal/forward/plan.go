@@ -122,6 +122,9 @@ func outHeader(h http.Header, r *http.Request, fr *Request, vals *[3]string) {
 			delete(h, "Tracestate")
 		}
 	}
+	if fr.Sign != nil {
+		fr.Sign(h, fr.Body)
+	}
 }
 
 // sendHeader is the User-Agent rule, applied by every sender to a

@@ -105,20 +105,7 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 			return
 		}
 	}
-	p := c.route.fwd.Plan(c.r, fr)
-	d := &delivery.Delivery{
-		Route:  c.route.label,
-		Method: p.Method,
-		URL:    p.URL.String(),
-		Header: p.Header, // shares the client's values: Enqueue serialises before the request ends
-		Body:   c.body,
-		Key:    a.key(c.r.Header, c.body),
-		Via:    c.route.cfg.Via,
-	}
-	if fr.Trace != nil {
-		d.Trace = fr.Trace.Parent // the accept span's, for the attempts' links
-	}
-	id, dup, err := a.queue.Enqueue(c.r.Context(), d)
+	id, dup, err := g.enqueue(c, a, fr)
 	if a.health != nil && !errors.Is(err, delivery.ErrInvalid) {
 		a.health.Committed(err)
 		if err == nil {
@@ -153,6 +140,79 @@ func (g *Gateway) accept(c *call, a *asyncRoute, fr *forward.Request) {
 	if dup {
 		c.cause = fmt.Errorf("duplicate of delivery %s", id)
 	}
+}
+
+// GroupEnqueuer stores the deliveries of one request to several targets
+// in one commit (delivery.Queue). A queue without it (streams.Queue) gets
+// them one by one, each deduplicated on its own lane, so a sender's retry
+// after a partial failure completes the set.
+type GroupEnqueuer interface {
+	EnqueueGroup(ctx context.Context, ds []*delivery.Delivery) (id string, duplicate bool, err error)
+}
+
+// enqueue stores one delivery per lane the request goes to (match.go
+// chose them), as each lane's target receives it (its forwarder's plan,
+// the same as a sync route's). The id is the first delivery's: the one
+// the 202 names.
+func (g *Gateway) enqueue(c *call, a *asyncRoute, fr *forward.Request) (string, bool, error) {
+	lanes := c.route.routing.lanes
+	picked := c.match.targets
+	if picked == 0 {
+		picked = allLanes(len(lanes))
+	}
+	key := a.key(c.r.Header, c.body)
+	var trace string
+	if fr.Trace != nil {
+		trace = fr.Trace.Parent // the accept span's, for the attempts' links
+	}
+	ds := make([]*delivery.Delivery, 0, len(lanes))
+	for i, l := range lanes {
+		if picked&(1<<i) == 0 {
+			continue
+		}
+		p := l.fwd.Plan(c.r, fr)
+		ds = append(ds, &delivery.Delivery{
+			Route:    l.name,
+			Method:   p.Method,
+			URL:      p.URL.String(),
+			Header:   p.Header, // shares the client's values: Enqueue serialises before the request ends
+			Body:     c.body,
+			Key:      key,
+			OrderKey: l.orderKey(c),
+			Ordered:  l.orderBy != "",
+			Coalesce: l.coalesce,
+			Via:      c.route.cfg.Via,
+			Trace:    trace,
+		})
+	}
+	ctx := c.r.Context()
+	var id string
+	var dup bool
+	var err error
+	switch gq, ok := a.queue.(GroupEnqueuer); {
+	case len(ds) == 1:
+		id, dup, err = a.queue.Enqueue(ctx, ds[0])
+	case ok:
+		id, dup, err = gq.EnqueueGroup(ctx, ds)
+	default:
+		for i, d := range ds {
+			did, ddup, derr := a.queue.Enqueue(ctx, d)
+			if derr != nil {
+				return "", false, derr
+			}
+			if i == 0 {
+				id, dup = did, ddup
+			}
+		}
+	}
+	if err == nil && !dup {
+		for i, l := range lanes {
+			if picked&(1<<i) != 0 && l.accepted != nil {
+				l.accepted.Inc()
+			}
+		}
+	}
+	return id, dup, err
 }
 
 // key is the idempotency key: the route's id_header; else the verified

@@ -169,17 +169,21 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 				opts.Transport = deps.Agents.Transport(rc.Via)
 			}
 		}
-		fwd, err := forward.New(rc.Target, opts)
+		lanes, err := buildLanes(cfg, rc, opts, deps.Metrics)
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: route %s: %w", cfg.File, rc.Line, rc.Path, err)
+			return nil, err
 		}
 		r := &route{
 			cfg:     rc,
 			label:   rc.Path,
 			base:    rc.Base(),
 			prefix:  rc.Prefix(),
-			fwd:     fwd,
+			fwd:     lanes[0].fwd,
 			timeout: time.Duration(rc.Timeout),
+		}
+		r.routing.lanes = lanes
+		if rc.Delivery == nil || rc.Delivery.Mode != config.DeliveryAsync {
+			r.timeout = lanes[0].timeout // a sync route's one target may set its own
 		}
 		if rc.Template() {
 			r.tmpl, r.base = compileTemplate(rc.Path)
@@ -192,6 +196,7 @@ func Build(cfg *config.Config, deps Deps) (*Gateway, error) {
 		g.routes = append(g.routes, r)
 	}
 	g.router = newRouter(g.routes)
+	compileRouting(g.routes)
 	if err := g.compileAuthorizers(cfg, deps.Egress); err != nil {
 		return nil, err
 	}
@@ -216,6 +221,7 @@ func (g *Gateway) Close() {
 	g.rejects.close()
 	for _, r := range g.routes {
 		r.fwd.Close()
+		r.closeLanes()
 	}
 	for _, a := range g.authorizers {
 		a.Close()
@@ -247,6 +253,7 @@ type call struct {
 	cause    error // private: why, for the log only
 	upstream time.Duration
 
+	match       matchState      // what the match step learnt (match.go)
 	key         *key            // the request's API key, once step api_key passed
 	adm         admission       // steps 4-6's one store call and its result (guards.go)
 	reply       *reply          // overrides replies[reason] (policy denials name the ARN)
@@ -430,6 +437,9 @@ func (g *Gateway) dispatch(c *call) {
 	if a := g.async[c.route]; a != nil {
 		g.accept(c, a, fr)
 		return
+	}
+	if l := c.route.routing.lanes[0]; l.sign != nil {
+		fr.Sign = func(h http.Header, body []byte) { l.sign.Sign(h, c.id, body, g.clockNow()) }
 	}
 	// API Gateway tags every answer with its request id; the target got
 	// the same id as X-Request-Id.

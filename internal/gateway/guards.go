@@ -53,6 +53,7 @@ func (g *Gateway) newSteps() []step {
 		{name: "concurrency", run: g.concurrency, note: g.concurrencyNote},
 		{name: "body", run: g.readBody},
 		{name: "signature", run: g.signature},
+		{name: "match", run: g.matchRoute},
 	}
 }
 

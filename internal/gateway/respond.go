@@ -32,6 +32,7 @@ const (
 	unauthorized     // an authorizer: no or bad credential
 	forbidden        // an authorizer: insufficient scope, or its deny
 	authorizerFailed // an authorizer that could not decide, on_error 500
+	filtered         // verified, but no route's match holds: 202, nothing delivered
 	numReasons
 )
 
@@ -79,6 +80,9 @@ func replies(api config.API) [numReasons]reply {
 		// REST's spelling of the same answer (docs/authorizers.md).
 		t[authorizerFailed] = newReply(500, `{"message":"Internal server error"}`, "AuthorizerConfigurationException", metrics.AuthorizerError)
 	}
+	// Not an error: 202 so that the provider does not retry, and no
+	// x-amzn-ErrorType (docs/delivery.md#routing-on-the-event).
+	t[filtered] = reply{status: 202, body: []byte(`{"message":"Filtered"}`), outcome: metrics.Filtered}
 	return t
 }
 
@@ -103,7 +107,7 @@ func (g *Gateway) render(c *call, rp *reply) {
 		h["Content-Length"] = zeroLength
 	}
 	g.idHeaders(h, c)
-	if g.api != config.APIHTTP {
+	if g.api != config.APIHTTP && rp.errorType != nil {
 		h["x-amzn-ErrorType"] = rp.errorType
 	}
 	if c.retryAfter > 0 {

@@ -25,6 +25,7 @@ type route struct {
 	fwd     *forward.Forwarder
 	timeout time.Duration // the request's deadline from its start
 	guards  guards
+	routing routing // match, siblings and lanes (match.go)
 
 	// Metric children, made once: a label lookup per request costs a hash
 	// and a lock.

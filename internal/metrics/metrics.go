@@ -45,6 +45,10 @@ const (
 	// answered itself (docs/guards.md#cors): neither billable nor a
 	// rejection.
 	Preflight Outcome = "preflight"
+	// Filtered is a verified request that no route's match selected
+	// (docs/delivery.md#routing-on-the-event): answered 202, delivered
+	// nowhere; neither billable nor a rejection.
+	Filtered Outcome = "filtered"
 )
 
 // Outcomes lists every outcome: the billable ones first, then the
@@ -52,7 +56,7 @@ const (
 // gateway answered.
 var Outcomes = []Outcome{Forwarded, Accepted, NoRoute, BadRequest, PolicyDenied, Unauthorized, Forbidden,
 	AuthorizerError, KeyRejected, SignatureRejected, Throttled, QuotaExceeded, TooLarge, Unavailable, EgressDenied,
-	UpstreamError, UpstreamTimeout, AgentUnavailable, Preflight}
+	UpstreamError, UpstreamTimeout, AgentUnavailable, Preflight, Filtered}
 
 // Billable reports whether the outcome cost backend work.
 func (o Outcome) Billable() bool { return o == Forwarded || o == Accepted }
@@ -73,6 +77,7 @@ type Metrics struct {
 	AttemptDuration  *prometheus.HistogramVec // route: each delivery attempt
 	DeliveryAttempts *prometheus.HistogramVec // route: attempts a finished delivery took
 	DeliveryLatency  *prometheus.HistogramVec // route: acceptance to delivered
+	DeliveryOutcomes *prometheus.CounterVec   // route (the lane: path#target), state: accepted, delivered, dead
 	StoreErrors      prometheus.Counter
 	StateHealthy     prometheus.Gauge       // 0 while the embedded state file is lost or cannot commit
 	ConnectionsShed  *prometheus.CounterVec // reason: the edge limit that refused a connection
@@ -108,7 +113,7 @@ func New() *Metrics {
 		}, []string{"route"}),
 		Deliveries: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "drawbridge_deliveries",
-			Help: "Async deliveries by state: pending, delivered, dead.",
+			Help: "Async deliveries by state: pending, delivered, dead, coalesced.",
 		}, []string{"state"}),
 		AttemptDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "drawbridge_delivery_attempt_duration_seconds",
@@ -125,6 +130,10 @@ func New() *Metrics {
 			Help:    "Time from acceptance (or the last replay) to delivery, by route.",
 			Buckets: []float64{.01, .05, .25, 1, 5, 30, 60, 300, 900, 3600, 4 * 3600, 24 * 3600, 72 * 3600},
 		}, []string{"route"}),
+		DeliveryOutcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "drawbridge_delivery_outcomes_total",
+			Help: "Async deliveries accepted, delivered and dead-lettered, by route and target (route label path#target for a fan-out route's targets).",
+		}, []string{"route", "state"}),
 		StoreErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "drawbridge_state_errors_total",
 			Help: "State store operations that failed (Redis unreachable, file errors).",
@@ -140,7 +149,7 @@ func New() *Metrics {
 	}
 	m.StateHealthy.Set(1)
 	m.Registry.MustRegister(m.Requests, m.RequestDuration, m.UpstreamDuration, m.Inflight,
-		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.StoreErrors,
+		m.Deliveries, m.AttemptDuration, m.DeliveryAttempts, m.DeliveryLatency, m.DeliveryOutcomes, m.StoreErrors,
 		m.StateHealthy, m.ConnectionsShed,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
@@ -154,6 +163,7 @@ func (m *Metrics) ObserveAttempt(route string, d time.Duration, finished bool, s
 		return
 	}
 	m.DeliveryAttempts.WithLabelValues(route, state).Observe(float64(tries))
+	m.DeliveryOutcomes.WithLabelValues(route, state).Inc()
 	if state == "delivered" {
 		m.DeliveryLatency.WithLabelValues(route).Observe(sinceAccepted.Seconds())
 	}
@@ -161,8 +171,9 @@ func (m *Metrics) ObserveAttempt(route string, d time.Duration, finished bool, s
 
 // SetDeliveries sets the drawbridge_deliveries gauge to the delivery
 // queue's current counts.
-func (m *Metrics) SetDeliveries(pending, delivered, dead int) {
+func (m *Metrics) SetDeliveries(pending, delivered, dead, coalesced int) {
 	m.Deliveries.WithLabelValues("pending").Set(float64(pending))
 	m.Deliveries.WithLabelValues("delivered").Set(float64(delivered))
 	m.Deliveries.WithLabelValues("dead").Set(float64(dead))
+	m.Deliveries.WithLabelValues("coalesced").Set(float64(coalesced))
 }

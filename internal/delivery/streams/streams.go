@@ -12,7 +12,10 @@
 //     not on the policy's jittered backoff (a delayed set is not built);
 //     max_attempts and max_age still end it in the dead-letter stream.
 //   - The window (delivery.concurrency) is per replica, and a retried
-//     entry does not hold back later ones: no in-order guarantee.
+//     entry does not hold back later ones: no in-order guarantee, except
+//     on an ordered lane (order_by), whose stream holds only each key's
+//     oldest entry (redis.Queue.EnqueueOrdered): one key's entries go one
+//     at a time in order whichever replica delivers them.
 //   - Delivered entries are deleted (Ack), so there is no history for
 //     `drawbridge deliveries`; dead letters stay in the dead stream.
 package streams
@@ -126,7 +129,11 @@ func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, d
 	if err != nil {
 		return "", false, fmt.Errorf("enqueue: %w", err)
 	}
-	id, duplicate, err = r.q.Enqueue(ctx, d.Key, body)
+	if d.Ordered {
+		id, duplicate, err = r.q.EnqueueOrdered(ctx, d.Key, body, d.OrderKey, d.Coalesce)
+	} else {
+		id, duplicate, err = r.q.Enqueue(ctx, d.Key, body)
+	}
 	if err != nil {
 		return "", false, err
 	}
@@ -200,6 +207,7 @@ func decode(m redis.Message) (*delivery.Delivery, error) {
 		ID: m.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
 		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key, Trace: rec.Trace,
 		State: delivery.Pending, AcceptedAt: rec.AcceptedAt, Via: rec.Via,
+		OrderKey: m.OrderKey, Ordered: m.Ordered, Request: m.RequestID,
 	}
 	for range max(m.Deliveries-1, 0) {
 		d.Attempts = append(d.Attempts, delivery.Attempt{At: rec.AcceptedAt})
@@ -228,8 +236,9 @@ func (q *Queue) Finish(ctx context.Context, d *delivery.Delivery, _ delivery.Att
 }
 
 // Counts implements delivery.Source: Pending is what the streams hold
-// (queued or claimed), Dead the dead-letter streams; Delivered entries
-// are deleted, so it is always 0.
+// (queued or claimed) and what ordered lanes hold back behind their keys'
+// heads, Dead the dead-letter streams, Coalesced what coalescing dropped;
+// Delivered entries are deleted, so it is always 0.
 func (q *Queue) Counts() (delivery.Counts, error) {
 	q.mu.Lock()
 	rs := make([]*route, 0, len(q.routes))
@@ -243,8 +252,13 @@ func (q *Queue) Counts() (delivery.Counts, error) {
 		if err != nil {
 			return c, err
 		}
-		c.Pending += int(p)
+		h, co, err := r.q.Coalesced(context.Background())
+		if err != nil {
+			return c, err
+		}
+		c.Pending += int(p + h)
 		c.Dead += int(d)
+		c.Coalesced += int(co)
 	}
 	return c, nil
 }

@@ -11,7 +11,7 @@ import (
 // failure, or a retry budget the caller's policy says is spent), in one
 // round trip: the same script Claim uses after MaxDeliveries.
 func (q *Queue) Bury(ctx context.Context, ids ...string) error {
-	return q.runOnIDs(ctx, "dead-letter deliveries", deadScript, []string{q.stream, q.dead}, ids)
+	return q.finish(ctx, "dead-letter deliveries", "dead", ids)
 }
 
 // Lengths reports the entries in the stream (queued or claimed, not yet

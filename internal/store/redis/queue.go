@@ -65,6 +65,12 @@ type Message struct {
 	Key        string // idempotency key ("" = none)
 	Body       []byte
 	Deliveries int64 // times handed out, this one included
+	// OrderKey and Ordered: an ordered queue's entry (EnqueueOrdered).
+	OrderKey string
+	Ordered  bool
+	// RequestID is the id Enqueue returned for an entry that waited held
+	// behind its key and got a new stream ID when its turn came.
+	RequestID string
 }
 
 // Queue returns the delivery queue named name (one per route, or one for
@@ -119,7 +125,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	defer cancel()
 	var v []any
 	if q.s.wait > 0 {
-		v, err = q.enqueueWait(ctx, keys, key, body)
+		v, err = q.enqueueWait(ctx, enqueueScript, keys, q.o.DedupeTTL.Milliseconds(), key, body)
 	} else {
 		v, err = enqueueScript.Run(ctx, q.s.c, keys, q.o.DedupeTTL.Milliseconds(), key, body).Slice()
 	}
@@ -136,7 +142,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 	return "", false, fmt.Errorf("enqueue: %w: unexpected reply %v", store.ErrUnavailable, v)
 }
 
-// enqueueWait runs enqueueScript and WAIT in one pipeline (one round
+// enqueueWait runs an enqueue script and WAIT in one pipeline (one round
 // trip) on the primary that holds the stream, and fails unless
 // Options.WaitReplicas replicas acknowledged the write within half what
 // is left of the call budget: Redis replicates asynchronously, and an
@@ -146,7 +152,7 @@ func (q *Queue) Enqueue(ctx context.Context, key string, body []byte) (id string
 // same key finds it (dedupe) and waits again. EVALSHA first; after a
 // Redis restart flushed the script cache, the same pipeline with EVAL
 // (WAIT alone ran: harmless).
-func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body []byte) ([]any, error) {
+func (q *Queue) enqueueWait(ctx context.Context, script *goredis.Script, keys []string, args ...any) ([]any, error) {
 	var c goredis.Cmdable = q.s.c
 	if cc, ok := q.s.c.(*goredis.ClusterClient); ok {
 		// WAIT names no key: sent through the cluster client it would go
@@ -157,7 +163,6 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 		}
 		c = m
 	}
-	args := []any{q.o.DedupeTTL.Milliseconds(), key, body}
 	for _, sha := range []bool{true, false} {
 		waitMS := int64(1)
 		if d, ok := ctx.Deadline(); ok {
@@ -166,9 +171,9 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 		p := c.Pipeline()
 		var r *goredis.Cmd
 		if sha {
-			r = enqueueScript.EvalSha(ctx, p, keys, args...)
+			r = script.EvalSha(ctx, p, keys, args...)
 		} else {
-			r = enqueueScript.Eval(ctx, p, keys, args...)
+			r = script.Eval(ctx, p, keys, args...)
 		}
 		w := p.Do(ctx, "WAIT", q.s.wait, waitMS)
 		p.Exec(ctx) // errors are read per command below
@@ -188,23 +193,6 @@ func (q *Queue) enqueueWait(ctx context.Context, keys []string, key string, body
 	}
 	return nil, errors.New("NOSCRIPT after EVAL")
 }
-
-// deadScript: KEYS = stream, dead stream; ARGV = group, entry IDs. Copies
-// each entry to the dead stream, then acknowledges and deletes it.
-var deadScript = goredis.NewScript(`
-for i = 2, #ARGV do
-  local e = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
-  if e[1] then
-    local f = e[1][2]
-    table.insert(f, 'id')
-    table.insert(f, ARGV[i])
-    redis.call('XADD', KEYS[2], '*', unpack(f))
-  end
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  redis.call('XDEL', KEYS[1], ARGV[i])
-end
-return #ARGV - 1
-`)
 
 // Claim hands this worker up to n entries: first entries other workers (or
 // a previous life of this one) left unacknowledged for MinIdle, then new
@@ -249,8 +237,8 @@ func (q *Queue) claim(ctx context.Context, n int64) ([]Message, error) {
 		}
 	}
 	if len(deadIDs) > 0 {
-		args := append([]any{q.group}, deadIDs...)
-		if err := deadScript.Run(ctx, q.s.c, []string{q.stream, q.dead}, args...).Err(); err != nil {
+		args := append([]any{q.group, "dead", q.base()}, deadIDs...)
+		if err := finishScript.Run(ctx, q.s.c, []string{q.stream, q.dead, q.held()}, args...).Err(); err != nil {
 			return nil, fmt.Errorf("dead-letter: %w", err)
 		}
 	}
@@ -290,45 +278,17 @@ func (q *Queue) claim(ctx context.Context, n int64) ([]Message, error) {
 func message(m goredis.XMessage, deliveries int64) Message {
 	k, _ := m.Values["key"].(string)
 	b, _ := m.Values["body"].(string)
-	return Message{ID: m.ID, Key: k, Body: []byte(b), Deliveries: deliveries}
+	msg := Message{ID: m.ID, Key: k, Body: []byte(b), Deliveries: deliveries}
+	msg.OrderKey, msg.Ordered = m.Values["okey"].(string)
+	msg.RequestID, _ = m.Values["rid"].(string)
+	return msg
 }
-
-// ackScript: KEYS[1] = stream; ARGV = group, entry IDs.
-var ackScript = goredis.NewScript(`
-for i = 2, #ARGV do
-  redis.call('XACK', KEYS[1], ARGV[1], ARGV[i])
-  redis.call('XDEL', KEYS[1], ARGV[i])
-end
-return #ARGV - 1
-`)
 
 // Ack ends delivered entries: acknowledged and deleted in one round trip.
 // Acknowledging an entry twice is a no-op. The dedupe key stays until its
 // TTL, so a late redelivery from the sender is still recognised.
 func (q *Queue) Ack(ctx context.Context, ids ...string) error {
-	return q.runOnIDs(ctx, "ack deliveries", ackScript, []string{q.stream}, ids)
-}
-
-// runOnIDs runs script with the group and ids as arguments: one round
-// trip for Ack and Bury. No ids: nothing to do.
-func (q *Queue) runOnIDs(ctx context.Context, action string, script *goredis.Script, keys, ids []string) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	if q.s.closed.Load() {
-		return fmt.Errorf("%s: %w", action, store.ErrClosed)
-	}
-	args := make([]any, 0, 1+len(ids))
-	args = append(args, q.group)
-	for _, id := range ids {
-		args = append(args, id)
-	}
-	ctx, cancel := q.s.call(ctx)
-	defer cancel()
-	if err := script.Run(ctx, q.s.c, keys, args...).Err(); err != nil {
-		return q.s.fail(action, err)
-	}
-	return nil
+	return q.finish(ctx, "ack deliveries", "ack", ids)
 }
 
 // Dead lists up to n dead-lettered entries, oldest first; Message.ID is the
