@@ -16,7 +16,9 @@ import (
 
 // TestOpenStateProvides holds openState to what each driver provides for
 // each use: the store always, the queue where async routes are served,
-// the history only where the driver keeps one, and the embedded file
+// a history where the driver keeps one (redis: pending entries and dead
+// letters, for the console, but none for `drawbridge deliveries`), and
+// the embedded file
 // neither created nor locked by commands that must not touch it.
 func TestOpenStateProvides(t *testing.T) {
 	type want struct {
@@ -46,8 +48,8 @@ func TestOpenStateProvides(t *testing.T) {
 		{"embedded operating, no file", "embedded", operating, false, false, want{err: "nothing was accepted yet"}},
 		{"embedded operating", "embedded", operating, true, false, want{driver: "embedded", queue: true, history: true, fileAfter: true}},
 		{"embedded operating, held", "embedded", operating, true, true, want{err: errStateLocked.Error(), fileAfter: true}},
-		{"redis serving", "redis", serving, false, false, want{driver: "redis", queue: true, dur: true, poll: time.Second}},
-		{"redis in Lambda is shared", "redis", servingLambda, false, false, want{driver: "redis", queue: true, dur: true, poll: time.Second}},
+		{"redis serving", "redis", serving, false, false, want{driver: "redis", queue: true, history: true, dur: true, poll: time.Second}},
+		{"redis in Lambda is shared", "redis", servingLambda, false, false, want{driver: "redis", queue: true, history: true, dur: true, poll: time.Second}},
 		{"redis checking", "redis", checking, false, false, want{driver: "redis", dur: true}},
 		{"redis reading", "redis", reading, false, false, want{driver: "redis", dur: true}},
 		{"redis operating", "redis", operating, false, false, want{err: "keeps no delivery history"}},
