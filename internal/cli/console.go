@@ -10,6 +10,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/console"
+	"github.com/drawbridge/drawbridge/internal/tunnel"
 )
 
 // withConsole puts the web console and its guard in front of the admin
@@ -22,9 +23,37 @@ func (s *Server) withConsole(api http.Handler) http.Handler {
 		Metrics:    s.metrics,
 		Deliveries: s.state.history,
 		Gateway:    s.current.Load,
+		Agents:     s.consoleAgents(),
 		Log:        s.log,
 		Now:        s.now,
 	})
+}
+
+// consoleAgents is the agents page's view of the tunnel registry, or nil
+// without an agents listener. The console gets figures, not the registry:
+// nothing there can reach a tunnel or a credential.
+func (s *Server) consoleAgents() console.AgentSource {
+	if s.agents == nil {
+		return nil
+	}
+	return agentsView{s.agents}
+}
+
+type agentsView struct{ e *tunnel.Edge }
+
+func (v agentsView) Agents() []console.Agent {
+	snap := v.e.Snapshot()
+	out := make([]console.Agent, 0, len(snap))
+	for _, a := range snap {
+		ca := console.Agent{Name: a.Name, Configured: a.Configured, Connects: a.Connects,
+			Requests: a.Requests, Sent: a.Sent, Received: a.Received}
+		for _, t := range a.Tunnels {
+			ca.Tunnels = append(ca.Tunnels, console.AgentTunnel{ID: t.ID, Remote: t.Remote, Since: t.Since,
+				Streams: t.Streams, Requests: t.Requests, RTT: t.RTT})
+		}
+		out = append(out, ca)
+	}
+	return out
 }
 
 // listenAdmin opens the admin listener, over TLS requiring a client

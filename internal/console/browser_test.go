@@ -2,6 +2,7 @@ package console_test
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -23,7 +24,10 @@ import (
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
+	"github.com/drawbridge/drawbridge/internal/agent"
 	"github.com/drawbridge/drawbridge/internal/cli"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
 
 // -screenshots writes the browser test's screenshots to this directory
@@ -174,6 +178,11 @@ func TestBrowser(t *testing.T) {
 	defer backend.Close()
 	dir := t.TempDir()
 	t.Setenv("CONSOLE_TEST_KEY", "k3f9a0c7e1d5b8a2c4e6f")
+	// An agents listener with two names; an agent of ci connects below.
+	ca := redistest.NewCA(t, "console test CA")
+	ca.Issue(t, dir, "edge", "127.0.0.1")
+	const agentToken = "console-agent-token-0123456789"
+	t.Setenv("CONSOLE_TEST_AGENT", agentToken)
 	cfgPath := filepath.Join(dir, "drawbridge.yaml")
 	cfg := fmt.Sprintf(`listen: 127.0.0.1:0
 admin: 127.0.0.1:0
@@ -192,7 +201,16 @@ routes:
   - path: /hooks/stripe
     target: %s/hooks/stripe
     delivery: {mode: async, retry: {max_attempts: 1}}
-`, filepath.Join(dir, "state.db"), backend.URL, backend.URL, backend.URL)
+  - path: /private/*
+    target: %s/private/
+    via: ci
+agents:
+  listen: 127.0.0.1:0
+  tls: {cert: edge.pem, key: edge.key}
+  tokens:
+    - {name: ci, value_env: CONSOLE_TEST_AGENT}
+    - {name: billing, sha256: %x}
+`, filepath.Join(dir, "state.db"), backend.URL, backend.URL, backend.URL, backend.URL, sha256.Sum256([]byte("billing-token-0123456789")))
 	if err := os.WriteFile(cfgPath, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -337,12 +355,41 @@ routes:
 	}
 	waitCounts(t, adminURL, func(c counts) bool { return c.Delivered == 2 && c.Dead == 1 })
 
+	// An agent of ci dials in and carries one request.
+	ag, err := agent.New(&config.AgentConfig{File: "agent.yaml", Edge: "https://" + srv.AgentsAddr(), Name: "ci", Token: agentToken,
+		CA: ca.CertFile, Connections: 2, Egress: config.Egress{Allow: []string{strings.TrimPrefix(backend.URL, "http://")}}}, agent.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	actx, stopAgent := context.WithCancel(context.Background())
+	agentDone := make(chan struct{})
+	go func() { ag.Run(actx); close(agentDone) }()
+	defer func() { stopAgent(); <-agentDone }()
+	// The edge registers a tunnel after the agent reads its 101: wait
+	// for the edge's count, not the agent's.
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(metricsText(t, adminURL), `drawbridge_agents{name="ci"} 2`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not connect (%d tunnels on its side)", ag.Connected())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	send("POST", "/private/x", "", "through the agent", 200)
+
 	for _, p := range []struct{ path, name string }{
 		{"/console/keys", "keys"}, {"/console/config", "config"}, {"/console/agents", "agents"},
 	} {
 		run(t, ctx, p.name, chromedp.Navigate(adminURL+p.path))
 		accessible(t, ctx, p.name)
 		shot(t, ctx, p.name)
+	}
+	run(t, ctx, "agents", chromedp.Navigate(adminURL+"/console/agents"))
+	agentRows := get(t, ctx, "agents", chromedp.Evaluate[[]string](`[...document.querySelectorAll("#agents tbody tr")].map(r => [...r.cells].map(c => c.innerText.trim()).join("|"))`))
+	if len(agentRows) != 2 || !strings.HasPrefix(agentRows[0], "billing|0|0|0|") || !strings.HasPrefix(agentRows[1], "ci|2|0|1|17 B|") {
+		t.Fatalf("agents table: %q (want billing with no tunnel, ci with 2 and 1 request of 17 B)", agentRows)
+	}
+	if page := get(t, ctx, "agents page", chromedp.Evaluate[string](`document.documentElement.outerHTML`)); strings.Contains(page, agentToken) || strings.Contains(page, "sha256") {
+		t.Fatal("the agents page shows a token or a digest")
 	}
 	run(t, ctx, "keys", chromedp.Navigate(adminURL+"/console/keys"))
 	if keys := get(t, ctx, "keys", chromedp.Text(chromedp.ID("keys"))); !strings.Contains(keys, "ci-bot") || !strings.Contains(keys, "994") || strings.Contains(keys, "k3f9a0c7e1d5b8a2c4e6f") {
@@ -351,7 +398,7 @@ routes:
 
 	// 400 % zoom: 1280 CSS pixels at 400 % is a 320 px wide viewport
 	// (WCAG 1.4.10): nothing may need horizontal scrolling.
-	for _, p := range []struct{ path, name string }{{"/", "overview-400"}, {"/console/deliveries?state=delivered", "deliveries-400"}, {detailURL[len(adminURL):], "delivery-400"}} {
+	for _, p := range []struct{ path, name string }{{"/", "overview-400"}, {"/console/deliveries?state=delivered", "deliveries-400"}, {detailURL[len(adminURL):], "delivery-400"}, {"/console/agents", "agents-400"}} {
 		run(t, ctx, "narrow "+p.name,
 			chromedp.EmulateViewport(320, 640, chromedp.EmulateScale(4)),
 			chromedp.Navigate(adminURL+p.path))
@@ -403,6 +450,20 @@ func accessible(t *testing.T, ctx context.Context, name string) {
 	if len(problems) > 0 {
 		t.Errorf("%s: %v", name, problems)
 	}
+}
+
+func metricsText(t *testing.T, admin string) string {
+	t.Helper()
+	resp, err := http.Get(admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
 }
 
 type counts struct{ Pending, Delivered, Dead int }

@@ -45,6 +45,8 @@ type Deps struct {
 	// Gateway returns the gateway in force, for key quota usage (nil:
 	// the keys page lists the config's keys without usage).
 	Gateway func() *gateway.Gateway
+	// Agents is the edge's agent registry (nil: no agents listener).
+	Agents AgentSource
 	// Log receives the console's actions (who replayed or purged what).
 	Log *slog.Logger
 	// Now is the clock (nil: time.Now).

@@ -48,6 +48,7 @@ func parsePages() map[string]*template.Template {
 			return strconv.FormatFloat(float64(d.Microseconds())/1000, 'f', 1, 64) + " ms"
 		},
 		"bytes": byteSize,
+		"total": byteTotal,
 		"inc":   func(i int) int { return i + 1 },
 		"list":  func(a ...any) []any { return a },
 		"lastAttempt": func(d *delivery.Delivery) *delivery.Attempt {
@@ -657,11 +658,7 @@ func flash(q url.Values) string {
 	return ""
 }
 
-// --- agents, keys, config -----------------------------------------------
-
-func (c *Console) agents(w http.ResponseWriter, r *http.Request) {
-	c.render(w, r, http.StatusOK, "agents", page{Title: "Agents", Nav: "agents"})
-}
+// --- keys, config (agents: agents.go) -----------------------------------
 
 type keysData struct {
 	Keys  []gateway.KeyUsage

@@ -51,7 +51,8 @@ type Edge struct {
 	m     *edgeMetrics
 
 	mu      sync.Mutex
-	byName  map[string][]*tunnel // connected, by agent name
+	byName  map[string][]*tunnel  // connected, by agent name
+	stats   map[string]*nameStats // totals since start, by agent name (snapshot.go)
 	lns     []net.Listener
 	closed  bool
 	nextID  atomic.Uint64
@@ -69,6 +70,9 @@ type tunnel struct {
 	conn     net.Conn
 	inflight atomic.Int64
 	gone     chan struct{} // closed when the connection is
+	since    time.Time     // when it was registered
+	requests atomic.Uint64 // streams opened on it
+	rtt      atomic.Int64  // last PING round trip, ns; 0: none yet
 }
 
 // credentials are the agents: block's tokens, compiled.
@@ -100,7 +104,7 @@ func New(opts Options) *Edge {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 64 << 10
 	}
-	e := &Edge{opts: opts, log: opts.Log, byName: map[string][]*tunnel{}, m: newEdgeMetrics(opts.Registerer)}
+	e := &Edge{opts: opts, log: opts.Log, byName: map[string][]*tunnel{}, stats: map[string]*nameStats{}, m: newEdgeMetrics(opts.Registerer)}
 	e.h2 = &http2.Transport{
 		// What the client sent (Accept-Encoding included) goes to the
 		// target as it is, and its answer comes back encoded as it was.
@@ -306,6 +310,8 @@ func (e *Edge) register(t *tunnel) bool {
 	if e.closed || !e.creds.Load().keys[t.name][t.cred] {
 		return false // closing, or revoked while the hello ran
 	}
+	t.since = time.Now()
+	e.statsLocked(t.name).connects.Add(1)
 	e.byName[t.name] = append(e.byName[t.name], t)
 	e.m.tunnels.WithLabelValues(t.name).Set(float64(len(e.byName[t.name])))
 	e.m.connects.WithLabelValues(t.name).Inc()
@@ -332,7 +338,9 @@ func (e *Edge) watch(t *tunnel) {
 				e.unregister(t, "ping: "+err.Error())
 				return
 			}
-			e.m.rtt.WithLabelValues(t.name).Set(time.Since(t0).Seconds())
+			rtt := time.Since(t0)
+			t.rtt.Store(int64(rtt))
+			e.m.rtt.WithLabelValues(t.name).Set(rtt.Seconds())
 		}
 	}
 }

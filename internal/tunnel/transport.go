@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -18,13 +19,14 @@ import (
 // The request's URL is the private target; the agent dials it (under its
 // own egress rules), never the edge.
 func (e *Edge) Transport(name string) http.RoundTripper {
-	return &via{e: e, name: name, streams: e.m.streams.WithLabelValues(name),
+	return &via{e: e, name: name, stats: e.statsFor(name), streams: e.m.streams.WithLabelValues(name),
 		sent: e.m.bytes.WithLabelValues(name, "sent"), received: e.m.bytes.WithLabelValues(name, "received")}
 }
 
 type via struct {
 	e              *Edge
 	name           string
+	stats          *nameStats
 	streams        prometheus.Gauge
 	sent, received prometheus.Counter
 }
@@ -64,9 +66,11 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req = req.WithContext(req.Context()) // RoundTrip may not change the caller's request
-			req.Body = &countingBody{ReadCloser: req.Body, n: v.sent}
+			req.Body = &countingBody{ReadCloser: req.Body, n: v.sent, total: &v.stats.sent}
 		}
 		t.inflight.Add(1)
+		t.requests.Add(1)
+		v.stats.requests.Add(1)
 		v.streams.Inc()
 		res, err := t.cc.RoundTrip(req)
 		if err != nil {
@@ -132,6 +136,7 @@ type streamBody struct {
 func (b *streamBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.v.received.Add(float64(n))
+	b.v.stats.received.Add(uint64(n))
 	if err != nil {
 		b.done()
 	}
@@ -153,11 +158,13 @@ func (b *streamBody) done() {
 
 type countingBody struct {
 	io.ReadCloser
-	n prometheus.Counter
+	n     prometheus.Counter
+	total *atomic.Uint64
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
 	b.n.Add(float64(n))
+	b.total.Add(uint64(n))
 	return n, err
 }
