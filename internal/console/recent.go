@@ -99,12 +99,14 @@ func (s *second) add(route string, o metrics.Outcome, n int64) {
 }
 
 // rejected: an outcome that cost no backend work and was not a CORS
-// preflight (answered, not refused). Upstream failures did cost backend
-// work (or a dial) and are neither billable nor rejections: the overview
-// shows them apart.
+// preflight or a filtered webhook (answered, not refused). Upstream
+// failures (a missing agent among them) did cost backend work, a dial or
+// a tunnel's, and are neither billable nor rejections: the overview shows
+// them apart.
 func rejected(o metrics.Outcome) bool {
 	switch o {
-	case metrics.Forwarded, metrics.Accepted, metrics.Preflight, metrics.UpstreamError, metrics.UpstreamTimeout:
+	case metrics.Forwarded, metrics.Accepted, metrics.Preflight, metrics.Filtered,
+		metrics.UpstreamError, metrics.UpstreamTimeout, metrics.AgentUnavailable:
 		return false
 	}
 	return true

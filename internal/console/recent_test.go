@@ -116,3 +116,19 @@ func BenchmarkRecord(b *testing.B) {
 		r.Record(e)
 	}
 }
+
+// TestRejectedOutcomes: the rejections view counts refusals only. A
+// filtered webhook was answered, and a target's or a tunnel's failure is
+// shown with the failures, not as a refusal; an authorizer that could not
+// decide refused the request without backend work, so it is one.
+func TestRejectedOutcomes(t *testing.T) {
+	notRejected := map[metrics.Outcome]bool{
+		metrics.Forwarded: true, metrics.Accepted: true, metrics.Preflight: true, metrics.Filtered: true,
+		metrics.UpstreamError: true, metrics.UpstreamTimeout: true, metrics.AgentUnavailable: true,
+	}
+	for _, o := range metrics.Outcomes {
+		if got := rejected(o); got == notRejected[o] {
+			t.Errorf("rejected(%s) = %v", o, got)
+		}
+	}
+}

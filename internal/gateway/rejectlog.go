@@ -18,8 +18,8 @@ import (
 // line (docs/performance.md#rejection-log-sampling).
 var sampledReason = [numReasons]bool{
 	noRoute: true, badRequest: true, headersTooLarge: true, tooLarge: true,
-	policyDenied: true, keyRejected: true, signatureRejected: true,
-	throttled: true, quotaExceeded: true,
+	policyDenied: true, unauthorized: true, forbidden: true, keyRejected: true,
+	signatureRejected: true, throttled: true, quotaExceeded: true,
 }
 
 // rejectLog bounds the access lines of rejections with an

@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/accesslog"
+	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -252,5 +254,29 @@ routes: [{path: /forward, target: "http://127.0.0.1:1/", api_key_required: true}
 			}
 		}
 		t.Logf("%s: log bytes per %d refusals: %d without sampling, %d with the defaults (%.1f×)", kind.name, n, bytesOf[0], bytesOf[1], float64(bytesOf[0])/float64(bytesOf[1]))
+	}
+}
+
+// TestSampledReasons holds log.rejections to the refusals a client can
+// cause at will: every other answer, a target's or an authorizer's
+// failure and a filtered webhook among them, keeps its full line.
+func TestSampledReasons(t *testing.T) {
+	sampled := map[metrics.Outcome]bool{
+		metrics.NoRoute: true, metrics.BadRequest: true, metrics.TooLarge: true,
+		metrics.PolicyDenied: true, metrics.Unauthorized: true, metrics.Forbidden: true,
+		metrics.KeyRejected: true, metrics.SignatureRejected: true,
+		metrics.Throttled: true, metrics.QuotaExceeded: true,
+	}
+	for _, api := range []config.API{config.APIREST, config.APIHTTP} {
+		t.Run(string(api), func(t *testing.T) {
+			for reason, r := range replies(api) {
+				if r.outcome == "" {
+					continue
+				}
+				if got := sampledReason[reason]; got != sampled[r.outcome] {
+					t.Errorf("reason %d (outcome %s, status %d): sampled %v, want %v", reason, r.outcome, r.status, got, sampled[r.outcome])
+				}
+			}
+		})
 	}
 }
