@@ -69,6 +69,12 @@ func Notes(cfg *config.Config) []string {
 		if len(r.AllowIPs) > 0 {
 			add("route %s: allow_ips is enforced by the drawbridge function, not by API Gateway", r.Path)
 		}
+		if r.Via != "" {
+			add("route %s: via %s: a Lambda function cannot hold agent tunnels (docs/agent.md), so in Lambda this route answers 502 agent_unavailable; serve it from a drawbridge serve edge", r.Path, r.Via)
+		}
+		if r.Match != nil || len(r.Targets) > 0 {
+			add("route %s: match and targets: API Gateway routes by path and method only; the drawbridge function matches the event and fans it out", r.Path)
+		}
 		if cfg.RouteCORS(&r) != nil {
 			add("route %s: cors is not written to the template: the drawbridge function answers the preflights API Gateway passes to it (methods with OPTIONS, no key required), and API Gateway's own errors carry no CORS headers", r.Path)
 		}

@@ -271,6 +271,26 @@ func TestNotes(t *testing.T) {
 	if !strings.Contains(all, "HTTP APIs have no API keys or usage plans") {
 		t.Errorf("http notes: %s", all)
 	}
+	cfg, err := config.Parse("via.yaml", []byte(`tls: {cert: c.pem, key: k.pem}
+agents:
+  listen: ':8443'
+  tokens: [{name: ci, sha256: "`+strings.Repeat("a", 64)+`"}]
+routes:
+  - {path: /ci, target: 'http://10.0.0.1/', via: ci, api_key_required: true}
+  - path: /hooks
+    api_key_required: true
+    delivery: {mode: async}
+    targets: [{target: 'http://10.0.0.2/'}, {target: 'http://10.0.0.3/'}]
+`), testEnv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all = strings.Join(Notes(cfg), "\n")
+	for _, want := range []string{"route /ci: via ci: a Lambda function cannot hold agent tunnels", "route /hooks: match and targets: API Gateway routes by path and method only"} {
+		if !strings.Contains(all, want) {
+			t.Errorf("notes lack %q:\n%s", want, all)
+		}
+	}
 	blog := strings.Join(Notes(loadBlog(t)), "\n")
 	if !strings.Contains(blog, "egress to myurl: security groups allow addresses, not host names") {
 		t.Errorf("blog notes: %s", blog)
