@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/drawbridge/drawbridge/internal/config"
+	"github.com/drawbridge/drawbridge/internal/glob"
 	"github.com/drawbridge/drawbridge/internal/routepath"
 )
 
@@ -194,7 +195,7 @@ func jsonScalarMatch(pats []string, v []byte) bool {
 
 func anyGlob[S ~string | ~[]byte](pats []string, s S) bool {
 	for _, p := range pats {
-		if glob(p, s) {
+		if glob.Match(p, s) {
 			return true
 		}
 	}
@@ -362,65 +363,6 @@ func skipValue(b []byte, i int) int {
 		i++
 	}
 	return i
-}
-
-// glob reports whether s matches p: '*' any run of characters, '?' one
-// character (one UTF-8 sequence), everything else itself,
-// case-sensitively. One backtrack point (the last '*') suffices for these
-// patterns; no allocation, on a header string or body bytes alike.
-func glob[S ~string | ~[]byte](p string, s S) bool {
-	px, sx := 0, 0
-	starP, starS := -1, 0
-	for sx < len(s) {
-		if px < len(p) {
-			switch c := p[px]; {
-			case c == '*':
-				starP, starS = px, sx
-				px++
-				continue
-			case c == '?':
-				px++
-				sx += seqLen(s, sx)
-				continue
-			case c == s[sx]:
-				px++
-				sx++
-				continue
-			}
-		}
-		if starP < 0 {
-			return false
-		}
-		starS += seqLen(s, starS)
-		px, sx = starP+1, starS
-	}
-	for px < len(p) && p[px] == '*' {
-		px++
-	}
-	return px == len(p)
-}
-
-// seqLen is the length of the UTF-8 sequence at s[i] (1 for a stray byte).
-func seqLen[S ~string | ~[]byte](s S, i int) int {
-	c := s[i]
-	n := 1
-	switch {
-	case c >= 0xf0:
-		n = 4
-	case c >= 0xe0:
-		n = 3
-	case c >= 0xc0:
-		n = 2
-	}
-	if i+n > len(s) {
-		return 1
-	}
-	for j := 1; j < n; j++ {
-		if s[i+j]&0xc0 != 0x80 {
-			return 1
-		}
-	}
-	return n
 }
 
 // routing is a route's part in matching, compiled at Build.

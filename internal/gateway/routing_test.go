@@ -20,6 +20,7 @@ import (
 
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/delivery"
+	"github.com/drawbridge/drawbridge/internal/glob"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/store/memory"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -307,7 +308,7 @@ func TestGlob(t *testing.T) {
 		{"Push", "push", false},
 		{"*a*b*", "xxaxxbxx", true},
 	} {
-		if glob(tc.p, tc.s) != tc.want || glob(tc.p, []byte(tc.s)) != tc.want {
+		if glob.Match(tc.p, tc.s) != tc.want || glob.Match(tc.p, []byte(tc.s)) != tc.want {
 			t.Errorf("glob(%q, %q) != %v", tc.p, tc.s, tc.want)
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/drawbridge/drawbridge/internal/glob"
 )
 
 // Error is a compile error. Statement lets the config loader point at the
@@ -234,7 +236,7 @@ func actionCoversInvoke(a string) (bool, string) {
 	if !ok || svc == "" || name == "" {
 		return false, "want SERVICE:ACTION, e.g. execute-api:Invoke"
 	}
-	if !globMatch(strings.ToLower(svc), "execute-api") {
+	if !glob.Match(strings.ToLower(svc), "execute-api") {
 		return false, "not an execute-api action; a resource policy can only govern execute-api"
 	}
 	if !hasWildcard(name) {
@@ -244,7 +246,7 @@ func actionCoversInvoke(a string) (bool, string) {
 			return false, "unknown execute-api action (want Invoke, InvalidateCache or ManageConnections)"
 		}
 	}
-	return globMatch(strings.ToLower(a), "execute-api:invoke"), ""
+	return glob.Match(strings.ToLower(a), "execute-api:invoke"), ""
 }
 
 // compileResource turns one Resource value into glob patterns over
@@ -268,13 +270,13 @@ func compileResource(r string, id Identity) ([]string, string) {
 	if len(parts) < 6 || parts[1] == "" {
 		return nil, "malformed ARN: want arn:aws:execute-api:REGION:ACCOUNT:API-ID/STAGE/METHOD/PATH"
 	}
-	if !globMatch(parts[2], "execute-api") {
+	if !glob.Match(parts[2], "execute-api") {
 		return nil, "not an execute-api resource"
 	}
-	if id.Region != "" && !globMatch(parts[3], id.Region) {
+	if id.Region != "" && !glob.Match(parts[3], id.Region) {
 		return nil, ""
 	}
-	if id.Account != "" && !globMatch(parts[4], id.Account) {
+	if id.Account != "" && !glob.Match(parts[4], id.Account) {
 		return nil, ""
 	}
 	pat := parts[5]

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/glob"
 )
 
 type condKey uint8
@@ -340,7 +342,7 @@ func (c *condition) anyValue(ctx *evalContext) bool {
 					return true
 				}
 			default:
-				if globMatch(s, v) {
+				if glob.Match(s, v) {
 					return true
 				}
 			}

@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/drawbridge/drawbridge/internal/glob"
 )
 
 func jsonValid(b []byte) bool { return json.Valid(b) }
@@ -94,11 +96,11 @@ func TestGlob(t *testing.T) {
 		{"*?", "€", true},
 	}
 	for _, tt := range tests {
-		if got := globMatch(tt.p, tt.s); got != tt.want {
-			t.Errorf("globMatch(%q, %q) = %v, want %v", tt.p, tt.s, got, tt.want)
+		if got := glob.Match(tt.p, tt.s); got != tt.want {
+			t.Errorf("glob.Match(%q, %q) = %v, want %v", tt.p, tt.s, got, tt.want)
 		}
-		if got := globMatch(tt.p, []byte(tt.s)); got != tt.want {
-			t.Errorf("globMatch(%q, []byte %q) = %v, want %v", tt.p, tt.s, got, tt.want)
+		if got := glob.Match(tt.p, []byte(tt.s)); got != tt.want {
+			t.Errorf("glob.Match(%q, []byte %q) = %v, want %v", tt.p, tt.s, got, tt.want)
 		}
 		pat := newPattern(tt.p)
 		if got := pat.match([]byte(tt.s)); got != tt.want {
@@ -116,8 +118,8 @@ func FuzzGlob(f *testing.F) {
 			return
 		}
 		want := globRegexp(p).MatchString(s)
-		if got := globMatch(p, s); got != want {
-			t.Fatalf("globMatch(%q, %q) = %v, regexp says %v", p, s, got, want)
+		if got := glob.Match(p, s); got != want {
+			t.Fatalf("glob.Match(%q, %q) = %v, regexp says %v", p, s, got, want)
 		}
 		pat := newPattern(p)
 		if got := pat.match([]byte(s)); got != want {
@@ -143,10 +145,10 @@ func FuzzResiduals(f *testing.F) {
 				return // '?' consumes bytes in residuals; API ids are ASCII
 			}
 		}
-		want := globMatch(pat, apiID+"/"+tail)
+		want := glob.Match(pat, apiID+"/"+tail)
 		got := false
 		for _, st := range residuals(pat, apiID+"/") {
-			if globMatch(pat[st:], tail) {
+			if glob.Match(pat[st:], tail) {
 				got = true
 			}
 		}
@@ -158,7 +160,7 @@ func FuzzResiduals(f *testing.F) {
 		if want {
 			got = false
 			for _, st := range unknownIDResiduals(pat) {
-				if globMatch(pat[st:], tail) {
+				if glob.Match(pat[st:], tail) {
 					got = true
 				}
 			}
