@@ -1,7 +1,7 @@
 // Package oidcop runs a real OpenID Connect provider on loopback for
 // tests: the example OP server of zitadel/oidc (an OpenID Certified
 // library), built from the Go module proxy at the pinned Version into the
-// user cache directory, as internal/lambda/rie builds the Lambda RIE. It
+// user cache directory by internal/testbin, as the Lambda RIE is. It
 // exists so the JWT authorizer is proven against tokens, discovery and a
 // JWKS that a real issuer produces, not against keys the test made.
 //
@@ -36,6 +36,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // Module and Version pin the provider.
@@ -54,55 +56,12 @@ const (
 	redirect = "http://127.0.0.1:1/callback" // never dialled: the flow stops at the redirect
 )
 
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (set CI=true to make this a failure)", args...)
-}
-
-var buildMu sync.Mutex
-
-// Binary returns the path of the pinned OP, building it once into the
-// user cache directory.
+// Binary returns the path of the pinned OP, built once into the user
+// cache directory by internal/testbin.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "drawbridge", "zitadel-oidc-op", Version)
-	bin := filepath.Join(dir, "server")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin
-	}
-	gobin, err := exec.LookPath("go")
-	if err != nil {
-		unavailable(t, "oidcop: go not on PATH: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Install into a private directory, then rename: parallel test
-	// binaries never see a half-written executable.
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command(gobin, "install", Module+"@"+Version)
-	cmd.Dir = tmp // outside any module: the project's go.mod stays untouched
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable(t, "oidcop: go install %s@%s: %v\n%s", Module, Version, err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "server"), bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return testbin.Install(t, testbin.Program{Owner: "oidcop", Dir: filepath.Join("zitadel-oidc-op", Version), Exe: "server"},
+		Module, Version)
 }
 
 // Provider is a running OP.

@@ -11,9 +11,9 @@
 // and parallel tests each start their own.
 //
 // The RIE is built from the Go module proxy at the pinned Version with
-// "go install module@version", which leaves the project's go.mod alone. When
-// go or the proxy is unavailable the calling test is skipped, unless CI=true,
-// where a missing dependency is a failure.
+// "go install module@version" (internal/testbin), which leaves the
+// project's go.mod alone. When go or the proxy is unavailable the calling
+// test is skipped, unless CI=true, where a missing dependency is a failure.
 package rie
 
 import (
@@ -37,6 +37,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // Module and Version pin the emulator (docs/lambda.md#testing-locally).
@@ -45,62 +47,13 @@ const (
 	Version = "v0.0.0-20261030222936-bef5c4ba774d"
 )
 
-// unavailable skips the test, or fails it under CI, where every dependency
-// must be present.
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (set CI=true to make this a failure)", args...)
-}
-
-func goTool(t testing.TB) string {
-	t.Helper()
-	p, err := exec.LookPath("go")
-	if err != nil {
-		unavailable(t, "rie: go not on PATH: %v", err)
-	}
-	return p
-}
-
-var buildMu sync.Mutex
-
-// Binary returns the path of the pinned RIE, building it once into the user
-// cache directory (a rebuild per test would cost seconds each time).
+// Binary returns the path of the pinned RIE, built once into the user
+// cache directory by internal/testbin (a rebuild per test would cost
+// seconds each time).
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "drawbridge", "aws-lambda-rie", Version)
-	bin := filepath.Join(dir, "aws-lambda-rie")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Install into a private directory, then rename: parallel test binaries
-	// never see a half-written executable.
-	tmp, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	cmd := exec.Command(goTool(t), "install", Module+"@"+Version)
-	cmd.Dir = tmp // outside any module: go.mod of the project stays untouched
-	cmd.Env = append(os.Environ(), "GOBIN="+tmp, "GOWORK=off", "GOFLAGS=", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable(t, "rie: go install %s@%s: %v\n%s", Module, Version, err, out)
-	}
-	if err := os.Rename(filepath.Join(tmp, "aws-lambda-rie"), bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return testbin.Install(t, testbin.Program{Owner: "rie", Dir: filepath.Join("aws-lambda-rie", Version), Exe: "aws-lambda-rie"},
+		Module, Version)
 }
 
 // BuildBootstrap builds pkg (a main package, as a go build argument) the way
@@ -109,7 +62,7 @@ func Binary(t testing.TB) string {
 func BuildBootstrap(t testing.TB, pkg string, tags ...string) string {
 	t.Helper()
 	out := filepath.Join(t.TempDir(), "bootstrap")
-	cmd := exec.Command(goTool(t), "build", "-tags", strings.Join(append([]string{"lambda.norpc"}, tags...), ","), "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
+	cmd := exec.Command(testbin.Go(t), "build", "-tags", strings.Join(append([]string{"lambda.norpc"}, tags...), ","), "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if b, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("rie: build %s: %v\n%s", pkg, err, b)

@@ -13,7 +13,7 @@
 //
 // It is built from the Go module proxy at the pinned versions of
 // otlpfile/go.mod.txt and go.sum.txt, once, into the user cache directory
-// (outside the repository, as internal/lambda/rie builds the Lambda RIE).
+// (outside the repository, by internal/testbin, as the Lambda RIE is).
 // When the build fails the calling test is skipped, unless CI=true, where
 // it fails.
 package collector
@@ -28,9 +28,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/testbin"
 )
 
 // Version names the pinned receiver build: the pdata release in
@@ -46,61 +47,12 @@ var (
 	goSum []byte
 )
 
-func unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format, args...)
-	}
-	t.Skipf(format+" (set CI=true to make this a failure)", args...)
-}
-
-var buildMu sync.Mutex
-
-// Binary returns the receiver's path, building it on first use.
+// Binary returns the receiver's path, building it on first use into the
+// user cache directory by internal/testbin.
 func Binary(t testing.TB) string {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	dir := filepath.Join(cache, "drawbridge", "otlpfile-"+Version)
-	bin := filepath.Join(dir, "otlpfile")
-	if fi, err := os.Stat(bin); err == nil && fi.Mode().IsRegular() {
-		return bin
-	}
-	goTool, err := exec.LookPath("go")
-	if err != nil {
-		unavailable(t, "collector: go not on PATH: %v", err)
-	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	// Build in a private directory, then rename: parallel test binaries
-	// never see a half-written executable.
-	src, err := os.MkdirTemp(dir, "build-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(src)
-	for name, b := range map[string][]byte{"main.go": mainGo, "go.mod": goMod, "go.sum": goSum} {
-		if err := os.WriteFile(filepath.Join(src, name), b, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	start := time.Now()
-	cmd := exec.Command(goTool, "build", "-trimpath", "-o", "otlpfile", ".")
-	cmd.Dir = src // its own module: drawbridge's go.mod stays untouched
-	cmd.Env = append(os.Environ(), "GOWORK=off", "GOFLAGS=-mod=readonly", "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		unavailable(t, "collector: build the OTLP receiver (%s): %v\n%s", Version, err, out)
-	}
-	t.Logf("collector: built the OTLP receiver %s in %v", Version, time.Since(start).Round(time.Second))
-	if err := os.Rename(filepath.Join(src, "otlpfile"), bin); err != nil {
-		t.Fatal(err)
-	}
-	return bin
+	return testbin.Build(t, testbin.Program{Owner: "collector", Dir: "otlpfile-" + Version, Exe: "otlpfile"},
+		"the OTLP receiver ("+Version+")", map[string][]byte{"main.go": mainGo, "go.mod": goMod, "go.sum": goSum})
 }
 
 // Collector is a running receiver.
