@@ -285,7 +285,10 @@ routes:
 		if headers.status504.Load()+headers.reset.Load() < n-10 {
 			t.Errorf("%s: want (nearly) every header-only connection ended by the body deadline (504)", route)
 		}
-		if ok.Load() < 10 || bad.Load() != 0 {
+		// Served throughout, never refused: how many answers fit in the
+		// flood depends on the machine (6 under the race detector on two
+		// busy cores, 11 and more on a quiet one), so a few are enough.
+		if ok.Load() < 3 || bad.Load() != 0 {
 			t.Errorf("%s: good client got %d answers, %d failures", route, ok.Load(), bad.Load())
 		}
 	}
