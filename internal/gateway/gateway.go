@@ -516,6 +516,12 @@ const unknownPeer = "unknown"
 func (g *Gateway) finish(c *call) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
+			// The answer broke off mid-body and net/http closes the
+			// connection: the body's memory still goes back to the budget
+			// (kept, it would shrink limits.max_body_memory for good).
+			if c.bodyHeld != 0 {
+				g.bodies.Release(c.bodyHeld)
+			}
 			if c.trace != nil {
 				g.endTrace(c, g.now())
 			}
