@@ -162,19 +162,7 @@ func TestCrashLosesNothing(t *testing.T) {
 				json.Unmarshal([]byte(body), &c)
 				time.Sleep(20 * time.Millisecond)
 			}
-			p.cmd.Process.Signal(syscall.SIGTERM)
-			if err := p.cmd.Wait(); err != nil {
-				t.Fatalf("serve after SIGTERM: %v\n%s", err, p.logText())
-			}
-			db, err := bbolt.Open(state, 0o600, &bbolt.Options{Timeout: time.Second})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer db.Close()
-			q, err := delivery.Open(db, delivery.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			q := stopAndOpenQueue(t, p, state)
 			for _, id := range accepted {
 				if d, err := q.Get(id); err != nil || d.State != delivery.Delivered {
 					t.Errorf("accepted %s: %v, state %v", id, err, d)
@@ -195,4 +183,25 @@ func TestCrashLosesNothing(t *testing.T) {
 			t.Logf("%s: %d kills, %d events accepted, all delivered, %d duplicate deliveries", mode, iterations, len(accepted), dups)
 		})
 	}
+}
+
+// stopAndOpenQueue stops serve cleanly (SIGTERM, which must exit 0) and
+// opens the queue in its state file, so a test reads what was recorded
+// rather than what the admin API says. The file closes with the test.
+func stopAndOpenQueue(t *testing.T, p *process, state string) *delivery.Queue {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := p.cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v\n%s", err, p.logText())
+	}
+	db, err := bbolt.Open(state, 0o600, &bbolt.Options{Timeout: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	q, err := delivery.Open(db, delivery.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return q
 }

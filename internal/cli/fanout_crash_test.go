@@ -83,19 +83,7 @@ routes:
 		json.Unmarshal([]byte(body), &c)
 		time.Sleep(20 * time.Millisecond)
 	}
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	if err := p.cmd.Wait(); err != nil {
-		t.Fatalf("serve after SIGTERM: %v\n%s", err, p.logText())
-	}
-	db, err := bbolt.Open(state, 0o600, &bbolt.Options{Timeout: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	q, err := delivery.Open(db, delivery.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	q := stopAndOpenQueue(t, p, state)
 	for _, id := range accepted {
 		d, err := q.Get(id)
 		if err != nil || len(d.Targets) != 2 || d.Targets[0].State != delivery.Delivered || d.Targets[1].State != delivery.Delivered ||
