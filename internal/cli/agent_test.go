@@ -392,25 +392,8 @@ func TestAgentAsyncWaitsForAnAgent(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer backend.Close()
-	e := startAgentEdgeState(t, "  - path: /events\n    target: '"+backend.URL+"/hook'\n    via: ci\n"+
-		"    verify: {provider: github, secret_env: DB_AGENT_TEST_GH_SECRET}\n"+
-		"    delivery: {mode: async, retry: {max_attempts: 100000, max_age: 1h, base: 20ms, max: 100ms}}\n")
 	const n = 50
-	for i := range n {
-		body := fmt.Sprintf(`{"n":%d}`, i)
-		req, _ := http.NewRequest("POST", e.url("/events"), strings.NewReader(body))
-		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("d-%d", i))
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 202 {
-			t.Fatalf("event %d: %d", i, res.StatusCode)
-		}
-	}
+	e := startSignedAsyncEdge(t, backend.URL, secret, "d", n)
 	time.Sleep(300 * time.Millisecond) // several retry rounds with no agent
 	mu.Lock()
 	early := len(got)
@@ -814,25 +797,8 @@ func TestAgentAsyncSurvivesAgentKills(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer backend.Close()
-	e := startAgentEdgeState(t, "  - path: /events\n    target: '"+backend.URL+"/hook'\n    via: ci\n"+
-		"    verify: {provider: github, secret_env: DB_AGENT_TEST_GH_SECRET}\n"+
-		"    delivery: {mode: async, retry: {max_attempts: 100000, max_age: 1h, base: 20ms, max: 100ms}}\n")
 	const n = 50
-	for i := range n {
-		body := fmt.Sprintf(`{"n":%d}`, i)
-		req, _ := http.NewRequest("POST", e.url("/events"), strings.NewReader(body))
-		req.Header.Set("X-GitHub-Event", "push")
-		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("k-%d", i))
-		req.Header.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
-		res, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		res.Body.Close()
-		if res.StatusCode != 202 {
-			t.Fatalf("event %d: %d", i, res.StatusCode)
-		}
-	}
+	e := startSignedAsyncEdge(t, backend.URL, secret, "k", n)
 	allow := "127.0.0.1/32:" + portOf(backend.URL)
 	delivered := func() int { mu.Lock(); defer mu.Unlock(); return len(seen) }
 	for kill := 1; kill <= 4; kill++ {
@@ -943,4 +909,32 @@ func TestAgentListenerShedsFloods(t *testing.T) {
 	if v := gaugeValue(t, e, "drawbridge_connections_shed_total", "reason", "max_conns_per_ip"); v < 1 {
 		t.Fatalf("no connection shed: drawbridge_connections_shed_total{reason=max_conns_per_ip} = %v", v)
 	}
+}
+
+// startSignedAsyncEdge starts an edge whose async, GitHub-signed route
+// /events goes via the agent "ci" to target/hook (retried every 20-100 ms
+// for an hour, so deliveries wait for an agent), and sends it n signed
+// events {"n":i} with delivery ids PREFIX-i, each of which must be
+// accepted (202).
+func startSignedAsyncEdge(t *testing.T, target, secret, prefix string, n int) *agentEdge {
+	t.Helper()
+	e := startAgentEdgeState(t, "  - path: /events\n    target: '"+target+"/hook'\n    via: ci\n"+
+		"    verify: {provider: github, secret_env: DB_AGENT_TEST_GH_SECRET}\n"+
+		"    delivery: {mode: async, retry: {max_attempts: 100000, max_age: 1h, base: 20ms, max: 100ms}}\n")
+	for i := range n {
+		body := fmt.Sprintf(`{"n":%d}`, i)
+		req, _ := http.NewRequest("POST", e.url("/events"), strings.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", fmt.Sprintf("%s-%d", prefix, i))
+		req.Header.Set("X-Hub-Signature-256", "sha256="+hmacHex(secret, body))
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != 202 {
+			t.Fatalf("event %d: %d", i, res.StatusCode)
+		}
+	}
+	return e
 }
