@@ -20,7 +20,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
 
-var streamIDs = regexp.MustCompile(`href="/console/deliveries/([0-9]+-[0-9]+)"`)
+var streamIDs = regexp.MustCompile(`href="/console/deliveries/([0-9]+-[0-9]+\.d[0-9a-f]{16})"`)
 
 // TestRedisDeliveries: the deliveries pages and actions over the redis
 // driver's streams (a real redis-server): dead letters are listed and

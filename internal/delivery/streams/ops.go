@@ -1,7 +1,6 @@
 package streams
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,8 +18,9 @@ import (
 //   - Pending deliveries are the routes' streams, dead ones their
 //     dead-letter streams; delivered entries are deleted, so none is ever
 //     listed and purging them removes nothing.
-//   - A delivery's id is its entry's ID in the stream it is in: a dead
-//     letter has the dead stream's ID, and a replayed one a new ID.
+//   - A delivery's id is its entry's ID qualified by the stream it is in
+//     (id.go): a dead letter has the dead stream's ID, and a replayed one
+//     a new ID.
 //   - Attempts are not recorded: a dead letter has none to show, and its
 //     DoneAt is when it was moved to the dead stream.
 var _ delivery.Ops = (*Queue)(nil)
@@ -39,12 +39,23 @@ func (q *Queue) routesFor(only string) ([]*route, []string) {
 }
 
 // List implements delivery.Ops: newest first across routes and both
-// streams; Before is an entry ID.
+// streams; Before is a delivery id.
 func (q *Queue) List(f delivery.Filter) ([]*delivery.Delivery, error) {
 	if f.State != "" {
 		if _, err := delivery.ParseState(string(f.State)); err != nil {
 			return nil, fmt.Errorf("list: %w", err)
 		}
+	}
+	// Entries are read below the entry after Before's, so that another
+	// stream's entry with Before's entry ID is not skipped, then the ids
+	// at or above Before are dropped.
+	below := ""
+	if f.Before != "" {
+		entry, _, _, ok := parseID(f.Before)
+		if !ok {
+			return nil, fmt.Errorf("list: %w: before %q is not a delivery id", delivery.ErrInvalid, f.Before)
+		}
+		below = nextEntry(entry)
 	}
 	limit := int64(f.Limit)
 	switch {
@@ -65,39 +76,38 @@ func (q *Queue) List(f delivery.Filter) ([]*delivery.Delivery, error) {
 			if f.State != "" && f.State != st {
 				continue
 			}
-			es, err := r.q.Entries(ctx, dead, f.Before, f.Since, limit)
+			es, err := r.q.Entries(ctx, dead, below, f.Since, limit+1)
 			if err != nil {
 				return nil, fmt.Errorf("list: %w", err)
 			}
 			for _, e := range es {
-				d, err := fromEntry(names[i], e, st)
+				d, err := fromEntry(names[i], r.tag, e, st)
 				if err != nil {
 					return nil, err
+				}
+				if f.Before != "" && compareIDs(d.ID, f.Before) >= 0 {
+					continue
 				}
 				d.Body = nil
 				out = append(out, d)
 			}
 		}
 	}
-	slices.SortStableFunc(out, func(a, b *delivery.Delivery) int { return compareIDs(b.ID, a.ID) })
+	slices.SortFunc(out, func(a, b *delivery.Delivery) int { return compareIDs(b.ID, a.ID) })
 	if int64(len(out)) > limit {
 		out = out[:limit]
 	}
 	return out, nil
 }
 
-// compareIDs orders stream entry IDs ("ms-seq") by time, then sequence.
-func compareIDs(a, b string) int {
-	return cmp.Or(redis.IDTime(a).Compare(redis.IDTime(b)), cmp.Compare(len(a), len(b)), cmp.Compare(a, b))
-}
-
-// fromEntry rebuilds the delivery an entry holds.
-func fromEntry(route string, e redis.Entry, st delivery.State) (*delivery.Delivery, error) {
+// fromEntry rebuilds the delivery an entry of route's (tag's) stream or
+// dead-letter stream holds.
+func fromEntry(route, tag string, e redis.Entry, st delivery.State) (*delivery.Delivery, error) {
 	var rec record
 	if err := json.Unmarshal(e.Body, &rec); err != nil {
 		return nil, fmt.Errorf("route %s: entry %s: %w", route, e.ID, err)
 	}
-	d := &delivery.Delivery{ID: e.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
+	d := &delivery.Delivery{ID: publicID(e.ID, st == delivery.Dead, tag), Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
 		Body: rec.Body, BodyBytes: len(rec.Body), Key: e.Key, State: st, AcceptedAt: rec.AcceptedAt}
 	if d.Route == "" {
 		d.Route = route
@@ -110,25 +120,29 @@ func fromEntry(route string, e redis.Entry, st delivery.State) (*delivery.Delive
 
 // Get implements delivery.Ops.
 func (q *Queue) Get(id string) (*delivery.Delivery, error) {
-	if redis.IDTime(id).IsZero() {
+	entry, dead, tag, ok := parseID(id)
+	if !ok {
 		return nil, fmt.Errorf("get %q: %w: not a delivery id", id, delivery.ErrInvalid)
 	}
-	rs, names := q.routesFor("")
-	for i, r := range rs {
-		e, dead, found, err := r.q.Entry(context.Background(), id)
-		if err != nil {
-			return nil, fmt.Errorf("get %s: %w", id, err)
-		}
-		if !found {
-			continue
-		}
-		st := delivery.Pending
-		if dead {
-			st = delivery.Dead
-		}
-		return fromEntry(names[i], e, st)
+	q.mu.Lock()
+	path := q.byTag[tag]
+	r := q.routes[path]
+	q.mu.Unlock()
+	if r == nil {
+		return nil, fmt.Errorf("get %s: %w", id, delivery.ErrNotFound)
 	}
-	return nil, fmt.Errorf("get %s: %w", id, delivery.ErrNotFound)
+	e, found, err := r.q.Entry(context.Background(), dead, entry)
+	if err != nil {
+		return nil, fmt.Errorf("get %s: %w", id, err)
+	}
+	if !found {
+		return nil, fmt.Errorf("get %s: %w", id, delivery.ErrNotFound)
+	}
+	st := delivery.Pending
+	if dead {
+		st = delivery.Dead
+	}
+	return fromEntry(path, tag, e, st)
 }
 
 // Replay implements delivery.Ops: a dead letter goes back to its route's
@@ -145,7 +159,8 @@ func (q *Queue) Replay(id string) error {
 	if err != nil {
 		return err
 	}
-	ids, err := r.q.Revive(context.Background(), id)
+	entry, _, _, _ := parseID(id)
+	ids, err := r.q.Revive(context.Background(), entry)
 	if err != nil {
 		return fmt.Errorf("replay %s: %w", id, err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,6 +50,8 @@ func TestOps(t *testing.T) {
 	}
 	pending := enqueue("/b", "/ok", "waiting")
 
+	// Ids are unique across streams, so ties cannot make the order
+	// depend on which stream was read first.
 	all, err := q.List(delivery.Filter{})
 	if err != nil || len(all) != 3 {
 		t.Fatalf("List = %d, %v; want 3 (the delivered one is gone)", len(all), err)
@@ -67,11 +70,33 @@ func TestOps(t *testing.T) {
 	if page, _ := q.List(delivery.Filter{Limit: 1, Before: all[0].ID}); len(page) != 1 || page[0].ID != all[1].ID {
 		t.Fatalf("second page: %+v, want %s", page, all[1].ID)
 	}
-	if _, err := q.Get("0-1"); !errors.Is(err, delivery.ErrNotFound) {
+	// Page through everything one at a time: each id once, none skipped,
+	// even where two streams hold the same entry ID (id.go).
+	seen := map[string]bool{}
+	for before := ""; ; {
+		page, err := q.List(delivery.Filter{Limit: 1, Before: before})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			break
+		}
+		if seen[page[0].ID] || len(seen) > len(all) {
+			t.Fatalf("paging returned %s twice", page[0].ID)
+		}
+		seen[page[0].ID], before = true, page[0].ID
+	}
+	if len(seen) != len(all) {
+		t.Fatalf("paging saw %d of %d", len(seen), len(all))
+	}
+	_, tag, _ := strings.Cut(pending, ".")
+	if _, err := q.Get("1-0." + tag); !errors.Is(err, delivery.ErrNotFound) {
 		t.Fatalf("Get of an unknown id: %v", err)
 	}
-	if _, err := q.Get("nope"); !errors.Is(err, delivery.ErrInvalid) {
-		t.Fatalf("Get of a malformed id: %v", err)
+	for _, bad := range []string{"nope", "0-1", "1-0.x" + tag[1:], "1-0.p1234", "-1.p" + tag[1:]} {
+		if _, err := q.Get(bad); !errors.Is(err, delivery.ErrInvalid) {
+			t.Fatalf("Get(%q) of a malformed id: %v", bad, err)
+		}
 	}
 
 	// Replay one: back in /b's stream as a new entry, delivered again.

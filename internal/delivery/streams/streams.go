@@ -49,6 +49,7 @@ type Queue struct {
 
 	mu     sync.Mutex
 	routes map[string]*route // by route path
+	byTag  map[string]string // route paths by routeTag
 	order  []string          // route paths, sorted: Due's order
 }
 
@@ -56,6 +57,7 @@ type Queue struct {
 // and not yet finished.
 type route struct {
 	q        *redis.Queue
+	tag      string // routeTag of its path: its delivery ids' suffix
 	inFlight int
 }
 
@@ -75,9 +77,10 @@ func (q *Queue) SetPolicies(p map[string]delivery.Policy) {
 	defer q.mu.Unlock()
 	old := q.routes
 	q.routes = make(map[string]*route, len(p))
+	q.byTag = make(map[string]string, len(p))
 	q.order = q.order[:0]
 	for path, pol := range p {
-		r := &route{q: q.st.Queue(path, redis.QueueOptions{
+		r := &route{tag: routeTag(path), q: q.st.Queue(path, redis.QueueOptions{
 			Consumer:      q.consumer,
 			MinIdle:       pol.Timeout + TakeoverMargin,
 			MaxDeliveries: int64(pol.MaxAttempts),
@@ -87,6 +90,7 @@ func (q *Queue) SetPolicies(p map[string]delivery.Policy) {
 			r.inFlight = o.inFlight
 		}
 		q.routes[path] = r
+		q.byTag[r.tag] = path
 		q.order = append(q.order, path)
 	}
 	slices.Sort(q.order)
@@ -117,8 +121,8 @@ type record struct {
 
 // Enqueue implements gateway.Enqueuer: one round trip (XADD and the dedupe
 // key in one script), durable as the server's appendfsync makes it. The
-// id is the stream entry's; a duplicate key within the route returns the
-// first entry's id.
+// id is the stream entry's, qualified (id.go); a duplicate key within the
+// route returns the first entry's id.
 func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, duplicate bool, err error) {
 	r, err := q.route(d.Route)
 	if err != nil {
@@ -137,6 +141,7 @@ func (q *Queue) Enqueue(ctx context.Context, d *delivery.Delivery) (id string, d
 	if err != nil {
 		return "", false, err
 	}
+	id = publicID(id, false, r.tag)
 	if !duplicate {
 		d.ID, d.State, d.AcceptedAt, d.BodyBytes = id, delivery.Pending, now, len(d.Body)
 		select {
@@ -175,10 +180,10 @@ func (q *Queue) Due(ctx context.Context, _ time.Time, window func(string) int, b
 		}
 		var bad []string
 		for _, m := range ms {
-			if busy(m.ID) {
+			if busy(publicID(m.ID, false, r.tag)) {
 				continue
 			}
-			d, err := decode(m)
+			d, err := decode(m, r.tag)
 			if err != nil {
 				errs = append(errs, fmt.Errorf("route %s: entry %s: %w (dead-lettered)", path, m.ID, err))
 				bad = append(bad, m.ID)
@@ -196,18 +201,22 @@ func (q *Queue) Due(ctx context.Context, _ time.Time, window func(string) int, b
 	return ready, time.Time{}, errors.Join(errs...)
 }
 
-// decode rebuilds a claimed entry's delivery. Its earlier hand-outs count
-// as attempts, so the policy's max_attempts and max_age apply.
-func decode(m redis.Message) (*delivery.Delivery, error) {
+// decode rebuilds a claimed entry of route tag's stream as its delivery.
+// Its earlier hand-outs count as attempts, so the policy's max_attempts
+// and max_age apply.
+func decode(m redis.Message, tag string) (*delivery.Delivery, error) {
 	var rec record
 	if err := json.Unmarshal(m.Body, &rec); err != nil {
 		return nil, err
 	}
 	d := &delivery.Delivery{
-		ID: m.ID, Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
+		ID: publicID(m.ID, false, tag), Route: rec.Route, Method: rec.Method, URL: rec.URL, Header: rec.Header,
 		Body: rec.Body, BodyBytes: len(rec.Body), Key: m.Key, Trace: rec.Trace,
 		State: delivery.Pending, AcceptedAt: rec.AcceptedAt, Via: rec.Via,
-		OrderKey: m.OrderKey, Ordered: m.Ordered, Request: m.RequestID,
+		OrderKey: m.OrderKey, Ordered: m.Ordered,
+	}
+	if m.RequestID != "" {
+		d.Request = publicID(m.RequestID, false, tag)
 	}
 	for range max(m.Deliveries-1, 0) {
 		d.Attempts = append(d.Attempts, delivery.Attempt{At: rec.AcceptedAt})
@@ -226,11 +235,15 @@ func (q *Queue) Finish(ctx context.Context, d *delivery.Delivery, _ delivery.Att
 	q.mu.Lock()
 	r.inFlight = max(r.inFlight-1, 0)
 	q.mu.Unlock()
+	entry, _, _, ok := parseID(d.ID)
+	if !ok {
+		return fmt.Errorf("finish %s: %w: not a delivery id", d.ID, delivery.ErrInvalid)
+	}
 	switch state {
 	case delivery.Delivered:
-		return r.q.Ack(ctx, d.ID)
+		return r.q.Ack(ctx, entry)
 	case delivery.Dead:
-		return r.q.Bury(ctx, d.ID)
+		return r.q.Bury(ctx, entry)
 	}
 	return nil
 }

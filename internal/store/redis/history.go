@@ -81,27 +81,27 @@ func entry(m goredis.XMessage) Entry {
 	return Entry{ID: m.ID, Key: msg.Key, Body: msg.Body, Original: orig}
 }
 
-// Entry reads one entry of the stream or, failing that, of the dead-letter
-// stream; found is false when neither holds id.
-func (q *Queue) Entry(ctx context.Context, id string) (e Entry, dead, found bool, err error) {
+// Entry reads one entry of the stream (dead false) or of the dead-letter
+// stream; found is false when it does not hold id. The two streams number
+// their entries independently, so an ID alone does not say which holds it.
+func (q *Queue) Entry(ctx context.Context, dead bool, id string) (e Entry, found bool, err error) {
 	if q.s.closed.Load() {
-		return e, false, false, fmt.Errorf("read delivery: %w", store.ErrClosed)
+		return e, false, fmt.Errorf("read delivery: %w", store.ErrClosed)
+	}
+	key := q.stream
+	if dead {
+		key = q.dead
 	}
 	ctx, cancel := q.s.call(ctx)
 	defer cancel()
-	p := q.s.c.Pipeline()
-	live := p.XRange(ctx, q.stream, id, id)
-	gone := p.XRange(ctx, q.dead, id, id)
-	if _, err := p.Exec(ctx); err != nil {
-		return e, false, false, q.s.fail("read delivery", err)
+	ms, err := q.s.c.XRange(ctx, key, id, id).Result()
+	if err != nil {
+		return e, false, q.s.fail("read delivery", err)
 	}
-	if ms := live.Val(); len(ms) == 1 {
-		return entry(ms[0]), false, true, nil
+	if len(ms) != 1 {
+		return e, false, nil
 	}
-	if ms := gone.Val(); len(ms) == 1 {
-		return entry(ms[0]), true, true, nil
-	}
-	return e, false, false, nil
+	return entry(ms[0]), true, nil
 }
 
 // reviveScript: KEYS = stream, dead stream; ARGV = dead entry IDs. Adds
