@@ -259,6 +259,7 @@ const deliveriesUsage = `Usage:
   drawbridge deliveries [-c FILE] purge --delivered|--dead|--coalesced --older-than AGE
 AGE is a Go duration (90m, 24h) or a number of days (7d). With serve running
 the command goes through its admin listener; otherwise it opens the state file.
+With state.driver redis it reads the shared streams (pending and dead only).
 `
 
 // parseInterleaved parses flags that may come before, between or after
@@ -297,7 +298,8 @@ func parseAge(s string) (time.Duration, error) {
 }
 
 // openOps reaches the delivery history: the state file itself if no
-// serve holds it (offline), else the running serve's admin API.
+// serve holds it (offline), else the running serve's admin API; on redis,
+// the streams themselves.
 func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() error, err error) {
 	st, err := openState(cfg, operating)
 	if errors.Is(err, errStateLocked) {
@@ -309,7 +311,9 @@ func openOps(cfg *config.Config) (ops delivery.Ops, offline bool, done func() er
 	if err != nil {
 		return nil, false, nil, err
 	}
-	return st.history, true, st.close, nil
+	// Serve's worker picks a replay up by itself on redis: only the state
+	// file waits for the next serve.
+	return st.history, st.driver == "embedded", st.close, nil
 }
 
 // dialAddr turns a listen address into one to dial: an empty or

@@ -52,7 +52,7 @@ func TestOpenStateProvides(t *testing.T) {
 		{"redis in Lambda is shared", "redis", servingLambda, false, false, want{driver: "redis", queue: true, history: true, dur: true, poll: time.Second}},
 		{"redis checking", "redis", checking, false, false, want{driver: "redis", dur: true}},
 		{"redis reading", "redis", reading, false, false, want{driver: "redis", dur: true}},
-		{"redis operating", "redis", operating, false, false, want{err: "keeps no delivery history"}},
+		{"redis operating", "redis", operating, false, false, want{driver: "redis", history: true, dur: true}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -1,12 +1,19 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"path/filepath"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/delivery"
 
 	"github.com/drawbridge/drawbridge/internal/store/redis/redistest"
 )
@@ -135,4 +142,61 @@ func deliveryAcrossReplicas(t *testing.T, redisURL string) {
 		t.Errorf("%d duplicate deliveries, wrong requests %v", dups, b.bad)
 	}
 	t.Logf("healthy: %d events once each; crash: %d events accepted by A, all delivered by B within %v", len(healthy), len(crash), took.Round(time.Millisecond))
+}
+
+// TestDeliveriesOnRedis: `drawbridge deliveries` on state.driver redis
+// reads the shared streams itself, with serve running: a 400 dead-letters
+// an event; list and show find it (headers redacted); replay puts it back
+// and serve's worker delivers it; a purge of dead letters then finds none.
+func TestDeliveriesOnRedis(t *testing.T) {
+	var code atomic.Int32
+	code.Store(400)
+	var hits atomic.Int32
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(int(code.Load()))
+	}))
+	defer b.Close()
+	srv := redistest.Start(t, redistest.Options{})
+	cfg := filepath.Join(t.TempDir(), "drawbridge.yaml")
+	writeConfig(t, cfg, redisAsyncConfig(b.URL, srv.URL()))
+	p := startServe(t, cfg)
+	id := postEvent(t, p.addr, "guid-1")
+
+	waitFor := func(what string, ok func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(15 * time.Second); !ok(); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: not within 15 s\n%s", what, p.logText())
+			}
+		}
+	}
+	waitFor("dead-lettered", func() bool {
+		_, out, _ := cli("deliveries", "-c", cfg, "list", "--state", "dead", "--json")
+		return strings.Contains(out, `"state": "dead"`)
+	})
+	c, out, errOut := cli("deliveries", "-c", cfg, "list", "--state", "dead", "--json")
+	var ds []delivery.Delivery
+	if err := json.Unmarshal([]byte(out), &ds); c != 0 || err != nil || len(ds) != 1 || ds[0].Route != "/hooks/*" {
+		t.Fatalf("list: %d %v %s %s", c, err, out, errOut)
+	}
+	dead := ds[0].ID
+	if c, out, errOut := cli("deliveries", "-c", cfg, "show", dead); c != 0 || !strings.Contains(out, "state:     dead") || !strings.Contains(out, "guid-1") {
+		t.Fatalf("show %s: %d %s %s", dead, c, out, errOut)
+	}
+	if c, _, errOut := cli("deliveries", "-c", cfg, "show", id); c == 0 || !strings.Contains(errOut, "not found") {
+		t.Fatalf("show of the 202 id, which left the stream: %d %s", c, errOut)
+	}
+	code.Store(200)
+	if c, out, errOut := cli("deliveries", "-c", cfg, "replay", dead); c != 0 || strings.TrimSpace(out) != "replayed "+dead {
+		t.Fatalf("replay: %d %q %q", c, out, errOut)
+	}
+	waitFor("delivered after the replay", func() bool { return hits.Load() == 2 })
+	waitFor("the stream emptied", func() bool {
+		_, out, _ := cli("deliveries", "-c", cfg, "list", "--json")
+		return strings.TrimSpace(out) == "[]" || strings.TrimSpace(out) == "null"
+	})
+	if c, out, errOut := cli("deliveries", "-c", cfg, "purge", "--dead", "--older-than", "0s"); c != 0 || strings.TrimSpace(out) != "purged 0 dead deliveries" {
+		t.Fatalf("purge: %d %q %q", c, out, errOut)
+	}
 }

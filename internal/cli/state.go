@@ -73,7 +73,8 @@ const (
 	// operating: the delivery history (`drawbridge deliveries`): the
 	// embedded file must exist, and its lock is not waited for
 	// (bolt.ErrLocked: a running serve holds it; its admin API is the way
-	// in). Drivers without a history are refused with the reason.
+	// in). On redis, the streams every replica shares. The memory driver,
+	// which has no queue, is refused with the reason.
 	operating
 )
 
@@ -115,9 +116,6 @@ func openState(cfg *config.Config, use stateUse) (*state, error) {
 	case "embedded":
 		return openEmbedded(cfg, use)
 	case "redis":
-		if use == operating {
-			return nil, fmt.Errorf("state.driver redis keeps no delivery history (delivered entries are deleted); dead letters are in the Redis stream %s{d:<route>}:dead (see docs/redis.md)", cfg.State.Prefix)
-		}
 		rs, err := openRedis(cfg)
 		if err != nil {
 			return nil, err
@@ -140,6 +138,12 @@ func openState(cfg *config.Config, use stateUse) (*state, error) {
 			// The console's history: the streams and dead letters, not
 			// what was delivered (streams/ops.go).
 			s.queue, s.history, s.poll = q, q, time.Second
+		}
+		if use == operating {
+			// Every replica shares the streams: the CLI reads and
+			// replays them itself, running serve or not; it claims
+			// nothing, so it needs no consumer of its own.
+			s.history = streams.New(rs, delivery.Policies(cfg), "")
 		}
 		return s, nil
 	}
