@@ -98,7 +98,7 @@ func New(d Deps) *Console {
 		http.Redirect(w, r, "/console/static/favicon.svg", http.StatusMovedPermanently)
 	})
 	mux.Handle("/", d.Admin)
-	c.guard = newGuard(d.Config, d.Now, mux)
+	c.guard = newGuard(d.Config, d.Now, d.Log, mux)
 	c.h = headers(c.guard) // the guard's refusals carry them too
 	return c
 }

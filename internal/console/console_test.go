@@ -1,6 +1,8 @@
 package console
 
 import (
+	"bytes"
+	"log/slog"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -39,6 +41,7 @@ type fixture struct {
 	okID    string // a delivered one
 	binary  string // a delivered one with a binary body
 	pending string
+	logs    bytes.Buffer // the console's log
 }
 
 const baseConfig = `listen: 127.0.0.1:0
@@ -88,6 +91,7 @@ func newFixture(t testing.TB, yaml string) *fixture {
 		Metrics:    f.m,
 		Deliveries: q,
 		Now:        func() time.Time { return f.now },
+		Log:        slog.New(slog.NewTextHandler(&f.logs, nil)),
 	})
 	return f
 }
@@ -140,6 +144,10 @@ func (f *fixture) do(t testing.TB, method, target string, form url.Values, hdr .
 	for i := 0; i+1 < len(hdr); i += 2 {
 		if hdr[i] == "Host" {
 			r.Host = hdr[i+1]
+			continue
+		}
+		if hdr[i] == "RemoteAddr" {
+			r.RemoteAddr = hdr[i+1]
 			continue
 		}
 		r.Header.Set(hdr[i], hdr[i+1])

@@ -8,10 +8,12 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,8 @@ import (
 //     same-origin or none, or an Origin other than the listener's own) is
 //     refused (403). Requests without either header (the CLI, curl) pass.
 //  4. With admin_auth, a request without a valid token gets 401 (the API)
-//     or the login form (console pages).
+//     or the login form (console pages); a client network that keeps
+//     presenting wrong tokens is locked out for a while (lockout.go).
 //
 // The console's own forms also carry a CSRF token (console.go).
 
@@ -48,11 +51,12 @@ type guard struct {
 	cfg  func() *config.Config
 	key  [32]byte // MACs sessions and CSRF tokens; random per process
 	now  func() time.Time
+	lock *lockout // wrong tokens, per client network
 	next http.Handler
 }
 
-func newGuard(cfg func() *config.Config, now func() time.Time, next http.Handler) *guard {
-	g := &guard{cfg: cfg, now: now, next: next}
+func newGuard(cfg func() *config.Config, now func() time.Time, log *slog.Logger, next http.Handler) *guard {
+	g := &guard{cfg: cfg, now: now, lock: newLockout(now, log), next: next}
 	rand.Read(g.key[:])
 	return g
 }
@@ -77,7 +81,11 @@ func (g *guard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cfg.AdminAuth != nil && !public(r.URL.Path) {
-		name, ok := g.identity(r, cfg.AdminAuth)
+		name, ok, wait := g.identity(r, cfg.AdminAuth)
+		if wait > 0 {
+			tooManyFailures(w, r, wait)
+			return
+		}
 		if !ok {
 			if isPage(r) {
 				http.Redirect(w, r, loginPath, http.StatusSeeOther)
@@ -169,15 +177,36 @@ func refuse(w http.ResponseWriter, r *http.Request, code int, msg string) {
 }
 
 // identity is the operator a request authenticates as: a bearer token
-// whose SHA-256 is configured, or a valid session cookie.
-func (g *guard) identity(r *http.Request, a *config.AdminAuth) (string, bool) {
+// whose SHA-256 is configured, or a valid session cookie. A bearer token
+// from a locked-out network is not looked at: wait says for how long.
+func (g *guard) identity(r *http.Request, a *config.AdminAuth) (name string, ok bool, wait time.Duration) {
 	if h := r.Header.Get("Authorization"); len(h) > 7 && strings.EqualFold(h[:7], "bearer ") {
-		return tokenName(a, strings.TrimSpace(h[7:]))
+		return g.token(r, a, strings.TrimSpace(h[7:]))
 	}
 	if c, err := r.Cookie(SessionCookie); err == nil {
-		return g.session(c.Value, a)
+		name, ok = g.session(c.Value, a)
 	}
-	return "", false
+	return name, ok, 0
+}
+
+// token checks a presented token (a bearer header's or the login form's)
+// unless r's network is locked out, and counts a wrong one.
+func (g *guard) token(r *http.Request, a *config.AdminAuth, token string) (name string, ok bool, wait time.Duration) {
+	if wait := g.lock.wait(r.RemoteAddr); wait > 0 {
+		return "", false, wait
+	}
+	if name, ok = tokenName(a, token); !ok {
+		g.lock.fail(r.RemoteAddr)
+	}
+	return name, ok, 0
+}
+
+// tooManyFailures refuses a locked-out network's token: 429 with
+// Retry-After in whole seconds.
+func tooManyFailures(w http.ResponseWriter, r *http.Request, wait time.Duration) {
+	secs := strconv.Itoa(int((wait + time.Second - 1) / time.Second))
+	w.Header().Set("Retry-After", secs)
+	refuse(w, r, http.StatusTooManyRequests, "too many wrong tokens from this network: try again in "+secs+" s")
 }
 
 // tokenName compares digests in constant time and looks at every token,

@@ -740,9 +740,15 @@ func (c *Console) login(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	r.Body = http.MaxBytesReader(w, r.Body, 16<<10)
-	name, ok := tokenName(a, r.PostFormValue("token"))
+	name, ok, wait := c.guard.token(r, a, r.PostFormValue("token"))
+	if wait > 0 {
+		secs := int((wait + time.Second - 1) / time.Second)
+		w.Header().Set("Retry-After", strconv.Itoa(secs))
+		c.render(w, r, http.StatusTooManyRequests, "login", page{Title: "Sign in", Nav: "login",
+			Error: "Too many wrong tokens from this network: try again in " + strconv.Itoa(secs) + " s."})
+		return
+	}
 	if !ok {
-		c.d.Log.Warn("console: sign-in refused", "client", r.RemoteAddr)
 		c.render(w, r, http.StatusUnauthorized, "login", page{Title: "Sign in", Nav: "login", Error: "That token is not one of admin_auth's."})
 		return
 	}
