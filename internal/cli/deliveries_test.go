@@ -115,14 +115,7 @@ func TestDeliveriesOffline(t *testing.T) {
 // listener, and the replayed event is delivered. The drawbridge_deliveries
 // gauge follows.
 func TestDeliveriesThroughServe(t *testing.T) {
-	var code atomic.Int32
-	code.Store(400)
-	var hits atomic.Int32
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.WriteHeader(int(code.Load()))
-	}))
-	defer b.Close()
+	b, code, hits := statusTarget(t, 400)
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "drawbridge.yaml")
 	// The CLI finds serve through the config's admin address, so it needs
@@ -193,6 +186,19 @@ func TestDeliveriesThroughServe(t *testing.T) {
 	if _, out, _ := cli("deliveries", "-c", cfg, "list", "--json"); !strings.Contains(out, `"state": "delivered"`) {
 		t.Errorf("list --json through admin:\n%s", out)
 	}
+}
+
+// statusTarget is a webhook target answering code (changeable) and
+// counting what it was sent.
+func statusTarget(t *testing.T, status int32) (b *httptest.Server, code, hits *atomic.Int32) {
+	code, hits = new(atomic.Int32), new(atomic.Int32)
+	code.Store(status)
+	b = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		w.WriteHeader(int(code.Load()))
+	}))
+	t.Cleanup(b.Close)
+	return b, code, hits
 }
 
 func TestParseAge(t *testing.T) {

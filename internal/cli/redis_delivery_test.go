@@ -3,12 +3,9 @@ package cli
 import (
 	"encoding/json"
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -149,14 +146,7 @@ func deliveryAcrossReplicas(t *testing.T, redisURL string) {
 // an event; list and show find it (headers redacted); replay puts it back
 // and serve's worker delivers it; a purge of dead letters then finds none.
 func TestDeliveriesOnRedis(t *testing.T) {
-	var code atomic.Int32
-	code.Store(400)
-	var hits atomic.Int32
-	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		hits.Add(1)
-		w.WriteHeader(int(code.Load()))
-	}))
-	defer b.Close()
+	b, code, hits := statusTarget(t, 400)
 	srv := redistest.Start(t, redistest.Options{})
 	cfg := filepath.Join(t.TempDir(), "drawbridge.yaml")
 	writeConfig(t, cfg, redisAsyncConfig(b.URL, srv.URL()))
