@@ -2,11 +2,11 @@ package console
 
 import (
 	"bytes"
-	"log/slog"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
