@@ -38,8 +38,8 @@ import (
 
 // pool holds idle connections to one target.
 type pool struct {
-	addr   string // host:port to dial
-	key    string // the Relay's name for it (relay.go); "" for a Forwarder's
+	addr   string  // host:port to dial
+	key    poolKey // the Relay's name for it (relay.go); zero for a Forwarder's
 	tls    *tls.Config
 	dialer *upstreamDialer
 	max    int

@@ -24,10 +24,12 @@ type Relay struct {
 	max int
 
 	mu    sync.Mutex
-	pools map[string]*pool // by scheme://host; see pool
+	pools map[poolKey]*pool // see pool
 	// closed stops put from keeping connections after Close.
 	closed bool
 }
+
+type poolKey struct{ scheme, host string }
 
 // maxRelayPools bounds the pools a Relay keeps: one per target it
 // reached. Targets past the bound are still relayed, on connections that
@@ -41,7 +43,7 @@ func NewRelay(opts Options) *Relay {
 	if maxIdle == 0 {
 		maxIdle = 16
 	}
-	return &Relay{d: newDialer(opts), max: maxIdle, pools: map[string]*pool{}}
+	return &Relay{d: newDialer(opts), max: maxIdle, pools: map[poolKey]*pool{}}
 }
 
 // Close drops idle connections; connections in use are closed when their
@@ -49,7 +51,7 @@ func NewRelay(opts Options) *Relay {
 func (rl *Relay) Close() {
 	rl.mu.Lock()
 	pools := rl.pools
-	rl.pools = map[string]*pool{}
+	rl.pools = map[poolKey]*pool{}
 	rl.closed = true
 	rl.mu.Unlock()
 	for _, p := range pools {
@@ -61,7 +63,7 @@ func (rl *Relay) Close() {
 // once one of its connections is put back (keep), so that a target whose
 // dial fails (an egress refusal above all) leaves nothing behind.
 func (rl *Relay) pool(u *url.URL) *pool {
-	key := u.Scheme + "://" + u.Host
+	key := poolKey{u.Scheme, u.Host}
 	rl.mu.Lock()
 	p := rl.pools[key]
 	rl.mu.Unlock()
