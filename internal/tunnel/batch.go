@@ -26,9 +26,10 @@ import (
 const (
 	// maxQueued bounds what the writer holds: a Write that would queue
 	// more waits, as a write to a full socket does.
-	maxQueued = 256 << 10
-	// keepBuf is the largest buffer kept for the next batch; a larger one
-	// (a burst of body data) is left to the garbage collector.
+	maxQueued = 128 << 10
+	// keepBuf is the largest buffer kept while the writer is idle; a
+	// larger one (a burst of body data) serves the batches that follow
+	// at once, and is left to the garbage collector after.
 	keepBuf = 64 << 10
 	// closeFlush bounds how long Close waits for queued bytes to leave.
 	closeFlush = 500 * time.Millisecond
@@ -93,6 +94,9 @@ func (w *batchWriter) run() {
 			b := w.queue
 			if len(b) == 0 || w.err != nil {
 				w.writing = false
+				if cap(w.spare) > keepBuf {
+					w.spare = nil // idle: a burst's buffer is not kept
+				}
 				w.cond.Broadcast()
 				w.mu.Unlock()
 				break
@@ -103,9 +107,7 @@ func (w *batchWriter) run() {
 			_, err := w.c.Write(b)
 
 			w.mu.Lock()
-			if cap(b) <= keepBuf {
-				w.spare = b[:0]
-			}
+			w.spare = b[:0]
 			if err != nil && w.err == nil {
 				w.err = err
 				w.queue = nil
