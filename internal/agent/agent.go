@@ -120,9 +120,9 @@ func New(cfg *config.AgentConfig, opts Options) (*Agent, error) {
 		guard = egress.New(rules, egress.Options{Names: egress.NewNames(nil, nil)})
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Log, tls: tc, host: host, m: newAgentMetrics(opts.Registerer)}
-	// Idle connections kept per target: as many as the streams the edge
-	// may have in flight on the agent's tunnels at once would be more
-	// than a backend wants; 64 covers a busy edge's concurrency.
+	// Up to 64 idle connections per target on either path: enough for a
+	// busy edge's concurrent streams to find one kept alive instead of
+	// dialing for each burst.
 	a.client = forward.NewClient(forward.Options{Egress: guard, MaxIdlePerHost: 64})
 	a.relay = forward.NewRelay(forward.Options{Egress: guard, MaxIdlePerHost: 64})
 	a.proxy = &httputil.ReverseProxy{
