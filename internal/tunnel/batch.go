@@ -24,8 +24,8 @@ import (
 // closeFlush.
 
 const (
-	// maxQueued bounds what the writer holds: a Write that would queue
-	// more waits, as a write to a full socket does.
+	// maxQueued bounds the queue (besides the batch being written): a
+	// Write that would queue more waits, as a write to a full socket does.
 	maxQueued = 128 << 10
 	// keepBuf is the largest buffer kept while the writer is idle; a
 	// larger one (a burst of body data) serves the batches that follow
@@ -102,6 +102,7 @@ func (w *batchWriter) run() {
 				break
 			}
 			w.queue = nil
+			w.cond.Broadcast() // the queue has room again
 			w.mu.Unlock()
 
 			_, err := w.c.Write(b)

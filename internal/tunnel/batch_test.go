@@ -70,7 +70,9 @@ func TestBatchWriterBounded(t *testing.T) {
 	wrote := make(chan int, 1)
 	go func() {
 		n := 0
-		for range 2 * maxQueued / len(chunk) {
+		// One batch in the writer's hands, maxQueued in the queue, and
+		// more that must wait.
+		for range 3 * maxQueued / len(chunk) {
 			if _, err := w.Write(chunk); err != nil {
 				break
 			}
