@@ -57,9 +57,10 @@ type Agent struct {
 	opts   Options
 	log    *slog.Logger
 	tls    *tls.Config
-	host   string // edge host:port
-	proxy  *httputil.ReverseProxy
+	host   string                 // edge host:port
+	proxy  *httputil.ReverseProxy // requests with a body
 	client *forward.Client
+	relay  *forward.Relay // requests without one (relay.go)
 	h2     *http2.Server
 	base   *http.Server // only for its Shutdown: GOAWAY on every tunnel
 	m      *agentMetrics
@@ -119,7 +120,11 @@ func New(cfg *config.AgentConfig, opts Options) (*Agent, error) {
 		guard = egress.New(rules, egress.Options{Names: egress.NewNames(nil, nil)})
 	}
 	a := &Agent{cfg: cfg, opts: opts, log: opts.Log, tls: tc, host: host, m: newAgentMetrics(opts.Registerer)}
+	// Up to 64 idle connections per target on either path: enough for a
+	// busy edge's concurrent streams to find one kept alive instead of
+	// dialing for each burst.
 	a.client = forward.NewClient(forward.Options{Egress: guard, MaxIdlePerHost: 64})
+	a.relay = forward.NewRelay(forward.Options{Egress: guard, MaxIdlePerHost: 64})
 	a.proxy = &httputil.ReverseProxy{
 		Rewrite:      rewrite,
 		Transport:    a.client,
@@ -203,7 +208,13 @@ func (a *Agent) failed(w http.ResponseWriter, r *http.Request, err error) {
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.m.inflight.Inc()
 	defer a.m.inflight.Dec()
-	a.proxy.ServeHTTP(w, r)
+	if r.ContentLength != 0 {
+		// A body streams through http.Transport, which reads the answer
+		// while it still writes the body (a target may answer early).
+		a.proxy.ServeHTTP(w, r)
+		return
+	}
+	a.relayOne(w, r)
 }
 
 // Run keeps cfg.Connections tunnels open until ctx ends, then lets the
@@ -221,6 +232,7 @@ func (a *Agent) Run(ctx context.Context) {
 	}
 	wg.Wait()
 	a.client.Close()
+	a.relay.Close()
 }
 
 // Connected is how many tunnels are open now.

@@ -90,9 +90,10 @@ type Options struct {
 	// ReverseProxy path. False: ReverseProxy, the reference path.
 	Lean bool
 	// Transport, when set, carries every request instead of a dial to
-	// the target: an agent tunnel (internal/tunnel). Egress and Lean do
-	// not apply; the request goes through ReverseProxy with a body that
-	// can be sent again (GetBody), so the tunnel may fail it over.
+	// the target: an agent tunnel (internal/tunnel). Egress does not
+	// apply; the request goes through ReverseProxy, or with Lean straight
+	// to Transport (via.go), with a body that can be sent again (GetBody),
+	// so the tunnel may fail it over.
 	Transport http.RoundTripper
 }
 
@@ -207,6 +208,9 @@ type state struct {
 func (f *Forwarder) Forward(w http.ResponseWriter, r *http.Request, fr *Request) error {
 	if f.pool != nil && !(fr.WebSocket && strings.EqualFold(r.Header.Get("Upgrade"), "websocket")) {
 		return f.forwardLean(w, r, fr)
+	}
+	if f.opts.Transport != nil && f.opts.Lean && !fr.WebSocket {
+		return f.forwardVia(w, r, fr) // via.go
 	}
 	st := &state{req: fr}
 	base := context.WithValue(r.Context(), ctxKey{}, st)

@@ -38,7 +38,8 @@ import (
 
 // pool holds idle connections to one target.
 type pool struct {
-	addr   string // host:port to dial
+	addr   string  // host:port to dial
+	key    poolKey // the Relay's name for it (relay.go); zero for a Forwarder's
 	tls    *tls.Config
 	dialer *upstreamDialer
 	max    int
@@ -61,6 +62,8 @@ type pconn struct {
 	peek   func(fd uintptr) bool
 	peeked bool // the last peek's answer: open
 	abort  func()
+	// unwatch stops the Relay's watch of the exchange's context (relay.go).
+	unwatch func() bool
 }
 
 func newPconn(c net.Conn) *pconn {
@@ -88,15 +91,19 @@ func newPool(u *url.URL, dialer *upstreamDialer, max int) *pool {
 // get returns an idle connection (most recently used first: it is the
 // least likely to have been closed by the target) or dials a new one,
 // with deadline set on it: the one SetDeadline of an exchange (an idle
-// connection keeps its last, harmless deadline: nothing reads it).
+// connection keeps its last, harmless deadline: nothing reads it). A zero
+// deadline is none: the Relay's exchanges end with their context.
 func (p *pool) get(ctx context.Context, deadline time.Time) (*pconn, error) {
 	for {
 		p.mu.Lock()
 		n := len(p.idle)
 		if n == 0 {
 			p.mu.Unlock()
-			ctx, cancel := context.WithDeadline(ctx, deadline)
-			defer cancel()
+			if !deadline.IsZero() {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithDeadline(ctx, deadline)
+				defer cancel()
+			}
 			pc, err := p.dial(ctx)
 			if err != nil {
 				return nil, err

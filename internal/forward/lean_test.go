@@ -151,11 +151,17 @@ var diffCorpus = []diffCase{
 // setting and returns what the backend and the client saw.
 func runCase(t *testing.T, lean bool, backend string, rec *recorder, c diffCase) ([]seen, answer) {
 	t.Helper()
+	return runCaseWith(t, Options{Lean: lean}, backend, rec, c)
+}
+
+func runCaseWith(t *testing.T, opts Options, backend string, rec *recorder, c diffCase) ([]seen, answer) {
+	t.Helper()
+	lean := opts.Lean
 	target := backend + "/"
 	if c.rest != "" {
 		target = backend + "/base/"
 	}
-	f, err := New(target, Options{Lean: lean})
+	f, err := New(target, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

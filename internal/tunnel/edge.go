@@ -251,9 +251,10 @@ func (e *Edge) accept(raw net.Conn, conf *tls.Config) {
 	}
 	raw.SetDeadline(time.Time{})
 	t := &tunnel{id: e.nextID.Add(1), name: name, cred: cred, remote: remote, gone: make(chan struct{})}
-	t.conn = &watchedConn{Conn: tc, gone: t.gone}
+	t.conn = &watchedConn{Conn: newBatchConn(tc), gone: t.gone}
 	cc, err := e.h2.NewClientConn(t.conn)
 	if err != nil {
+		t.conn.Close()
 		refuse("http2", "agent", name, "error", err.Error())
 		return
 	}

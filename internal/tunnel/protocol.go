@@ -48,12 +48,16 @@ var ErrRefused = errors.New("edge refused the agent's credential")
 // what the hello's reader buffered. It keeps the TLS state visible
 // (ConnectionState), so the HTTP/2 server on the agent marks requests
 // whose :scheme is https as TLS (the agent dials https for them).
+// Writes are batched (batch.go).
 type Conn struct {
 	*tls.Conn
 	r io.Reader
+	w *batchWriter
 }
 
-func (c *Conn) Read(p []byte) (int, error) { return c.r.Read(p) }
+func (c *Conn) Read(p []byte) (int, error)  { return c.r.Read(p) }
+func (c *Conn) Write(p []byte) (int, error) { return c.w.Write(p) }
+func (c *Conn) Close() error                { return c.w.Close() }
 
 // Hello is the agent's half of the hello on an established TLS
 // connection: it names the agent and presents token (empty: the TLS
@@ -82,7 +86,7 @@ func Hello(tc *tls.Conn, host, name, token string, timeout time.Duration) (*Conn
 		return nil, fmt.Errorf("hello: edge answered %s", res.Status)
 	}
 	tc.SetDeadline(time.Time{})
-	return &Conn{Conn: tc, r: io.MultiReader(io.LimitReader(br, int64(br.Buffered())), tc)}, nil
+	return &Conn{Conn: tc, r: io.MultiReader(io.LimitReader(br, int64(br.Buffered())), tc), w: newBatchWriter(tc)}, nil
 }
 
 // NetConn is the connection below c, for tests.
