@@ -5,7 +5,7 @@ package config
 // in the heap for the life of the process, and with counted repetitions
 // they are large (≈ 134 KB of pointers for the five below, 38 % of it
 // `{1,128}`): the garbage collector marked them at every cycle of a
-// serving process (docs/performance.md#rejections-at-the-price-of-a-bare-403).
+// serving process (docs/performance.md#the-garbage-collectors-share-2026-12-08).
 type charRun struct {
 	min, max int
 	set      [4]uint64 // the bytes of the class

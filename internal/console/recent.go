@@ -34,7 +34,7 @@ const (
 // rings are allocations of their own. The garbage collector then never
 // scans them; as events with strings they were ≈ 700 KB it marked at
 // every cycle, most of the collector's work under a flood of small
-// requests (docs/performance.md#rejections-at-the-price-of-a-bare-403).
+// requests (docs/performance.md#the-garbage-collectors-share-2026-12-08).
 type Recent struct {
 	mu    sync.Mutex
 	names names
