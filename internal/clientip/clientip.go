@@ -134,6 +134,9 @@ func isBlank(s string) bool {
 // bare form is accepted for adapters that have no port. A zone is dropped:
 // the link-local address it qualifies is what policies name.
 func parsePeer(s string) netip.Addr {
+	if a, ok := peer4(s); ok {
+		return a
+	}
 	if ap, err := netip.ParseAddrPort(s); err == nil {
 		return ap.Addr().Unmap().WithZone("")
 	}
@@ -141,6 +144,57 @@ func parsePeer(s string) netip.Addr {
 		return a.Unmap().WithZone("")
 	}
 	return netip.Addr{}
+}
+
+// peer4 parses the form Go's server writes for an IPv4 peer, "a.b.c.d:port",
+// as netip.ParseAddrPort does (decimal octets up to 255 without leading
+// zeros, a port up to 65535), in a tenth of its instructions: this runs
+// for every request. Anything else it leaves to parsePeer's general path
+// (ok false), which decides alone what it does not accept.
+func peer4(s string) (a netip.Addr, ok bool) {
+	var ip [4]byte
+	k, v, n := 0, 0, 0 // octet index, its value, its digits
+	i := 0
+	for ; i < len(s); i++ {
+		c := s[i]
+		if c-'0' <= 9 {
+			if n == 1 && v == 0 {
+				return a, false // a leading zero
+			}
+			v, n = v*10+int(c-'0'), n+1
+			continue
+		}
+		if n == 0 || v > 255 {
+			return a, false
+		}
+		ip[k&3] = byte(v)
+		if c == ':' && k == 3 {
+			break
+		}
+		if c != '.' || k == 3 {
+			return a, false
+		}
+		k, v, n = k+1, 0, 0
+	}
+	if i == len(s) {
+		return a, false // no port
+	}
+	port := s[i+1:]
+	if len(port) == 0 || len(port) > 5 {
+		return a, false
+	}
+	p := 0
+	for j := 0; j < len(port); j++ {
+		c := port[j] - '0'
+		if c > 9 {
+			return a, false
+		}
+		p = p*10 + int(c)
+	}
+	if p > 65535 {
+		return a, false
+	}
+	return netip.AddrFrom4(ip), true
 }
 
 // parseEntry parses one XFF entry: a bare IPv4 or IPv6 address, optionally

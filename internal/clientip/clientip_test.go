@@ -199,3 +199,39 @@ func BenchmarkClientIP(b *testing.B) {
 		})
 	}
 }
+
+// TestPeer4: the fast path takes Go's own "a.b.c.d:port" and gives what
+// netip.ParseAddrPort gives; what it leaves, the general path decides.
+func TestPeer4(t *testing.T) {
+	for _, s := range []string{
+		"203.0.113.5:4242", "0.0.0.0:0", "255.255.255.255:65535", "1.2.3.4:0080", "10.0.0.1:1",
+		"256.1.1.1:80", "01.2.3.4:80", "1.2.3.4:65536", "1.2.3.4:", "1.2.3.4", ":80", "1.2.3.4:80x",
+		"1.2.3:80", "1.2.3.4.5:80", "1..3.4:80", "1234.1.1.1:80", "1.2.3.4:123456", "[1.2.3.4]:80",
+		"::ffff:1.2.3.4", "[::ffff:1.2.3.4]:80", "1.2.3.4:+80", "",
+	} {
+		checkPeer4(t, s)
+	}
+	if _, ok := peer4("192.168.100.200:51234"); !ok {
+		t.Fatal("the usual form missed the fast path")
+	}
+}
+
+func FuzzPeer4(f *testing.F) {
+	for _, s := range []string{"203.0.113.5:4242", "1.2.3.4:0080", "01.2.3.4:80", "1.2.3.4:65536", "[::1]:80"} {
+		f.Add(s)
+	}
+	f.Fuzz(checkPeer4)
+}
+
+func checkPeer4(t *testing.T, s string) {
+	a, ok := peer4(s)
+	ap, err := netip.ParseAddrPort(s)
+	if ok && (err != nil || a != ap.Addr().Unmap().WithZone("")) {
+		t.Fatalf("peer4(%q) = %v; netip.ParseAddrPort: %v, %v", s, a, ap, err)
+	}
+	// A port written with more than five digits (leading zeros) may go
+	// the slow way; Go's server never writes one.
+	if !ok && err == nil && ap.Addr().Is4() && len(s)-strings.LastIndexByte(s, ':') <= 6 {
+		t.Fatalf("peer4(%q) left an IPv4 peer netip parses (%v) to the slow path", s, ap)
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"regexp"
 )
 
 // Agents is the edge's agents: block: where agents connect and the
@@ -63,9 +62,6 @@ const DefaultAgentConnections = 2
 
 // DefaultAgentAdmin is where the agent serves /healthz and /metrics.
 const DefaultAgentAdmin = "127.0.0.1:9465"
-
-// agentName is what a name may be: it appears in metric labels and logs.
-var agentName = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
 
 // minTokenLen: a token is a password an attacker may guess online.
 const minTokenLen = 16

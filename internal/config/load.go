@@ -260,8 +260,6 @@ func (v *validator) warnf(line int, format string, args ...any) {
 	v.warnings = append(v.warnings, Problem{File: v.file, Line: line, Msg: "warning: " + fmt.Sprintf(format, args...)})
 }
 
-var stageName = regexp.MustCompile(`^[A-Za-z0-9_-]{1,128}$`)
-
 func (v *validator) run() {
 	c := v.cfg
 	setDefault(&c.Stage, DefaultStage)
@@ -521,8 +519,6 @@ func (v *validator) plans() {
 	}
 }
 
-var hexDigest = regexp.MustCompile(`^[0-9a-fA-F]{64}$`)
-
 func (v *validator) keys() {
 	seen := map[string]bool{}
 	for i := range v.cfg.APIKeys {
@@ -568,12 +564,6 @@ func (v *validator) keys() {
 		}
 	}
 }
-
-var methodToken = regexp.MustCompile(`^[A-Z]{1,20}$`)
-
-// keyFormat is API Gateway's API key format (apikey.Valid checks the same
-// at the edge).
-var keyFormat = regexp.MustCompile(`^[A-Za-z0-9]{20,128}$`)
 
 // AllMethods is what a route without methods accepts.
 var AllMethods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}

@@ -3,6 +3,7 @@ package console
 import (
 	"fmt"
 	"net/netip"
+	"reflect"
 	"testing"
 	"time"
 
@@ -131,4 +132,76 @@ func TestRejectedOutcomes(t *testing.T) {
 			t.Errorf("rejected(%s) = %v", o, got)
 		}
 	}
+}
+
+// TestRecentRejectionsAsRecorded: a rejection comes back from the ring as
+// it was recorded, whether its names are numbered (the usual case) or
+// kept whole (a client's own method, an address with a zone), and a
+// slot's whole event is dropped when the slot is reused.
+func TestRecentRejectionsAsRecorded(t *testing.T) {
+	r := NewRecent()
+	at := t0.Add(123456789 * time.Nanosecond)
+	es := []metrics.Event{
+		{At: at, Route: "/a", Method: "GET", Outcome: metrics.KeyRejected, Guard: "api_key", Client: netip.MustParseAddr("140.82.112.5")},
+		{At: at, Route: "/b", Method: "POST", Outcome: metrics.Throttled, Guard: "throttle", Key: "partner", Client: netip.MustParseAddr("2001:db8::7"), Upstream: 3},
+		{At: at, Route: metrics.NoRouteLabel, Method: "BREW", Outcome: metrics.NoRoute, Client: netip.MustParseAddr("::ffff:10.0.0.1")},
+		{At: at, Route: "/a", Method: "GET", Outcome: metrics.PolicyDenied, Guard: "resource_policy", Client: netip.MustParseAddr("fe80::1%eth0")},
+		{At: at, Route: "/a", Method: "DELETE", Outcome: metrics.QuotaExceeded, Guard: "usage_plan", Key: "k"},
+	}
+	for _, e := range es {
+		r.Record(e)
+	}
+	s := r.Snapshot(at, 1)
+	if len(s.Rejections) != len(es) {
+		t.Fatalf("%d rejections, want %d", len(s.Rejections), len(es))
+	}
+	for i, got := range s.Rejections {
+		want := es[len(es)-1-i] // newest first
+		if !got.At.Equal(want.At) {
+			t.Errorf("rejection %d at %v, want %v", i, got.At, want.At)
+		}
+		got.At = want.At
+		if got != want {
+			t.Errorf("rejection %d:\n got %+v\nwant %+v", i, got, want)
+		}
+	}
+	if len(r.odd) != 2 {
+		t.Fatalf("%d rejections kept whole, want 2 (BREW, the zone)", len(r.odd))
+	}
+	for range RejectionRing {
+		r.Record(es[0])
+	}
+	if len(r.odd) != 0 {
+		t.Fatalf("%d whole rejections left after their slots were reused", len(r.odd))
+	}
+}
+
+// TestRecentRingsHoldNoPointers: the rings are what the garbage collector
+// would scan at every cycle; a field with a pointer (a string, a
+// netip.Addr, a time.Time) would bring that back.
+func TestRecentRingsHoldNoPointers(t *testing.T) {
+	for _, v := range []any{rejection{}, latency{}, cell{}} {
+		if p := pointerIn(reflect.TypeOf(v)); p != "" {
+			t.Errorf("%T holds a pointer: %s", v, p)
+		}
+	}
+}
+
+func pointerIn(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Bool, reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr,
+		reflect.Float32, reflect.Float64, reflect.Complex64, reflect.Complex128:
+		return ""
+	case reflect.Array:
+		return pointerIn(t.Elem())
+	case reflect.Struct:
+		for i := range t.NumField() {
+			if p := pointerIn(t.Field(i).Type); p != "" {
+				return t.Field(i).Name + ": " + p
+			}
+		}
+		return ""
+	}
+	return t.String()
 }

@@ -181,8 +181,12 @@ func framingOf(h []byte) framing {
 		if nl < 0 {
 			nl = len(h) - 1
 		}
-		line := bytes.TrimRight(h[:nl+1], "\r\n")
+		line := h[:nl+1]
 		h = h[nl+1:]
+		// bytes.TrimRight(line, "\r\n") without building its set per line.
+		for len(line) > 0 && (line[len(line)-1] == '\n' || line[len(line)-1] == '\r') {
+			line = line[:len(line)-1]
+		}
 		if first {
 			first = false
 			f.http10 = bytes.HasSuffix(line, []byte(" HTTP/1.0"))
@@ -198,6 +202,9 @@ func framingOf(h []byte) framing {
 			continue
 		}
 		last = ""
+		if c := line[0] | 0x20; c != 'c' && c != 't' && c != 'u' {
+			continue // none of the three names below: most lines stop here
+		}
 		colon := bytes.IndexByte(line, ':')
 		if colon < 0 {
 			continue

@@ -1,11 +1,14 @@
 package edge
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/drawbridge/drawbridge/internal/contentlength"
 )
 
 // scanAll feeds input to a scanConn in chunks of size and returns what the
@@ -186,4 +189,79 @@ func TestScanDeadlineKeepsBlock(t *testing.T) {
 	if err != nil || string(buf[:n]) != want {
 		t.Fatalf("got %q %v, want %q", buf[:n], err, want)
 	}
+}
+
+// FuzzFramingOf: framingOf's shortcuts (lines trimmed in place, lines
+// that cannot name a body header skipped by their first byte) decide as
+// the plain line-by-line reading below does.
+func FuzzFramingOf(f *testing.F) {
+	f.Add("POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n")
+	f.Add("GET / HTTP/1.0\nTRANSFER-ENCODING: chunked\n\n")
+	f.Add("GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+	f.Add("POST / HTTP/1.1\r\nContent-Length: 5\r\n\tContent-Length: 6\r\nContent-Length: 7\r\n\r\n")
+	f.Add("GET / HTTP/1.1\r\ncontent-length : 5\r\n\r\r\n\r\n")
+	f.Fuzz(func(t *testing.T, h string) {
+		if got, want := framingOf([]byte(h)), framingOfReference([]byte(h)); got != want {
+			t.Fatalf("framingOf(%q) = %+v, want %+v", h, got, want)
+		}
+	})
+}
+
+// framingOfReference is framingOf before its shortcuts.
+func framingOfReference(h []byte) framing {
+	var f framing
+	var last string // header the previous line belonged to
+	var lens []int64
+	first := true
+	for len(h) > 0 {
+		nl := bytes.IndexByte(h, '\n')
+		if nl < 0 {
+			nl = len(h) - 1
+		}
+		line := bytes.TrimRight(h[:nl+1], "\r\n")
+		h = h[nl+1:]
+		if first {
+			first = false
+			f.http10 = bytes.HasSuffix(line, []byte(" HTTP/1.0"))
+			continue // request line
+		}
+		if len(line) == 0 {
+			break
+		}
+		if line[0] == ' ' || line[0] == '\t' {
+			if last == "cl" {
+				f.bad = true // a folded Content-Length: let net/http decide, and stop
+			}
+			continue
+		}
+		last = ""
+		colon := bytes.IndexByte(line, ':')
+		if colon < 0 {
+			continue
+		}
+		name := line[:colon]
+		switch {
+		case asciiFold(name, "content-length"):
+			last = "cl"
+			f.cl = true
+			n, ok := contentlength.Parse(bytes.TrimSpace(line[colon+1:]))
+			if !ok {
+				f.bad = true
+			}
+			lens = append(lens, n)
+		case asciiFold(name, "transfer-encoding"):
+			f.te = true
+		case asciiFold(name, "upgrade"):
+			f.upgrade = true
+		}
+	}
+	for _, n := range lens {
+		if n != lens[0] {
+			f.bad = true // net/http answers 400 and closes
+		}
+	}
+	if len(lens) > 0 {
+		f.length = lens[0]
+	}
+	return f
 }

@@ -69,6 +69,22 @@ func TestBounds(t *testing.T) {
 			t.Errorf("%s: %v %q", tt.name, w.Header(), w.Body.String())
 		}
 	}
+	// X-Forwarded-For bounded alone: the header count's walk, which picks
+	// the header up otherwise, does not run.
+	xffOnly := NewHandler(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }),
+		HandlerOptions{MaxForwardedFor: 3})
+	for _, tt := range tests[:4] {
+		want := tt.status
+		if tt.name == "six header lines" {
+			want = 200
+		}
+		r := httptest.NewRequest("GET", "/", nil)
+		r.Header = tt.header
+		w := httptest.NewRecorder()
+		if xffOnly.ServeHTTP(w, r); w.Code != want {
+			t.Errorf("X-Forwarded-For bound alone, %s: %d, want %d", tt.name, w.Code, want)
+		}
+	}
 }
 
 // TestListenerCaps: per-address and total caps shed with a raw 503; the

@@ -221,3 +221,47 @@ func validMethod(m string) bool {
 	}
 	return true
 }
+
+// TestPolicyHeaderConditions: the request headers a resource policy can
+// name (aws:UserAgent, aws:Referer) reach it through ServeHTTP, on an
+// exact route (its statements bound at build) and a greedy one; a policy
+// without such a condition is not handed them (policy.ReadsHeaders).
+func TestPolicyHeaderConditions(t *testing.T) {
+	b := newBackend(t, nil)
+	g, _ := buildFor(t, `
+resource_policy:
+  Statement:
+    - {Effect: Allow, Principal: "*", Action: execute-api:Invoke, Resource: "execute-api:/*"}
+    - {Effect: Deny, Principal: "*", Action: execute-api:Invoke, Resource: "execute-api:/*", Condition: {StringLike: {"aws:UserAgent": "bad-bot*"}}}
+    - {Effect: Deny, Principal: "*", Action: execute-api:Invoke, Resource: "execute-api:/*", Condition: {StringEquals: {"aws:Referer": "https://spam.example/"}}}
+routes:
+  - {path: /exact, target: "{T}/e"}
+  - {path: "/greedy/{p+}", target: "{T}/g/"}
+`, b.URL, Deps{}, nil)
+	if !g.policy.ReadsHeaders() {
+		t.Fatal("a policy with aws:UserAgent and aws:Referer conditions says it reads no header")
+	}
+	for _, path := range []string{"/exact", "/greedy/a/b"} {
+		for _, c := range []struct {
+			hdr, val string
+			want     int
+		}{
+			{"User-Agent", "bad-bot/2.0", 403},
+			{"Referer", "https://spam.example/", 403},
+			{"User-Agent", "good/1.0", 200},
+			{"Referer", "https://ok.example/", 200},
+		} {
+			r := httptest.NewRequest("GET", path, nil)
+			r.Header.Set(c.hdr, c.val)
+			w := httptest.NewRecorder()
+			g.ServeHTTP(w, r)
+			if w.Code != c.want {
+				t.Errorf("%s with %s %q: %d, want %d", path, c.hdr, c.val, w.Code, c.want)
+			}
+		}
+	}
+	plain, _ := buildFor(t, explainYAML, b.URL, Deps{}, map[string]string{"GH": "x"})
+	if plain.policy.ReadsHeaders() {
+		t.Fatal("a policy with only aws:SourceIp conditions says it reads headers")
+	}
+}

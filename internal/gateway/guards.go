@@ -144,11 +144,13 @@ func (g *Gateway) resourcePolicy(c *call, now time.Time) verdict {
 		Now:      now,
 		Secure:   r.TLS != nil,
 	}
-	if v := r.Header["User-Agent"]; len(v) > 0 {
-		pr.UserAgent = v[0]
-	}
-	if v := r.Header["Referer"]; len(v) > 0 {
-		pr.Referer = v[0]
+	if g.policy.ReadsHeaders() {
+		if v := r.Header["User-Agent"]; len(v) > 0 {
+			pr.UserAgent = v[0]
+		}
+		if v := r.Header["Referer"]; len(v) > 0 {
+			pr.Referer = v[0]
+		}
 	}
 	var d policy.Decision
 	if b := c.route.guards.bound[methodIndex(r.Method)]; b != nil {

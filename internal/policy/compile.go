@@ -98,6 +98,9 @@ func CompileFor(doc []byte, id Identity) (*Policy, error) {
 		} else {
 			p.allows = append(p.allows, st)
 		}
+		for _, c := range st.conds {
+			p.headers = p.headers || c.key == keyUserAgent || c.key == keyReferer
+		}
 	}
 	return p, nil
 }

@@ -142,10 +142,16 @@ func (d Decision) String() string {
 // concurrent use. A nil *Policy means no resource policy: every request is
 // allowed, as on an API without one.
 type Policy struct {
-	denies []statement
-	allows []statement
-	count  int
+	denies  []statement
+	allows  []statement
+	count   int
+	headers bool // some statement in force has an aws:UserAgent or aws:Referer condition
 }
+
+// ReadsHeaders reports whether Evaluate looks at Request.UserAgent or
+// Request.Referer: when it does not, a caller need not look the headers
+// up for every request.
+func (p *Policy) ReadsHeaders() bool { return p != nil && p.headers }
 
 // statement is one compiled statement that can apply to execute-api:Invoke.
 type statement struct {

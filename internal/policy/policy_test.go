@@ -569,3 +569,26 @@ func TestBindMatchesEvaluate(t *testing.T) {
 		t.Fatalf("nil policy bound: %v, want Allow", d)
 	}
 }
+
+// TestReadsHeaders: only a statement in force with an aws:UserAgent or
+// aws:Referer condition makes the policy read the request's headers.
+func TestReadsHeaders(t *testing.T) {
+	for doc, want := range map[string]bool{
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"*"}]}`:                                                                           false,
+		`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"*","Condition":{"NotIpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]}`:                 false,
+		`{"Statement":[{"Effect":"Deny","Principal":"*","Action":"execute-api:Invoke","Resource":"*","Condition":{"StringLike":{"aws:UserAgent":"curl*"}}}]}`:                       true,
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"*","Condition":{"Null":{"aws:Referer":"false"}}}]}`:                              true,
+		`{"Statement":[{"Effect":"Allow","Principal":"*","Action":"execute-api:Invoke","Resource":"*","Condition":{"StringEqualsIfExists":{"aws:referer":"https://a.example/"}}}]}`: true,
+	} {
+		p, err := Compile([]byte(doc))
+		if err != nil {
+			t.Fatalf("%s: %v", doc, err)
+		}
+		if got := p.ReadsHeaders(); got != want {
+			t.Errorf("%s: ReadsHeaders %v, want %v", doc, got, want)
+		}
+	}
+	if (*Policy)(nil).ReadsHeaders() {
+		t.Error("no policy reads headers")
+	}
+}
