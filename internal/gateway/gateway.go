@@ -476,7 +476,7 @@ func (g *Gateway) dispatch(c *call) {
 	}
 	if c.w.status != 0 {
 		// Headers are out (a failure mid-body): nothing more can be said.
-		c.outcome, c.status = g.replies[rs].outcome, c.w.status
+		c.reason, c.outcome, c.status = rs, g.replies[rs].outcome, c.w.status
 		return
 	}
 	g.reject(c, rs)
@@ -516,16 +516,17 @@ const unknownPeer = "unknown"
 func (g *Gateway) finish(c *call) {
 	if p := recover(); p != nil {
 		if p == http.ErrAbortHandler {
-			// The answer broke off mid-body and net/http closes the
-			// connection: the body's memory still goes back to the budget
+			// The answer broke off mid-body (the target's side or the
+			// client's) and net/http closes the connection. It is still
+			// the mid-body failure dispatch counts when Forward returns
+			// one, and the body's memory still goes back to the budget
 			// (kept, it would shrink limits.max_body_memory for good).
-			if c.bodyHeld != 0 {
-				g.bodies.Release(c.bodyHeld)
+			c.reason, c.outcome, c.status = upstreamError, g.replies[upstreamError].outcome, c.w.status
+			if c.cause == nil {
+				c.cause = errAnswerAborted
 			}
-			if c.trace != nil {
-				g.endTrace(c, g.now())
-			}
-			panic(p)
+			g.tally(c)
+			panic(p) // c stays out of the pool: net/http is not done with it
 		}
 		c.dispatched = true // whatever panicked may hold the call: not recycled
 		c.cause = fmt.Errorf("panic: %v", p)
@@ -534,6 +535,19 @@ func (g *Gateway) finish(c *call) {
 			g.reject(c, upstreamError)
 		}
 	}
+	g.tally(c)
+	if !c.dispatched {
+		recycle(c)
+	}
+}
+
+// errAnswerAborted is the reason logged for an answer that broke off
+// mid-body without an error of its own.
+var errAnswerAborted = errors.New("the answer broke off mid-body")
+
+// tally gives the body's memory back to the budget and records the
+// request in metrics, the recent view, its trace and the access log.
+func (g *Gateway) tally(c *call) {
 	if c.bodyHeld != 0 {
 		// After dispatch: the target has had the body, or the queue has
 		// stored it.
@@ -562,9 +576,6 @@ func (g *Gateway) finish(c *call) {
 		g.endTrace(c, end)
 	}
 	g.logRequest(c, end, label, d)
-	if !c.dispatched {
-		recycle(c)
-	}
 }
 
 func addrString(a netip.Addr) string {
