@@ -105,7 +105,7 @@ type wsBackend struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	heads  []http.Header
-	closed chan struct{} // one value per connection that ended
+	closed chan struct{} // one value per connection that ended (or handshake given up)
 }
 
 func newWSBackend(t *testing.T) *wsBackend {
@@ -116,6 +116,14 @@ func newWSBackend(t *testing.T) *wsBackend {
 		b.mu.Unlock()
 		if r.Header.Get("Upgrade") != "websocket" {
 			io.WriteString(w, "no upgrade")
+			return
+		}
+		if r.URL.Path == "/hang" { // never answers the handshake
+			select {
+			case <-r.Context().Done():
+				b.closed <- struct{}{}
+			case <-time.After(30 * time.Second):
+			}
 			return
 		}
 		if r.URL.Path == "/refuse" {
@@ -303,5 +311,47 @@ func TestAgentStripsUpgradeMarker(t *testing.T) {
 		if h.Get("Upgrade") != "" || h.Get(tunnel.UpgradeHeader) != "" || strings.Contains(h.Get("Connection"), "pgrade") {
 			t.Errorf("request %d reached the backend with %v", i, h)
 		}
+	}
+}
+
+// TestAgentWebSocketEnds: the route's timeout bounds the handshake
+// through an agent (504, and the agent gives up on the target), and an
+// agent that dies mid-session ends the client's connection.
+func TestAgentWebSocketEnds(t *testing.T) {
+	ws := newWSBackend(t)
+	e := startAgentEdge(t, "  - {path: /ws/*, target: '"+ws.srv.URL+"/', via: ci, websocket: true, timeout: 300ms}\n")
+	a, _ := agentProcess(t, e.dir, e.s.AgentsAddr(), e.ca, "127.0.0.1/32:"+portOf(ws.srv.URL))
+	waitUntil(t, "the agent's tunnel", func() bool { return e.s.agents.Connected("ci") > 0 })
+
+	_, _, res := wsDial(t, e.s.Addr(), "/ws/hang", "")
+	body, _ := io.ReadAll(res.Body)
+	if res.StatusCode != 504 || string(body) != `{"message":"Endpoint request timed out"}` {
+		t.Errorf("handshake past the route timeout: %d %q", res.StatusCode, body)
+	}
+	select {
+	case <-ws.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the agent kept waiting for the handshake after the edge gave up")
+	}
+
+	c, br, res := wsDial(t, e.s.Addr(), "/ws/echo", "")
+	if res.StatusCode != 101 {
+		t.Fatalf("handshake: %d", res.StatusCode)
+	}
+	wsWrite(c, 1, []byte("before"), true)
+	if _, p, err := wsRead(br); err != nil || string(p) != "before" {
+		t.Fatalf("echo: %q %v", p, err)
+	}
+	a.Process.Kill()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatal("the client's connection outlived the agent")
+	}
+	select {
+	case <-ws.closed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the backend's connection outlived the agent")
 	}
 }
