@@ -49,13 +49,17 @@ func (e *AgentError) Unwrap() error {
 	return nil
 }
 
-// RoundTrip sends req through a tunnel. A tunnel that fails the request
+// RoundTrip sends req through a tunnel; an Upgrade request becomes one
+// full-duplex stream (upgradeRequest). A tunnel that fails the request
 // before any answer makes it go through another one when that is safe:
 // the method is idempotent, or the stream never left (the connection was
 // already unusable); a request body must then be re-readable (GetBody).
 func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 	orig := req
-	proto := req.Header.Get("Upgrade")
+	var proto string
+	if v := req.Header["Upgrade"]; len(v) > 0 { // indexed: no canonicalising on every request
+		proto = v[0]
+	}
 	switch {
 	case proto != "":
 		req = upgradeRequest(req, proto)
