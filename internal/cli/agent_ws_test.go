@@ -17,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/tunnel"
 )
 
@@ -193,8 +194,9 @@ func wsDial(t *testing.T, addr, path, extra string) (net.Conn, *bufio.Reader, *h
 // agent's egress.allow refuses an upgrade to a target it does not list.
 func TestAgentWebSocket(t *testing.T) {
 	ws := newWSBackend(t)
+	outside := newWSBackend(t)
 	e := startAgentEdge(t, "  - {path: /ws/*, target: '"+ws.srv.URL+"/', via: ci, websocket: true, timeout: 300ms}\n"+
-		"  - {path: /denied/*, target: 'http://127.0.0.1:1/', via: ci, websocket: true}\n")
+		"  - {path: /denied/*, target: '"+outside.srv.URL+"/', via: ci, websocket: true}\n")
 	runTestAgent(t, e, "ci", agentToken, "127.0.0.1/32:"+portOf(ws.srv.URL))
 	waitUntil(t, "the agent's tunnels", func() bool { return e.s.agents.Connected("ci") > 0 })
 
@@ -220,6 +222,32 @@ func TestAgentWebSocket(t *testing.T) {
 			t.Fatalf("echo of %d bytes: op %d, %d bytes, %v", n, op, len(got), err)
 		}
 	}
+	// Both ways at once, past the stream's flow-control windows: a
+	// writer that never waits for the echoes.
+	msgs := make([][]byte, 24)
+	for i := range msgs {
+		msgs[i] = make([]byte, 256<<10)
+		rand.Read(msgs[i])
+	}
+	werr := make(chan error, 1)
+	go func() {
+		for _, m := range msgs {
+			if err := wsWrite(c, 2, m, true); err != nil {
+				werr <- err
+				return
+			}
+		}
+		werr <- nil
+	}()
+	for i, m := range msgs {
+		if _, got, err := wsRead(br); err != nil || !bytes.Equal(got, m) {
+			t.Fatalf("concurrent echo %d: %d bytes, %v", i, len(got), err)
+		}
+	}
+	if err := <-werr; err != nil {
+		t.Fatal(err)
+	}
+
 	// The backend closes: the client's connection ends.
 	wsWrite(c, 1, []byte("close-now"), true)
 	if _, err := io.Copy(io.Discard, br); err != nil {
@@ -256,6 +284,12 @@ func TestAgentWebSocket(t *testing.T) {
 	body, _ = io.ReadAll(res.Body)
 	if res.StatusCode != 502 || string(body) != `{"message":"Bad Gateway"}` {
 		t.Errorf("denied upgrade: %d %q", res.StatusCode, body)
+	}
+	if n := e.requests("/denied/*", "GET", metrics.EgressDenied); n != 1 {
+		t.Errorf("egress_denied count = %v", n)
+	}
+	if h := outside.takeHeads(); len(h) != 0 {
+		t.Errorf("the agent dialed a target outside its egress.allow: %v", h)
 	}
 	waitUntil(t, "the streams to end", func() bool { return streamsOf(e, "ci") == 0 })
 }

@@ -147,6 +147,9 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 // UpgradeHeader, and the body, if any, is not sent (a handshake has
 // none; the stream's body is the client's bytes after the 101).
 func upgradeRequest(req *http.Request, proto string) *http.Request {
+	if req.Body != nil {
+		req.Body.Close() // a RoundTripper closes the body it was given
+	}
 	out := req.WithContext(req.Context())
 	out.Header = req.Header.Clone()
 	delete(out.Header, "Connection")
