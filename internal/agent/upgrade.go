@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/textproto"
 	"strings"
 
 	"github.com/drawbridge/drawbridge/internal/tunnel"
@@ -100,8 +101,8 @@ func (a *Agent) upgrade(w http.ResponseWriter, r *http.Request) {
 // a header of the agent's own protocol, which only the agent sets.
 func copyAnswerHeader(dst, src http.Header) {
 	for _, v := range src["Connection"] {
-		for _, name := range strings.Split(v, ",") {
-			if name = strings.TrimSpace(name); name != "" {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
 				src.Del(name)
 			}
 		}

@@ -57,8 +57,8 @@ func (e *AgentError) Unwrap() error {
 func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 	orig := req
 	var proto string
-	if v := req.Header["Upgrade"]; len(v) > 0 { // indexed: no canonicalising on every request
-		proto = v[0]
+	if up := req.Header["Upgrade"]; len(up) > 0 { // indexed: no canonicalising on every request
+		proto = up[0]
 	}
 	switch {
 	case proto != "":
@@ -171,7 +171,9 @@ func upgraded(res *http.Response, req *http.Request, sb *streamBody, pw *io.Pipe
 	res.Header["Connection"] = []string{"Upgrade"}
 	delete(res.Header, UpgradeHeader)
 	res.ContentLength = -1
-	res.Request = req // ReverseProxy compares the protocols of both
+	// The request as asked, with its Upgrade: forward accepts a 101 only
+	// for a request that asked for one.
+	res.Request = req
 	res.Body = &duplexBody{streamBody: sb, pw: pw}
 }
 
