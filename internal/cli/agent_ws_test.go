@@ -3,6 +3,7 @@ package cli
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"crypto/rand"
 	"crypto/sha1"
 	"encoding/base64"
@@ -17,6 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/drawbridge/drawbridge/internal/agent"
+	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/metrics"
 	"github.com/drawbridge/drawbridge/internal/tunnel"
 )
@@ -388,4 +391,43 @@ func TestAgentWebSocketEnds(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the backend's connection outlived the agent")
 	}
+}
+
+// TestAgentWebSocketDrain: a stopping agent treats an open session as a
+// request in flight: it keeps carrying messages after the GOAWAY, and is
+// closed when the drain bound passes.
+func TestAgentWebSocketDrain(t *testing.T) {
+	ws := newWSBackend(t)
+	e := startAgentEdge(t, "  - {path: /ws/*, target: '"+ws.srv.URL+"/', via: ci, websocket: true}\n")
+	cfg := &config.AgentConfig{File: "agent.yaml", Edge: "https://" + e.s.AgentsAddr(), Name: "ci", Token: agentToken,
+		CA: e.ca, Connections: 1, Egress: config.Egress{Allow: []string{"127.0.0.1/32:" + portOf(ws.srv.URL)}}}
+	a, err := agent.New(cfg, agent.Options{Drain: 500 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { a.Run(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	waitUntil(t, "the agent's tunnel", func() bool { return e.s.agents.Connected("ci") > 0 })
+
+	c, br, res := wsDial(t, e.s.Addr(), "/ws/echo", "")
+	if res.StatusCode != 101 {
+		t.Fatalf("handshake: %d", res.StatusCode)
+	}
+	t0 := time.Now()
+	cancel() // the agent stops: GOAWAY, then the drain
+	waitUntil(t, "the GOAWAY", func() bool { code, _ := get(t, e.url("/ws/plain")); return code == 502 })
+	wsWrite(c, 1, []byte("draining"), true)
+	if _, p, err := wsRead(br); err != nil || string(p) != "draining" {
+		t.Fatalf("echo while the agent drains: %q %v", p, err)
+	}
+	if _, err := io.Copy(io.Discard, br); err != nil {
+		t.Fatalf("after the drain: %v", err)
+	}
+	if d := time.Since(t0); d < 400*time.Millisecond || d > 10*time.Second {
+		t.Errorf("the session ended %v after the stop, want at the drain bound (500ms)", d)
+	}
+	<-done
+	<-ws.closed
 }
