@@ -208,6 +208,10 @@ func (a *Agent) failed(w http.ResponseWriter, r *http.Request, err error) {
 func (a *Agent) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	a.m.inflight.Inc()
 	defer a.m.inflight.Dec()
+	if r.Header[tunnel.UpgradeHeader] != nil {
+		a.upgrade(w, r) // upgrade.go
+		return
+	}
 	if r.ContentLength != 0 {
 		// A body streams through http.Transport, which reads the answer
 		// while it still writes the body (a target may answer early).

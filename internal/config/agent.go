@@ -141,8 +141,6 @@ func (v *validator) agents() {
 			v.errorf(path, "routes[%d].via %q: no agents: block configures agents", i, r.Via)
 		case !names[r.Via]:
 			v.errorf(path, "routes[%d].via %q: no agent credential of that name in agents.tokens", i, r.Via)
-		case r.WebSocket:
-			v.errorf(path, "routes[%d]: websocket routes cannot go via an agent (the tunnel carries HTTP requests only)", i)
 		case r.AllowMetadata:
 			v.errorf(path, "routes[%d]: allow_metadata has no meaning with via: the agent dials the target", i)
 		}

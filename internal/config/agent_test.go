@@ -38,6 +38,13 @@ func TestAgentsBlockErrors(t *testing.T) {
 	if cfg.Routes[0].Via != "ci" || cfg.Agents.Tokens[0].Digest[0] != 0xaa {
 		t.Errorf("parsed %+v", cfg.Agents)
 	}
+	// A websocket route may go through an agent: the tunnel carries the
+	// upgrade as one stream (docs/agent.md).
+	ws := strings.Replace(ok, "via: ci}", "via: ci, websocket: true}", 1)
+	cfg, err = Parse("e.yaml", []byte(ws), env)
+	if err != nil || !cfg.Routes[0].WebSocket || cfg.Routes[0].Via != "ci" {
+		t.Errorf("websocket via route: err = %v", err)
+	}
 }
 
 func TestAgentConfigErrors(t *testing.T) {

@@ -93,7 +93,9 @@ type Options struct {
 	// the target: an agent tunnel (internal/tunnel). Egress does not
 	// apply; the request goes through ReverseProxy, or with Lean straight
 	// to Transport (via.go), with a body that can be sent again (GetBody),
-	// so the tunnel may fail it over.
+	// so the tunnel may fail it over. A websocket route's requests take
+	// ReverseProxy: the tunnel answers an upgrade with a 101 whose body is
+	// the upgraded stream (internal/tunnel).
 	Transport http.RoundTripper
 }
 

@@ -60,7 +60,8 @@ func (f *Forwarder) forwardVia(w http.ResponseWriter, r *http.Request, fr *Reque
 
 	res, err := f.opts.Transport.RoundTrip(out)
 	if err == nil && res.StatusCode == http.StatusSwitchingProtocols {
-		// WebSocket routes cannot go through an agent: nobody asked.
+		// Nobody asked: a websocket route's requests take the
+		// ReverseProxy path (Forward), which carries upgrades.
 		res.Body.Close()
 		err = errors.New("target switched protocols unasked")
 	}

@@ -35,6 +35,15 @@ const (
 	// error and never relays it.
 	ErrorHeader = "Drawbridge-Agent-Error"
 
+	// UpgradeHeader marks a stream as an Upgrade request (a websocket
+	// route's handshake), whose value is the protocol asked for: HTTP/2
+	// has no 101 and forbids the Upgrade header, so the edge carries the
+	// upgrade as one full-duplex stream (transport.go) and the agent
+	// answers a 101 of its target with 200 and this header holding the
+	// protocol the target switched to. The edge removes any copy a client
+	// sent before it sets its own.
+	UpgradeHeader = "Drawbridge-Upgrade"
+
 	ErrEgressDenied = "egress_denied"
 	ErrUnreachable  = "unreachable"
 	ErrTimeout      = "timeout"

@@ -49,11 +49,27 @@ func (e *AgentError) Unwrap() error {
 	return nil
 }
 
-// RoundTrip sends req through a tunnel. A tunnel that fails the request
+// RoundTrip sends req through a tunnel; an Upgrade request becomes one
+// full-duplex stream (upgradeRequest). A tunnel that fails the request
 // before any answer makes it go through another one when that is safe:
 // the method is idempotent, or the stream never left (the connection was
 // already unusable); a request body must then be re-readable (GetBody).
 func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
+	orig := req
+	var proto string
+	if up := req.Header["Upgrade"]; len(up) > 0 { // indexed: no canonicalising on every request
+		proto = up[0]
+	}
+	switch {
+	case proto != "":
+		req = upgradeRequest(req, proto)
+	case req.Header[UpgradeHeader] != nil:
+		// Only the edge marks an upgrade: a client's copy of the header
+		// would make the agent send an Upgrade the route never allowed.
+		req = req.WithContext(req.Context())
+		req.Header = req.Header.Clone()
+		delete(req.Header, UpgradeHeader)
+	}
 	var tried []*tunnel
 	var last error
 	for {
@@ -63,6 +79,16 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, last
 			}
 			return nil, fmt.Errorf("agent %s: %w", v.name, forward.ErrAgentUnavailable)
+		}
+		var pw *io.PipeWriter
+		if proto != "" {
+			// The stream's request body is what the client sends after
+			// the 101; nothing is written to it before, so each attempt
+			// gets a fresh pipe.
+			var pr *io.PipeReader
+			pr, pw = io.Pipe()
+			req = req.WithContext(req.Context())
+			req.Body = pr
 		}
 		if req.Body != nil && req.Body != http.NoBody {
 			req = req.WithContext(req.Context()) // RoundTrip may not change the caller's request
@@ -79,7 +105,7 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 			if req.Context().Err() != nil || !(idempotent(req) || unsent(err)) {
 				return nil, err
 			}
-			if req.Body != nil && req.Body != http.NoBody {
+			if proto == "" && req.Body != nil && req.Body != http.NoBody {
 				if req.GetBody == nil {
 					return nil, err
 				}
@@ -95,6 +121,10 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 			v.e.log.Warn("agent tunnel failed a request; trying another", "agent", v.name, "tunnel", t.id, "error", err.Error())
 			continue
 		}
+		if pw != nil && (res.StatusCode != http.StatusOK || res.Header[UpgradeHeader] == nil) {
+			pw.Close() // not upgraded: the answer is an ordinary one
+			pw = nil
+		}
 		if code := res.Header.Get(ErrorHeader); code != "" {
 			io.Copy(io.Discard, io.LimitReader(res.Body, 4<<10))
 			res.Body.Close()
@@ -102,9 +132,67 @@ func (v *via) RoundTrip(req *http.Request) (*http.Response, error) {
 			v.streams.Dec()
 			return nil, &AgentError{Agent: v.name, Code: code}
 		}
-		res.Body = &streamBody{ReadCloser: res.Body, t: t, v: v}
+		sb := &streamBody{ReadCloser: res.Body, t: t, v: v}
+		res.Body = sb
+		if pw != nil {
+			upgraded(res, orig, sb, pw)
+		}
 		return res, nil
 	}
+}
+
+// upgradeRequest is req (an Upgrade request: forward lets only a
+// websocket route's through) as the stream carries it: HTTP/2 forbids
+// Connection and Upgrade, so the protocol asked for travels in
+// UpgradeHeader, and the body, if any, is not sent (a handshake has
+// none; the stream's body is the client's bytes after the 101).
+func upgradeRequest(req *http.Request, proto string) *http.Request {
+	if req.Body != nil {
+		req.Body.Close() // a RoundTripper closes the body it was given
+	}
+	out := req.WithContext(req.Context())
+	out.Header = req.Header.Clone()
+	delete(out.Header, "Connection")
+	delete(out.Header, "Upgrade")
+	out.Header[UpgradeHeader] = []string{proto}
+	out.ContentLength = -1
+	out.GetBody = nil
+	return out
+}
+
+// upgraded turns the agent's answer to an upgrade (200 with
+// UpgradeHeader: its target answered 101) back into the 101 for
+// ReverseProxy, whose body reads the target's bytes from the stream and
+// writes the client's into the stream's request body.
+func upgraded(res *http.Response, req *http.Request, sb *streamBody, pw *io.PipeWriter) {
+	res.StatusCode = http.StatusSwitchingProtocols
+	res.Status = "101 Switching Protocols"
+	res.Header["Upgrade"] = res.Header[UpgradeHeader]
+	res.Header["Connection"] = []string{"Upgrade"}
+	delete(res.Header, UpgradeHeader)
+	res.ContentLength = -1
+	// The request as asked, with its Upgrade: forward accepts a 101 only
+	// for a request that asked for one.
+	res.Request = req
+	res.Body = &duplexBody{streamBody: sb, pw: pw}
+}
+
+// duplexBody is an upgraded stream as the io.ReadWriteCloser
+// ReverseProxy copies both ways: closing it ends the stream at both
+// ends (RST_STREAM), which closes the agent's connection to its target.
+type duplexBody struct {
+	*streamBody
+	pw *io.PipeWriter
+}
+
+func (b *duplexBody) Write(p []byte) (int, error) { return b.pw.Write(p) }
+
+// CloseWrite ends the stream's request body: the client is done sending.
+func (b *duplexBody) CloseWrite() error { return b.pw.Close() }
+
+func (b *duplexBody) Close() error {
+	b.pw.Close()
+	return b.streamBody.Close()
 }
 
 func idempotent(r *http.Request) bool {
