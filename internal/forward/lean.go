@@ -272,6 +272,15 @@ func sendOn(ctx context.Context, pc *pconn, o *outReq, fr *Request) (res *http.R
 		stop := context.AfterFunc(ctx, pc.abort)
 		defer stop()
 	}
+	return exchangeOn(pc, out, nil)
+}
+
+// exchangeOn writes out on pc and reads the answer's head. 1xx answers
+// (100 Continue, 103 Early Hints) are informational and the final answer
+// follows on the same connection (101 is final): with w they are written
+// to w as they come (ReverseProxy's rule), without they are dropped.
+// wrote reports whether any of the request reached the connection.
+func exchangeOn(pc *pconn, out *http.Request, w http.ResponseWriter) (res *http.Response, wrote bool, err error) {
 	if err := out.Write(pc.bw); err != nil {
 		return nil, true, err
 	}
@@ -283,11 +292,18 @@ func sendOn(ctx context.Context, pc *pconn, o *outReq, fr *Request) (res *http.R
 		if err != nil {
 			return nil, true, err
 		}
-		// 1xx answers (100 Continue, 103 Early Hints) are informational;
-		// the final answer follows on the same connection. 101 is final.
 		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
 			return res, true, nil
 		}
+		if w == nil {
+			continue
+		}
+		h := w.Header()
+		for k, vs := range res.Header {
+			h[k] = vs
+		}
+		w.WriteHeader(res.StatusCode)
+		clear(h) // a 1xx's header is not the final answer's
 	}
 }
 

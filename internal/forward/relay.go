@@ -163,7 +163,7 @@ func (rl *Relay) roundTrip(ctx context.Context, p *pool, out *http.Request, w ht
 			return nil, nil, err
 		}
 		pc.watch(ctx)
-		res, wrote, err := relayOn(pc, out, w)
+		res, wrote, err := exchangeOn(pc, out, w)
 		if err == nil {
 			return res, pc, nil
 		}
@@ -173,33 +173,6 @@ func (rl *Relay) roundTrip(ctx context.Context, p *pool, out *http.Request, w ht
 			continue
 		}
 		return nil, nil, err
-	}
-}
-
-// relayOn writes out on pc and reads the answer's head; 1xx answers are
-// written to w as they come (ReverseProxy's rule). wrote reports whether
-// any of the request reached the connection.
-func relayOn(pc *pconn, out *http.Request, w http.ResponseWriter) (res *http.Response, wrote bool, err error) {
-	if err := out.Write(pc.bw); err != nil {
-		return nil, true, err
-	}
-	if err := pc.bw.Flush(); err != nil {
-		return nil, true, err
-	}
-	for {
-		res, err = http.ReadResponse(pc.br, out)
-		if err != nil {
-			return nil, true, err
-		}
-		if res.StatusCode >= 200 || res.StatusCode == http.StatusSwitchingProtocols {
-			return res, true, nil
-		}
-		h := w.Header()
-		for k, vs := range res.Header {
-			h[k] = vs
-		}
-		w.WriteHeader(res.StatusCode)
-		clear(h) // a 1xx's header is not the final answer's
 	}
 }
 
