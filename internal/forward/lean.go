@@ -200,18 +200,7 @@ func (f *Forwarder) forwardLean(w http.ResponseWriter, r *http.Request, fr *Requ
 		}
 	}
 	removeHopHeaders(res.Header)
-	dst := w.Header()
-	for k, vs := range res.Header {
-		dst[k] = vs
-	}
-	if len(res.Trailer) > 0 {
-		names := make([]string, 0, len(res.Trailer))
-		for k := range res.Trailer {
-			names = append(names, k)
-		}
-		dst["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	w.WriteHeader(res.StatusCode)
+	dst := writeHead(w, res)
 	err = copyBody(w, res.Body, res.ContentLength == -1)
 	res.Body.Close()
 	if err != nil {
@@ -273,6 +262,25 @@ func sendOn(ctx context.Context, pc *pconn, o *outReq, fr *Request) (res *http.R
 		defer stop()
 	}
 	return exchangeOn(pc, out, nil)
+}
+
+// writeHead writes res's status and header (hop-by-hop headers already
+// removed) to w, its trailers announced; it returns w's header map, where
+// the trailers go once the body is read.
+func writeHead(w http.ResponseWriter, res *http.Response) http.Header {
+	dst := w.Header()
+	for k, vs := range res.Header {
+		dst[k] = vs
+	}
+	if len(res.Trailer) > 0 {
+		names := make([]string, 0, len(res.Trailer))
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		dst["Trailer"] = []string{strings.Join(names, ", ")}
+	}
+	w.WriteHeader(res.StatusCode)
+	return dst
 }
 
 // exchangeOn writes out on pc and reads the answer's head. 1xx answers

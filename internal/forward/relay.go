@@ -117,18 +117,7 @@ func (rl *Relay) Forward(ctx context.Context, w http.ResponseWriter, out *http.R
 	}
 	removeHopHeaders(res.Header)
 	delete(res.Header, strip)
-	dst := w.Header()
-	for k, vs := range res.Header {
-		dst[k] = vs
-	}
-	if len(res.Trailer) > 0 {
-		names := make([]string, 0, len(res.Trailer))
-		for k := range res.Trailer {
-			names = append(names, k)
-		}
-		dst["Trailer"] = []string{strings.Join(names, ", ")}
-	}
-	w.WriteHeader(res.StatusCode)
+	dst := writeHead(w, res)
 	// Streams are flushed as they come, as ReverseProxy does: an answer of
 	// unknown length, or server-sent events.
 	err = copyBody(w, res.Body, res.ContentLength == -1 || eventStream(res.Header["Content-Type"]))
