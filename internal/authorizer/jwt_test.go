@@ -252,13 +252,12 @@ func (s *jwksServer) set(keys ...*signer) {
 	s.keys.Store(&ks)
 }
 
-// TestKeySetCaching walks the key cache through fixed instants: discovery
-// then one fetch, served from memory while fresh (max-age), an unknown kid
-// refetched at most once per interval, an expired set refetched, and the
-// last good set kept while the issuer fails.
-func TestKeySetCaching(t *testing.T) {
-	k1, k2 := newSigner(t, jose.RS256, "k1"), newSigner(t, jose.ES256, "k2")
-	srv := newJWKSServer(t, "public, max-age=120", k1)
+// jwksIssuer is a JWT authorizer of an issuer whose key set (served with
+// Cache-Control cc) holds served only, and good tokens signed by served
+// and by other.
+func jwksIssuer(t *testing.T, cc string, served, other *signer) (srv *jwksServer, j *JWT, tok1, tok2 string) {
+	t.Helper()
+	srv = newJWKSServer(t, cc, served)
 	iss := srv.URL + "/"
 	a := &config.Authorizer{Type: config.AuthorizerJWT, Issuer: iss, Audience: []string{"api"}, IdentitySources: []string{config.DefaultIdentitySource}}
 	j, err := NewJWT(a, newClient(nil, jwksTimeout))
@@ -267,7 +266,16 @@ func TestKeySetCaching(t *testing.T) {
 	}
 	claims := goodClaims()
 	claims["iss"] = iss
-	tok1, tok2 := k1.sign(t, claims), k2.sign(t, claims)
+	return srv, j, served.sign(t, claims), other.sign(t, claims)
+}
+
+// TestKeySetCaching walks the key cache through fixed instants: discovery
+// then one fetch, served from memory while fresh (max-age), an unknown kid
+// refetched at most once per interval, an expired set refetched, and the
+// last good set kept while the issuer fails.
+func TestKeySetCaching(t *testing.T) {
+	k1, k2 := newSigner(t, jose.RS256, "k1"), newSigner(t, jose.ES256, "k2")
+	srv, j, tok1, tok2 := jwksIssuer(t, "public, max-age=120", k1, k2)
 	at := func(d time.Duration, tok string, want Outcome, fetches int32) {
 		t.Helper()
 		got := j.Authorize(*authReq(tok, nil, t0.Add(d)))
@@ -338,16 +346,7 @@ func TestParseJWKSSkips(t *testing.T) {
 // (rotation) ends its cached verification at once.
 func TestVerifiedTokenCache(t *testing.T) {
 	k1, k2 := newSigner(t, jose.RS256, "k1"), newSigner(t, jose.RS256, "k2")
-	srv := newJWKSServer(t, "max-age=3600", k1)
-	iss := srv.URL + "/"
-	a := &config.Authorizer{Type: config.AuthorizerJWT, Issuer: iss, Audience: []string{"api"}, IdentitySources: []string{config.DefaultIdentitySource}}
-	j, err := NewJWT(a, newClient(nil, jwksTimeout))
-	if err != nil {
-		t.Fatal(err)
-	}
-	claims := goodClaims()
-	claims["iss"] = iss
-	tok1, tok2 := k1.sign(t, claims), k2.sign(t, claims)
+	srv, j, tok1, tok2 := jwksIssuer(t, "max-age=3600", k1, k2)
 	if d := j.Authorize(*authReq(tok1, nil, t0)); d.Outcome != Allow {
 		t.Fatalf("first: %v %s", d.Outcome, d.Reason)
 	}
