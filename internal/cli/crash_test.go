@@ -86,6 +86,18 @@ routes:
 `
 }
 
+// postEvents sends n GitHub-style webhooks at once (guids guid-<run>-<j>)
+// and returns their delivery ids in order.
+func postEvents(t *testing.T, addr string, run, n int) []string {
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	for j := range n {
+		wg.Go(func() { ids[j] = postEvent(t, addr, fmt.Sprintf("guid-%d-%d", run, j)) })
+	}
+	wg.Wait()
+	return ids
+}
+
 // postEvent sends one GitHub-style webhook and returns the delivery id of
 // the 202.
 func postEvent(t *testing.T, addr, guid string) string {
@@ -127,13 +139,7 @@ func TestCrashLosesNothing(t *testing.T) {
 				default:
 				}
 				p := startServe(t, cfg)
-				ids := make([]string, perRun)
-				var wg sync.WaitGroup
-				for j := range perRun {
-					wg.Go(func() { ids[j] = postEvent(t, p.addr, fmt.Sprintf("guid-%d-%d", i, j)) })
-				}
-				wg.Wait()
-				accepted = append(accepted, ids...)
+				accepted = append(accepted, postEvents(t, p.addr, i, perRun)...)
 				if mode == "mid-attempt" {
 					select {
 					case <-b.entered:

@@ -3,10 +3,8 @@ package cli
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -45,12 +43,7 @@ routes:
 		default:
 		}
 		p := startServe(t, cfg)
-		ids := make([]string, perRun)
-		var wg sync.WaitGroup
-		for j := range perRun {
-			wg.Go(func() { ids[j] = postEvent(t, p.addr, fmt.Sprintf("guid-%d-%d", i, j)) })
-		}
-		wg.Wait()
+		ids := postEvents(t, p.addr, i, perRun)
 		accepted = append(accepted, ids...)
 		// Between the two deliveries: ci answered (its delivery id is
 		// the request's), chat's attempt hangs.
