@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"cmp"
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
@@ -19,7 +20,11 @@ import (
 // framing scanner below net/http, and TLS with HTTP/2 when cfg.TLS is set
 // (the scanner then runs above TLS, on HTTP/1.x connections). h2c is
 // never offered.
-func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, error) {
+//
+// On plain HTTP, early (may be nil) answers frozen rejections below
+// net/http (edge.Early); srv's ConnState hook must then be
+// edge.ConnState.
+func (s *Server) listen(cfg *config.Config, srv *http.Server, early edge.Early) (net.Listener, error) {
 	var tcfg *tls.Config
 	if cfg.TLS != nil {
 		var err error
@@ -40,6 +45,9 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server) (net.Listener, err
 		TLS:            tcfg != nil,
 		MaxHeaderBytes: int(cfg.Limits.MaxHeaderBytes),
 		OnShed:         func(reason string) { s.metrics.ConnectionsShed.WithLabelValues(reason).Inc() },
+		Early:          early,
+		IdleTimeout:    cmp.Or(srv.IdleTimeout, srv.ReadTimeout), // as net/http falls back
+		WriteTimeout:   srv.WriteTimeout,
 	})
 	if tcfg != nil {
 		srv.ConnContext = edge.ConnContext
@@ -118,7 +126,7 @@ func configureHTTP2(srv *http.Server, t *config.TLS) {
 
 // edgeHandler puts the edge's request checks in front of the gateway;
 // what it refuses is counted as the gateway counts unrouted requests.
-func (s *Server) edgeHandler(cfg *config.Config, next http.Handler) http.Handler {
+func (s *Server) edgeHandler(cfg *config.Config, next http.Handler) *edge.Handler {
 	return edge.NewHandler(next, edge.HandlerOptions{
 		MaxInflight:     int(cfg.Limits.MaxInflight),
 		MaxHeaders:      int(cfg.Limits.MaxHeaders),

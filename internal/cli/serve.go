@@ -22,6 +22,7 @@ import (
 	"github.com/drawbridge/drawbridge/internal/body"
 	"github.com/drawbridge/drawbridge/internal/config"
 	"github.com/drawbridge/drawbridge/internal/console"
+	"github.com/drawbridge/drawbridge/internal/edge"
 	"github.com/drawbridge/drawbridge/internal/egress"
 	"github.com/drawbridge/drawbridge/internal/gateway"
 	"github.com/drawbridge/drawbridge/internal/metrics"
@@ -145,15 +146,17 @@ func start(cfg *config.Config, logger *slog.Logger, now func() time.Time) (*Serv
 	s.current.Store(g)
 	s.cfg.Store(cfg)
 
+	eh := s.edgeHandler(cfg, http.HandlerFunc(s.serveHTTP))
 	s.public = &http.Server{
-		Handler:           s.edgeHandler(cfg, http.HandlerFunc(s.serveHTTP)),
+		Handler:           eh,
+		ConnState:         edge.ConnState,
 		ReadHeaderTimeout: time.Duration(cfg.Server.ReadHeaderTimeout),
 		IdleTimeout:       time.Duration(cfg.Server.IdleTimeout),
 		WriteTimeout:      time.Duration(cfg.Server.WriteTimeout),
 		MaxHeaderBytes:    int(cfg.Limits.MaxHeaderBytes),
 		ErrorLog:          log.New(&serverLog{logger}, "", 0),
 	}
-	if s.publicLn, err = s.listen(cfg, s.public); err != nil {
+	if s.publicLn, err = s.listen(cfg, s.public, eh.Early(s.early)); err != nil {
 		s.deliveries.stop()
 		s.closeAgents()
 		st.close()
@@ -202,6 +205,12 @@ func (s *Server) deps(cfg *config.Config) (gateway.Deps, error) {
 // reload never changes the rules under a request in flight.
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	s.current.Load().ServeHTTP(w, r)
+}
+
+// early answers below net/http what the current config rejects without
+// state (gateway.Gateway.Early).
+func (s *Server) early(w http.ResponseWriter, r *http.Request) bool {
+	return s.current.Load().Early(w, r)
 }
 
 // Addr is the public listener's address (useful with listen: 127.0.0.1:0).

@@ -18,6 +18,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"sync"
 	"sync/atomic"
@@ -45,6 +46,13 @@ type ListenerOptions struct {
 	TLS bool
 	// OnShed, if set, is called for every shed connection (metrics).
 	OnShed func(reason string)
+	// Early, with ScanFraming on plain HTTP, may answer requests below
+	// net/http (early.go); the server must then call ConnState from its
+	// own ConnState hook, or Early is never asked. IdleTimeout and
+	// WriteTimeout are the server's: answers are written, and the next
+	// request awaited, under the deadlines net/http would set.
+	Early                     Early
+	IdleTimeout, WriteTimeout time.Duration
 }
 
 // Listener wraps a net.Listener with ListenerOptions.
@@ -94,6 +102,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 		ec := &conn{Conn: c, l: l, peer: peer}
 		if l.opts.ScanFraming && !l.opts.TLS {
 			ec.scan = &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
+			if l.opts.Early != nil {
+				ec.scan.early = l.opts.Early
+				ec.scan.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes,
+					idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout}
+			}
 		}
 		return ec, nil
 	}
@@ -179,6 +192,17 @@ func peerAddr(c net.Conn) netip.Addr {
 		return ap.Addr().Unmap()
 	}
 	return netip.Addr{}
+}
+
+// ConnState tells the listener's connections what net/http is doing
+// with them; a server whose Listener has Early must call it from its
+// ConnState hook. Only between requests (StateNew, StateIdle) has
+// net/http answered all it read, so only then may a request be answered
+// below it.
+func ConnState(c net.Conn, s http.ConnState) {
+	if ec, ok := c.(*conn); ok && ec.scan != nil && ec.scan.early != nil {
+		ec.scan.idle.Store(s == http.StateNew || s == http.StateIdle)
+	}
 }
 
 // conn gives its place back on Close, once.

@@ -3,8 +3,12 @@ package edge
 import (
 	"bytes"
 	"errors"
+	"io"
 	"net"
+	"net/http"
 	"os"
+	"sync/atomic"
+	"time"
 
 	"github.com/drawbridge/drawbridge/internal/contentlength"
 )
@@ -42,10 +46,34 @@ type scanConn struct {
 	rest []byte // scratch: bytes after a block, rescanned
 	body int64  // body bytes still to pass before the next block
 	pass bool   // stopped scanning: plain pass-through
+
+	// early, when set, may answer a block itself (early.go): only while
+	// idle (set by ConnState: net/http has answered everything it read and
+	// waits for the next request) and nothing is passed but not yet read,
+	// so that answers leave in the order requests came.
+	early Early
+	idle  atomic.Bool
+	*earlyState
+}
+
+// earlyState is what answering below net/http keeps per connection,
+// made at the first block answered.
+type earlyState struct {
+	hdrs      http.Header
+	ans       earlyAnswer
+	wbuf      []byte
+	remote    string
+	maxHeader int           // longest block net/http would read (MaxHeaderBytes)
+	idleTime  time.Duration // net/http's idle timeout, renewed after each answer
+	writeTime time.Duration // net/http's write timeout, set before each answer
+	err       error         // a failed answer's write, or io.EOF after one that closes
 }
 
 func (c *scanConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
+		if c.earlyState != nil && c.err != nil {
+			return 0, c.err
+		}
 		if c.pass && len(c.hdr) == 0 {
 			return c.Conn.Read(p)
 		}
@@ -83,6 +111,8 @@ func (c *scanConn) Read(p []byte) (int, error) {
 func (c *scanConn) feed(b []byte) {
 	for len(b) > 0 {
 		switch {
+		case c.earlyState != nil && c.err != nil:
+			return // the connection ends after an early answer
 		case c.pass:
 			c.out = append(c.out, b...)
 			return
@@ -141,6 +171,10 @@ func blockEnd(b []byte, from int) int {
 // block decides what follows a complete header block and releases it.
 func (c *scanConn) block(h []byte) {
 	f := framingOf(h)
+	if c.early != nil && !f.cl && !f.te && !f.bad && !f.upgrade && !f.http10 &&
+		len(c.out) == 0 && c.idle.Load() && c.answerEarly(h) {
+		return
+	}
 	if f.te && (f.cl || f.http10) {
 		// Both headers, or chunked on HTTP/1.0, where net/http ignores
 		// Transfer-Encoding and would parse the chunks as the next request.
@@ -247,6 +281,50 @@ func asciiFold(b []byte, lower string) bool {
 		if c != lower[i] {
 			return false
 		}
+	}
+	return true
+}
+
+// answerEarly offers the block to early and, when it answers, writes the
+// answer straight to the connection under net/http's own deadlines: the
+// write timeout for the answer, then the idle timeout for the next
+// request, as net/http sets them between requests.
+func (c *scanConn) answerEarly(h []byte) bool {
+	e := c.earlyState
+	if len(h) > e.maxHeader {
+		return false
+	}
+	if e.hdrs == nil {
+		e.hdrs, e.ans.h = http.Header{}, http.Header{}
+		e.remote = c.Conn.RemoteAddr().String()
+	} else {
+		clear(e.hdrs)
+	}
+	r, ok := parseEarly(h, e.hdrs)
+	if !ok {
+		return false
+	}
+	r.RemoteAddr = e.remote
+	e.ans.reset()
+	if !c.early(&e.ans, r) {
+		return false
+	}
+	now := time.Now()
+	var closing bool
+	e.wbuf, closing = e.ans.wire(e.wbuf[:0], now)
+	if e.writeTime > 0 {
+		c.Conn.SetWriteDeadline(now.Add(e.writeTime))
+	}
+	if _, err := c.Conn.Write(e.wbuf); err != nil {
+		e.err = err
+		return true
+	}
+	if closing {
+		e.err = io.EOF
+		return true
+	}
+	if e.idleTime > 0 {
+		c.Conn.SetReadDeadline(now.Add(e.idleTime))
 	}
 	return true
 }

@@ -161,3 +161,20 @@ func requestID() string {
 	}
 	return string(b[:])
 }
+
+// Early puts the Handler's own checks in front of next, for a Listener's
+// Early: a request beyond max_inflight or over a bound goes to net/http,
+// where ServeHTTP refuses it as always.
+func (h *Handler) Early(next Early) Early {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		if n := h.inflight.Add(1); h.opts.MaxInflight > 0 && n > int64(h.opts.MaxInflight) {
+			h.inflight.Add(-1)
+			return false
+		}
+		defer h.inflight.Add(-1)
+		if (h.opts.MaxHeaders > 0 || h.opts.MaxForwardedFor > 0) && h.bounds(r) != nil {
+			return false
+		}
+		return next(w, r)
+	}
+}

@@ -265,6 +265,9 @@ type call struct {
 	dry  bool   // explain: read state, consume none, write nothing
 	note string // explain: why the current step decided as it did
 
+	probe     bool // Early: read state, consume none; answer only a rejection
+	undecided bool // Early: a step could not decide without serving; nothing written
+
 	dispatched bool             // handed to dispatch (or panicked): finish does not recycle it
 	trace      *tracing.Request // the request's span; nil: tracing off
 }
@@ -285,11 +288,27 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	g.serve(w, r, (*Gateway).dispatch)
 }
 
+// Early answers r into w, below net/http (edge.Early), when the answer is
+// a rejection that takes no state to give: the steps run as in
+// ServeHTTP, reading the store without writing it, and the call stops
+// with nothing written or recorded at the first step that might let the
+// request on or whose refusal would change state (a quota, an
+// authorizer, a signature, the target). Net/http then serves r from the
+// start, as if Early had never seen it. Traced gateways answer nothing
+// early: their spans are made by ServeHTTP alone.
+func (g *Gateway) Early(w http.ResponseWriter, r *http.Request) bool {
+	if g.tracer != nil {
+		return false
+	}
+	return g.serve(w, r, nil)
+}
+
 // serve is ServeHTTP with the dispatch step as a parameter, so that
-// BenchmarkGuards measures everything but the forwarding.
-func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) {
+// BenchmarkGuards measures everything but the forwarding. A nil dispatch
+// is Early's probe; serve reports whether it answered.
+func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*Gateway, *call)) bool {
 	c := calls.Get().(*call) // recycled by finish when never dispatched (callpool.go)
-	c.r, c.start = r, g.now()
+	c.r, c.start, c.probe = r, g.now(), dispatch == nil
 	g.setIDs(c)
 	if g.tracer != nil {
 		g.startTrace(c)
@@ -302,10 +321,14 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	c.path = escaped
 	if !pathOK(escaped) {
 		g.reject(c, noRoute)
-		return
+		return true
 	}
 	preflight, routed := false, false
 	if g.cors && r.Method == http.MethodOptions {
+		if c.probe {
+			c.undecided = true
+			return false
+		}
 		c.route, c.rest, routed = g.matchPreflight(r, escaped)
 		preflight = c.route != nil
 	}
@@ -314,7 +337,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	}
 	if c.route == nil {
 		g.reject(c, noRoute)
-		return
+		return true
 	}
 	c.route.inflight.Inc()
 	defer c.route.inflight.Dec()
@@ -322,7 +345,7 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 	if cr := c.route.guards.cors; cr != nil {
 		if preflight {
 			g.preflight(c, routed)
-			return
+			return true
 		}
 		// Every other answer of the route, forwarded or not, gets its
 		// CORS headers as it is written.
@@ -340,17 +363,25 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request, dispatch func(*G
 			t0 = time.Now()
 		}
 		v := s.run(c, now)
+		if c.undecided {
+			return false
+		}
 		if c.trace != nil && !v.skip {
 			g.traceStep(c, s.name, v, t0)
 		}
 		if v.reason != pass {
 			c.guard = s.name
 			g.reject(c, v.reason)
-			return
+			return true
 		}
+	}
+	if c.probe {
+		c.undecided = true
+		return false
 	}
 	c.dispatched = true
 	dispatch(g, c)
+	return true
 }
 
 func (g *Gateway) reject(c *call, rs reason) {
@@ -528,12 +559,19 @@ func (g *Gateway) finish(c *call) {
 			g.tally(c)
 			panic(p) // c stays out of the pool: net/http is not done with it
 		}
+		if c.probe {
+			return // Early answers nothing: serving meets the panic and answers it
+		}
 		c.dispatched = true // whatever panicked may hold the call: not recycled
 		c.cause = fmt.Errorf("panic: %v", p)
 		g.log.Error("panic serving request", "request_id", c.id, "panic", fmt.Sprint(p))
 		if c.w.status == 0 {
 			g.reject(c, upstreamError)
 		}
+	}
+	if c.undecided {
+		recycle(c) // Early left it to serving: nothing to record
+		return
 	}
 	g.tally(c)
 	if !c.dispatched {

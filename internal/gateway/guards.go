@@ -304,6 +304,10 @@ func (g *Gateway) admit(c *call, now time.Time) *admission {
 		}
 	}
 	a.req.Buckets, a.req.Caps = bs, gd.caps
+	if c.probe {
+		g.probeAdmit(c, a, now)
+		return a
+	}
 	if c.dry {
 		p, err := store.Peek(c.r.Context(), g.store, now, a.req)
 		a.res, a.err, a.peek = p.AdmitResult, err, &p
@@ -314,6 +318,29 @@ func (g *Gateway) admit(c *call, now time.Time) *admission {
 		g.storeErrors.Inc()
 	}
 	return a
+}
+
+// probeAdmit is admit for Early. Only a throttle's refusal is decided
+// without serving: a refused Take takes nothing, so store.Peek's refusal
+// is the one Admit would give at the same instant. An admitted request,
+// or a quota or max_concurrent refusal (which follow taken tokens), is
+// left undecided, as is any store that is not in this process: reading
+// it first would add a round trip to every request it lets on.
+func (g *Gateway) probeAdmit(c *call, a *admission, now time.Time) {
+	if a.req.Empty() {
+		a.res = store.AdmitResult{Take: store.TakeResult{OK: true, Denied: -1}, Denied: -1}
+		return
+	}
+	if _, local := g.store.(store.Local); !local {
+		c.undecided = true
+		return
+	}
+	p, err := store.Peek(c.r.Context(), g.store, now, a.req)
+	if err != nil || p.Refused != store.Throttled {
+		c.undecided = true
+		return
+	}
+	a.res = p.AdmitResult
 }
 
 // throttle is step 4: one token from every level the request is subject
@@ -459,6 +486,10 @@ func (g *Gateway) signature(c *call, now time.Time) verdict {
 			c.notef("route has no verify")
 		}
 		return skipped
+	}
+	if c.probe {
+		c.undecided = true // a webhook's refusal is not decided early
+		return allowed
 	}
 	if err := gd.verifier.Verify(c.r.Header, c.body, now); err != nil {
 		if c.dry {

@@ -410,6 +410,10 @@ func (g *Gateway) matchRoute(c *call, _ time.Time) verdict {
 		}
 		return skipped
 	}
+	if c.probe {
+		c.undecided = true
+		return allowed
+	}
 	mi := methodIndex(c.r.Method)
 	r := c.route
 	if !r.routing.match.holds(c) {

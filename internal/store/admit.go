@@ -20,6 +20,13 @@ type Admitter interface {
 	Admit(ctx context.Context, now time.Time, r AdmitRequest) (AdmitResult, error)
 }
 
+// Local is implemented by drivers whose state lives in this process (the
+// memory driver): reading it costs no I/O, so a caller may read before it
+// decides whether to write (the gateway's early rejections).
+type Local interface {
+	Local()
+}
+
 // MaxCaps is how many concurrency caps one Admit takes leases on (the
 // stage's and the route's).
 const MaxCaps = 2

@@ -58,6 +58,9 @@ type bucket struct {
 
 var _ store.Store = (*Store)(nil)
 
+// Local marks the store as in-process (store.Local).
+func (*Store) Local() {}
+
 // New returns an empty store.
 func New() *Store {
 	return &Store{
