@@ -56,8 +56,8 @@ type scanConn struct {
 	*earlyState
 }
 
-// earlyState is what answering below net/http keeps per connection,
-// made at the first block answered.
+// earlyState is what answering below net/http keeps per connection; its
+// buffers and header maps are made at the first block offered.
 type earlyState struct {
 	hdrs      http.Header
 	ans       earlyAnswer
@@ -67,7 +67,17 @@ type earlyState struct {
 	idleTime  time.Duration // net/http's idle timeout, renewed after each answer
 	writeTime time.Duration // net/http's write timeout, set before each answer
 	err       error         // a failed answer's write, or io.EOF after one that closes
+	skip      int           // blocks still to pass without asking early
 }
+
+// skipAfterServed is how many requests a connection sends straight to
+// net/http after one that early could not answer. Asking costs a request
+// early cannot answer about a sixth more (it is parsed and its guards run
+// twice); a connection that was just served is likely served again, and
+// one that floods rejections is back on the early path within this many
+// requests. A client that mixes served requests into a flood only gets
+// net/http's rejection cost back, which its served requests exceed.
+const skipAfterServed = 15
 
 func (c *scanConn) Read(p []byte) (int, error) {
 	for len(c.out) == 0 {
@@ -291,6 +301,10 @@ func asciiFold(b []byte, lower string) bool {
 // request, as net/http sets them between requests.
 func (c *scanConn) answerEarly(h []byte) bool {
 	e := c.earlyState
+	if e.skip > 0 {
+		e.skip--
+		return false
+	}
 	if len(h) > e.maxHeader {
 		return false
 	}
@@ -307,6 +321,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 	r.RemoteAddr = e.remote
 	e.ans.reset()
 	if !c.early(&e.ans, r) {
+		e.skip = skipAfterServed
 		return false
 	}
 	now := time.Now()
