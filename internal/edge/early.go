@@ -68,6 +68,7 @@ func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 		return nil, false
 	}
 	host, hosts := "", 0
+	var strs []string
 	s = s[nl+2:]
 	for {
 		nl := strings.Index(s, "\r\n")
@@ -96,7 +97,17 @@ func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 		case "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Expect", "Pragma", FramingHeader:
 			return nil, false
 		}
-		h[key] = append(h[key], v)
+		if vv := h[key]; vv != nil {
+			h[key] = append(vv, v)
+		} else {
+			// One backing array for the values, as textproto has:
+			// capped, so that a repeated name appends elsewhere.
+			if strs == nil {
+				strs = make([]string, 0, strings.Count(s, "\n"))
+			}
+			strs = append(strs, v)
+			h[key] = strs[len(strs)-1 : len(strs) : len(strs)]
+		}
 	}
 	if hosts != 1 || !httpguts.ValidHostHeader(host) {
 		return nil, false

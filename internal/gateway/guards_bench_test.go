@@ -113,6 +113,29 @@ func BenchmarkGuards(b *testing.B) {
 			}
 		})
 	}
+	// The same, answered below net/http (Gateway.Early): the rejections,
+	// and what asking costs a request Early leaves to serving.
+	for _, rj := range rejections[:4] {
+		b.Run("early/"+rj.name, func(b *testing.B) {
+			if !g.Early(w, rj.r) || w.code != rj.code {
+				b.Fatalf("Early answered %d, want %d", w.code, rj.code)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				g.Early(w, rj.r)
+			}
+		})
+	}
+	b.Run("early/undecided", func(b *testing.B) {
+		r := req("GET", "/forward", "140.82.112.5", keyA)
+		if g.Early(w, r) {
+			b.Fatal("Early answered an allowed request")
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			g.Early(w, r)
+		}
+	})
 	b.Run("signature_rejected", func(b *testing.B) {
 		r := req("POST", "/hook", "140.82.112.5", "")
 		body := &rewind{b: []byte(`{"zen":"Design for failure."}`)}
