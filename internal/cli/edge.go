@@ -21,7 +21,7 @@ import (
 // (the scanner then runs above TLS, on HTTP/1.x connections). h2c is
 // never offered.
 //
-// On plain HTTP, early (may be nil) answers frozen rejections below
+// On HTTP/1.x (plain, or above TLS), early (may be nil) answers frozen rejections below
 // net/http (edge.Early); srv's ConnState hook must then be
 // edge.ConnState.
 func (s *Server) listen(cfg *config.Config, srv *http.Server, early edge.Early) (net.Listener, error) {

@@ -15,6 +15,7 @@
 package edge
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -46,7 +47,7 @@ type ListenerOptions struct {
 	TLS bool
 	// OnShed, if set, is called for every shed connection (metrics).
 	OnShed func(reason string)
-	// Early, with ScanFraming on plain HTTP, may answer requests below
+	// Early, with ScanFraming (on HTTP/1.x, over TLS too), may answer requests below
 	// net/http (early.go); the server must then call ConnState from its
 	// own ConnState hook, or Early is never asked. IdleTimeout and
 	// WriteTimeout are the server's: answers are written, and the next
@@ -101,15 +102,22 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		ec := &conn{Conn: c, l: l, peer: peer}
 		if l.opts.ScanFraming && !l.opts.TLS {
-			ec.scan = &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
-			if l.opts.Early != nil {
-				ec.scan.early = l.opts.Early
-				ec.scan.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes,
-					idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout}
-			}
+			ec.scan = l.newScan(c, nil)
 		}
 		return ec, nil
 	}
+}
+
+// newScan makes the framing scanner of one connection (c is the TLS
+// connection above TLS, with its state), asking Early when it is set.
+func (l *Listener) newScan(c net.Conn, state *tls.ConnectionState) *scanConn {
+	sc := &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
+	if l.opts.Early != nil {
+		sc.early = l.opts.Early
+		sc.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes, tls: state,
+			idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout}
+	}
+	return sc
 }
 
 // admit takes a place for peer, or says why there is none.
@@ -200,8 +208,15 @@ func peerAddr(c net.Conn) netip.Addr {
 // net/http answered all it read, so only then may a request be answered
 // below it.
 func ConnState(c net.Conn, s http.ConnState) {
-	if ec, ok := c.(*conn); ok && ec.scan != nil && ec.scan.early != nil {
-		ec.scan.idle.Store(s == http.StateNew || s == http.StateIdle)
+	var sc *scanConn
+	switch c := c.(type) {
+	case *conn:
+		sc = c.scan
+	case *tlsConn:
+		sc = c.scan
+	}
+	if sc != nil && sc.early != nil {
+		sc.idle.Store(s == http.StateNew || s == http.StateIdle)
 	}
 }
 

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"bytes"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -63,11 +64,12 @@ type earlyState struct {
 	ans       earlyAnswer
 	wbuf      []byte
 	remote    string
-	maxHeader int           // longest block net/http would read (MaxHeaderBytes)
-	idleTime  time.Duration // net/http's idle timeout, renewed after each answer
-	writeTime time.Duration // net/http's write timeout, set before each answer
-	err       error         // a failed answer's write, or io.EOF after one that closes
-	skip      int           // blocks still to pass without asking early
+	tls       *tls.ConnectionState // the request's TLS, as net/http gives it; nil: plain HTTP
+	maxHeader int                  // longest block net/http would read (MaxHeaderBytes)
+	idleTime  time.Duration        // net/http's idle timeout, renewed after each answer
+	writeTime time.Duration        // net/http's write timeout, set before each answer
+	err       error                // a failed answer's write, or io.EOF after one that closes
+	skip      int                  // blocks still to pass without asking early
 }
 
 // skipAfterServed is how many requests a connection sends straight to
@@ -318,7 +320,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 	if !ok {
 		return false
 	}
-	r.RemoteAddr = e.remote
+	r.RemoteAddr, r.TLS = e.remote, e.tls
 	e.ans.reset()
 	if !c.early(&e.ans, r) {
 		e.skip = skipAfterServed

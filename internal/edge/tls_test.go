@@ -29,7 +29,7 @@ type tlsEdge struct {
 	handshake []string // OnHandshakeError reasons
 }
 
-func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handler) *tlsEdge {
+func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handler, early ...Early) *tlsEdge {
 	t.Helper()
 	// httptest's certificate is valid for 127.0.0.1; borrow it.
 	ts := httptest.NewUnstartedServer(nil)
@@ -43,7 +43,11 @@ func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handle
 		t.Fatal(err)
 	}
 	e := &tlsEdge{pool: pool, served: make(chan error, 1)}
-	e.ln = NewListener(raw, ListenerOptions{ScanFraming: true, TLS: true, MaxHeaderBytes: 8 << 10})
+	opts := ListenerOptions{ScanFraming: true, TLS: true, MaxHeaderBytes: 8 << 10}
+	if len(early) > 0 {
+		opts.Early = early[0]
+	}
+	e.ln = NewListener(raw, opts)
 	e.tln = e.ln.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"h2", "http/1.1"}}, TLSOptions{
 		HandshakeTimeout: handshakeTimeout,
 		OnHandshakeError: func(_ net.Addr, reason string) {
@@ -55,7 +59,7 @@ func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handle
 	var p http.Protocols
 	p.SetHTTP1(true)
 	p.SetHTTP2(true)
-	e.srv = &http.Server{Handler: NewHandler(next, HandlerOptions{TLS: true}), ConnContext: ConnContext, Protocols: &p}
+	e.srv = &http.Server{Handler: NewHandler(next, HandlerOptions{TLS: true}), ConnContext: ConnContext, ConnState: ConnState, Protocols: &p}
 	go func() { e.served <- e.srv.Serve(e.tln) }()
 	t.Cleanup(func() { e.srv.Close() })
 	return e
