@@ -34,8 +34,9 @@ type Early func(w http.ResponseWriter, r *http.Request) bool
 // target of printable ASCII, CRLF line ends, header names that are
 // tokens with the colon right after, valid values, exactly one valid Host,
 // and none of the headers that change how the connection or the body is
-// read (Content-Length, Transfer-Encoding, Connection, Upgrade, Expect),
-// Pragma (net/http rewrites it) or the framing marker.
+// read (Content-Length, Transfer-Encoding, Connection other than
+// keep-alive, Upgrade, Expect), Pragma (net/http rewrites it) or the
+// framing marker.
 // FuzzParseEarly holds every accepted block to http.ReadRequest.
 func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 	if len(block) > 1<<16 || !bytes.HasSuffix(block, crlf2) {
@@ -94,7 +95,14 @@ func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 		case "Host":
 			host, hosts = v, hosts+1
 			continue
-		case "Content-Length", "Transfer-Encoding", "Connection", "Upgrade", "Expect", "Pragma", FramingHeader:
+		case "Connection":
+			// Many clients say keep-alive, which HTTP/1.1 means anyway
+			// and net/http answers no differently; any other token
+			// (close, an upgrade, hop-by-hop names) is net/http's.
+			if !strings.EqualFold(v, "keep-alive") {
+				return nil, false
+			}
+		case "Content-Length", "Transfer-Encoding", "Upgrade", "Expect", "Pragma", FramingHeader:
 			return nil, false
 		}
 		if vv := h[key]; vv != nil {

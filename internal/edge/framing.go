@@ -73,9 +73,9 @@ type earlyState struct {
 }
 
 // skipAfterServed is how many requests a connection sends straight to
-// net/http after one that early could not answer. Asking costs a request
-// early cannot answer about a sixth more (it is parsed and its guards run
-// twice); a connection that was just served is likely served again, and
+// net/http after one that early could not read or answer. Asking costs a
+// request early cannot answer about a sixth more (it is parsed and its
+// guards run twice); a connection that was just served is likely served again, and
 // one that floods rejections is back on the early path within this many
 // requests. A client that mixes served requests into a flood only gets
 // net/http's rejection cost back, which its served requests exceed.
@@ -307,22 +307,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 		e.skip--
 		return false
 	}
-	if len(h) > e.maxHeader {
-		return false
-	}
-	if e.hdrs == nil {
-		e.hdrs, e.ans.h = http.Header{}, http.Header{}
-		e.remote = c.Conn.RemoteAddr().String()
-	} else {
-		clear(e.hdrs)
-	}
-	r, ok := parseEarly(h, e.hdrs)
-	if !ok {
-		return false
-	}
-	r.RemoteAddr, r.TLS = e.remote, e.tls
-	e.ans.reset()
-	if !c.early(&e.ans, r) {
+	if len(h) > e.maxHeader || !c.ask(h) {
 		e.skip = skipAfterServed
 		return false
 	}
@@ -344,4 +329,22 @@ func (c *scanConn) answerEarly(h []byte) bool {
 		c.Conn.SetReadDeadline(now.Add(e.idleTime))
 	}
 	return true
+}
+
+// ask parses the block and offers it to early, which answers into e.ans.
+func (c *scanConn) ask(h []byte) bool {
+	e := c.earlyState
+	if e.hdrs == nil {
+		e.hdrs, e.ans.h = http.Header{}, http.Header{}
+		e.remote = c.Conn.RemoteAddr().String()
+	} else {
+		clear(e.hdrs)
+	}
+	r, ok := parseEarly(h, e.hdrs)
+	if !ok {
+		return false
+	}
+	r.RemoteAddr, r.TLS = e.remote, e.tls
+	e.ans.reset()
+	return c.early(&e.ans, r)
 }
