@@ -47,13 +47,14 @@ type ListenerOptions struct {
 	TLS bool
 	// OnShed, if set, is called for every shed connection (metrics).
 	OnShed func(reason string)
-	// Early, with ScanFraming (on HTTP/1.x, over TLS too), may answer requests below
-	// net/http (early.go); the server must then call ConnState from its
-	// own ConnState hook, or Early is never asked. IdleTimeout and
-	// WriteTimeout are the server's: answers are written, and the next
-	// request awaited, under the deadlines net/http would set.
-	Early                     Early
-	IdleTimeout, WriteTimeout time.Duration
+	// Early, with ScanFraming (on HTTP/1.x, over TLS too), may answer
+	// requests below net/http (early.go); the server must then call
+	// ConnState from its own ConnState hook, or Early is never asked.
+	// IdleTimeout, WriteTimeout and HeaderTimeout are the server's:
+	// answers are written, the next request awaited and its header block
+	// read under the deadlines net/http would set.
+	Early                                    Early
+	IdleTimeout, WriteTimeout, HeaderTimeout time.Duration
 }
 
 // Listener wraps a net.Listener with ListenerOptions.
@@ -115,7 +116,7 @@ func (l *Listener) newScan(c net.Conn, state *tls.ConnectionState) *scanConn {
 	if l.opts.Early != nil {
 		sc.early = l.opts.Early
 		sc.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes, tls: state,
-			idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout}
+			idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout, headerTime: l.opts.HeaderTimeout}
 	}
 	return sc
 }

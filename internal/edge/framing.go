@@ -70,6 +70,9 @@ type earlyState struct {
 	writeTime time.Duration        // net/http's write timeout, set before each answer
 	err       error                // a failed answer's write, or io.EOF after one that closes
 	skip      int                  // blocks still to pass without asking early
+
+	headerTime time.Duration // net/http's read_header_timeout
+	timed      bool          // the held partial block runs against headerTime
 }
 
 // skipAfterServed is how many requests a connection sends straight to
@@ -92,6 +95,9 @@ func (c *scanConn) Read(p []byte) (int, error) {
 		n, err := c.Conn.Read(c.raw[:])
 		if n > 0 {
 			c.feed(c.raw[:n])
+			if c.earlyState != nil && len(c.hdr) > 0 && !c.timed {
+				c.timeHeader()
+			}
 		}
 		if len(c.out) > 0 {
 			break
@@ -180,8 +186,28 @@ func blockEnd(b []byte, from int) int {
 	}
 }
 
+// timeHeader bounds the rest of a partial header block, held back while
+// net/http waits between requests, by the header timeout. net/http
+// starts that timeout when a request's first bytes are readable; as the
+// scanner holds the block until it is whole, net/http's wait would
+// otherwise run against its idle timeout, letting a client trickle the
+// headers of a keep-alive connection's next request for 120 s instead
+// of 10 (TestHeaderTimeoutAfterFirstRequest). Only between requests:
+// while a request is served, a read deadline would cut its background
+// read and cancel it.
+func (c *scanConn) timeHeader() {
+	if c.headerTime <= 0 || !c.idle.Load() {
+		return
+	}
+	c.timed = true
+	c.Conn.SetReadDeadline(time.Now().Add(c.headerTime))
+}
+
 // block decides what follows a complete header block and releases it.
 func (c *scanConn) block(h []byte) {
+	if c.earlyState != nil {
+		c.timed = false
+	}
 	f := framingOf(h)
 	if c.early != nil && !f.cl && !f.te && !f.bad && !f.upgrade && !f.http10 &&
 		len(c.out) == 0 && c.idle.Load() && c.answerEarly(h) {
