@@ -217,7 +217,7 @@ func ConnState(c net.Conn, s http.ConnState) {
 		sc = c.scan
 	}
 	if sc != nil && sc.early != nil {
-		sc.idle.Store(s == http.StateNew || s == http.StateIdle)
+		sc.state.Store(int32(s) + 1)
 	}
 }
 

@@ -49,11 +49,12 @@ type scanConn struct {
 	pass bool   // stopped scanning: plain pass-through
 
 	// early, when set, may answer a block itself (early.go): only while
-	// idle (set by ConnState: net/http has answered everything it read and
+	// between requests (state, set by ConnState, is StateNew or
+	// StateIdle: net/http has answered everything it read and
 	// waits for the next request) and nothing is passed but not yet read,
 	// so that answers leave in the order requests came.
 	early Early
-	idle  atomic.Bool
+	state atomic.Int32 // http.ConnState + 1; 0: ConnState never called, never between
 	*earlyState
 }
 
@@ -73,6 +74,7 @@ type earlyState struct {
 
 	headerTime time.Duration // net/http's read_header_timeout
 	timed      bool          // the held partial block runs against headerTime
+	renewed    bool          // the read deadline is the one an early answer set
 }
 
 // skipAfterServed is how many requests a connection sends straight to
@@ -186,6 +188,12 @@ func blockEnd(b []byte, from int) int {
 	}
 }
 
+// between reports whether net/http is between requests.
+func (c *scanConn) between() bool {
+	s := c.state.Load()
+	return s == int32(http.StateNew)+1 || s == int32(http.StateIdle)+1
+}
+
 // timeHeader bounds the rest of a partial header block, held back while
 // net/http waits between requests, by the header timeout. net/http
 // starts that timeout when a request's first bytes are readable; as the
@@ -196,7 +204,10 @@ func blockEnd(b []byte, from int) int {
 // while a request is served, a read deadline would cut its background
 // read and cancel it.
 func (c *scanConn) timeHeader() {
-	if c.headerTime <= 0 || !c.idle.Load() {
+	// On a new connection net/http's own header deadline, from the
+	// connection's start, runs and is the tighter one, unless an early
+	// answer has put the idle deadline in its place.
+	if c.headerTime <= 0 || !(c.state.Load() == int32(http.StateIdle)+1 || c.renewed) {
 		return
 	}
 	c.timed = true
@@ -206,11 +217,11 @@ func (c *scanConn) timeHeader() {
 // block decides what follows a complete header block and releases it.
 func (c *scanConn) block(h []byte) {
 	if c.earlyState != nil {
-		c.timed = false
+		c.timed, c.renewed = false, false
 	}
 	f := framingOf(h)
 	if c.early != nil && !f.cl && !f.te && !f.bad && !f.upgrade && !f.http10 &&
-		len(c.out) == 0 && c.idle.Load() && c.answerEarly(h) {
+		len(c.out) == 0 && c.between() && c.answerEarly(h) {
 		return
 	}
 	if f.te && (f.cl || f.http10) {
@@ -353,6 +364,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 	}
 	if e.idleTime > 0 {
 		c.Conn.SetReadDeadline(now.Add(e.idleTime))
+		e.renewed = true
 	}
 	return true
 }
