@@ -1,0 +1,224 @@
+package edge
+
+import (
+	"bufio"
+	"bytes"
+	"net/http"
+	"net/textproto"
+	"reflect"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// TestParseEarly: the blocks parseEarly accepts are read as net/http
+// reads them (Host moved out of the map into r.Host, values trimmed,
+// names canonicalised, repeated headers kept in order), and every block
+// whose reading is in any doubt, or that changes how the connection or a
+// body is read, is refused so that net/http answers it.
+func TestParseEarly(t *testing.T) {
+	type want struct {
+		method, uri, path, rawPath, rawQuery, host string
+		header                                     http.Header
+	}
+	accepted := []struct {
+		name, block string
+		want        want
+	}{
+		{"get", "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"GET", "/", "/", "", "", "a", http.Header{}}},
+		{"post", "POST /p HTTP/1.1\r\nHost: a\r\nX-Api-Key: k\r\n\r\n",
+			want{"POST", "/p", "/p", "", "", "a", http.Header{"X-Api-Key": {"k"}}}},
+		{"put", "PUT /items/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"PUT", "/items/1", "/items/1", "", "", "a", http.Header{}}},
+		{"patch", "PATCH /items/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"PATCH", "/items/1", "/items/1", "", "", "a", http.Header{}}},
+		{"delete", "DELETE /items/1 HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"DELETE", "/items/1", "/items/1", "", "", "a", http.Header{}}},
+		{"query string", "GET /a/b?x=1&y=%20z HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"GET", "/a/b?x=1&y=%20z", "/a/b", "", "x=1&y=%20z", "a", http.Header{}}},
+		{"percent-encoded path keeps its raw form", "GET /a%2Fb/c%20d HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"GET", "/a%2Fb/c%20d", "/a/b/c d", "/a%2Fb/c%20d", "", "a", http.Header{}}},
+		{"percent-encoded utf-8", "GET /caf%C3%A9 HTTP/1.1\r\nHost: a\r\n\r\n",
+			want{"GET", "/caf%C3%A9", "/café", "", "", "a", http.Header{}}},
+		{"repeated headers in order", "GET / HTTP/1.1\r\nAccept: b\r\nHost: a\r\nX-A: 1\r\nAccept: a\r\naccept: c\r\n\r\n",
+			want{"GET", "/", "/", "", "", "a", http.Header{"Accept": {"b", "a", "c"}, "X-A": {"1"}}}},
+		{"values trimmed of SP and HT", "GET / HTTP/1.1\r\nHost:\t a \t\r\nX-A:  \t v  w \t \r\nX-B:v\r\nX-C:\r\nX-D: \t\r\n\r\n",
+			want{"GET", "/", "/", "", "", "a", http.Header{"X-A": {"v  w"}, "X-B": {"v"}, "X-C": {""}, "X-D": {""}}}},
+		{"names canonicalised", "GET / HTTP/1.1\r\nHOST: a\r\nx-amzn-requestid: 1\r\nCONTENT-TYPE: text/plain\r\nx_y: 2\r\n\r\n",
+			want{"GET", "/", "/", "", "", "a", http.Header{"X-Amzn-Requestid": {"1"}, "Content-Type": {"text/plain"}, "X_y": {"2"}}}},
+		{"host with port", "GET /x HTTP/1.1\r\nhost: Example.com:8080\r\n\r\n",
+			want{"GET", "/x", "/x", "", "", "Example.com:8080", http.Header{}}},
+		{"empty host, as net/http accepts", "GET / HTTP/1.1\r\nHost:\r\n\r\n",
+			want{"GET", "/", "/", "", "", "", http.Header{}}},
+		{"obs-text in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: caf\xc3\xa9\r\n\r\n",
+			want{"GET", "/", "/", "", "", "a", http.Header{"X-A": {"caf\xc3\xa9"}}}},
+	}
+	for _, tt := range accepted {
+		r, ok := parseEarly([]byte(tt.block), http.Header{})
+		if !ok {
+			t.Errorf("%s: refused %q", tt.name, tt.block)
+			continue
+		}
+		got := want{r.Method, r.RequestURI, r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Header}
+		if !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("%s:\ngot  %+v\nwant %+v", tt.name, got, tt.want)
+		}
+		if r.Proto != "HTTP/1.1" || r.ProtoMajor != 1 || r.ProtoMinor != 1 || r.ContentLength != 0 ||
+			r.Body != http.NoBody || r.Close || r.RemoteAddr != "" || r.URL.Host != "" || r.URL.Scheme != "" {
+			t.Errorf("%s: proto %q %d.%d, length %d, body %v, close %v, remote %q, url host %q scheme %q",
+				tt.name, r.Proto, r.ProtoMajor, r.ProtoMinor, r.ContentLength, r.Body, r.Close, r.RemoteAddr, r.URL.Host, r.URL.Scheme)
+		}
+	}
+
+	refused := []struct{ name, block string }{
+		{"http/1.0", "GET / HTTP/1.0\r\nHost: a\r\n\r\n"},
+		{"http/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n"},
+		{"head", "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"options", "OPTIONS / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"connect", "CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n"},
+		{"lower-case method", "get / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"unknown method", "PURGE / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"absolute-form", "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"asterisk", "GET * HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"fragment", "GET /a#b HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"bad escape", "GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"non-ascii target", "GET /caf\xc3\xa9 HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"tab in target", "GET /a\tb HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"two spaces after method", "GET  / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"space in target", "GET /a b HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"trailing space after version", "GET / HTTP/1.1 \r\nHost: a\r\n\r\n"},
+		{"no target", "GET HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"bare LF line ends", "GET / HTTP/1.1\nHost: a\n\n"},
+		{"bare LF in a header", "GET / HTTP/1.1\r\nHost: a\nX-A: b\r\n\r\n"},
+		{"bare CR in a header", "GET / HTTP/1.1\r\nHost: a\rX-A: b\r\n\r\n"},
+		{"bare CR in the request line", "GET /\r HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"folded line", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n"},
+		{"folded with a tab", "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n\tc: d\r\n\r\n"},
+		{"space before the colon", "GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n"},
+		{"space before the name", "GET / HTTP/1.1\r\n X-A: b\r\nHost: a\r\n\r\n"},
+		{"no colon", "GET / HTTP/1.1\r\nHost: a\r\nX-A\r\n\r\n"},
+		{"empty name", "GET / HTTP/1.1\r\nHost: a\r\n: b\r\n\r\n"},
+		{"missing host", "GET / HTTP/1.1\r\nX-A: b\r\n\r\n"},
+		{"duplicate host", "GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n"},
+		{"invalid host", "GET / HTTP/1.1\r\nHost: a b\r\n\r\n"},
+		{"host with a slash", "GET / HTTP/1.1\r\nHost: a/b\r\n\r\n"},
+		{"content-length", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n"},
+		{"content-length 0", "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n"},
+		{"content-length, any case", "GET / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH: 0\r\n\r\n"},
+		{"transfer-encoding", "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"},
+		{"connection", "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"},
+		{"connection close", "GET / HTTP/1.1\r\nHost: a\r\nconnection: close\r\n\r\n"},
+		{"upgrade", "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"},
+		{"expect", "PUT / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"},
+		{"pragma", "GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n"},
+		{"framing marker", "GET / HTTP/1.1\r\nHost: a\r\n" + FramingHeader + ": x\r\n\r\n"},
+		{"framing marker, lower case", "GET / HTTP/1.1\r\nHost: a\r\ndrawbridge-framing-error: x\r\n\r\n"},
+		{"invalid name byte", "GET / HTTP/1.1\r\nHost: a\r\nX(A): b\r\n\r\n"},
+		{"non-ascii name", "GET / HTTP/1.1\r\nHost: a\r\nX-\xc3\xa9: b\r\n\r\n"},
+		{"NUL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n"},
+		{"DEL in a value", "GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x7fb\r\n\r\n"},
+		{"control byte in host", "GET / HTTP/1.1\r\nHost: a\x01\r\n\r\n"},
+		{"no empty line", "GET / HTTP/1.1\r\nHost: a\r\n"},
+		{"ends in LF CRLF", "GET / HTTP/1.1\r\nHost: a\n\r\n"},
+		{"empty", ""},
+		{"empty line only", "\r\n"},
+		{"leading empty line", "\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"},
+		{"over 64 KiB", "GET / HTTP/1.1\r\nHost: a\r\nX-A: " + strings.Repeat("a", 1<<16) + "\r\n\r\n"},
+	}
+	for _, tt := range refused {
+		if r, ok := parseEarly([]byte(tt.block), http.Header{}); ok {
+			t.Errorf("%s: accepted %q as %s %s", tt.name, tt.block, r.Method, r.RequestURI)
+		}
+	}
+}
+
+// FuzzParseEarly: whatever parseEarly accepts, net/http reads the same
+// way (http.ReadRequest, which deletes Host as the server does) and its
+// server accepts (exactly one valid Host, every header name and value
+// valid), with no body and nothing left over.
+func FuzzParseEarly(f *testing.F) {
+	for _, s := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /p?x=1&y=%20z HTTP/1.1\r\nhost: Example.com:8080\r\nX-Api-Key: k\r\n\r\n",
+		"PUT /a%2Fb/c%20d HTTP/1.1\r\nHost: a\r\nAccept: b\r\naccept: a\r\n\r\n",
+		"PATCH /caf%C3%A9 HTTP/1.1\r\nHOST: [::1]:80\r\nX-A:  \t v \t\r\nX-B:\r\n\r\n",
+		"DELETE //x/y;z? HTTP/1.1\r\nHost:\r\nx_y: caf\xc3\xa9\r\n\r\n",
+		"GET /%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET http://a/ HTTP/1.1\r\nHost: b\r\n\r\n",
+		"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.0\r\nHost: a\r\n\r\n",
+		"GET / HTTP/1.1\nHost: a\n\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A: b\r\n c\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A : b\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nHost: a\r\n\r\n",
+		"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nPragma: no-cache\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nTrailer: X\r\nTE: trailers\r\n\r\n",
+		"GET / HTTP/1.1\r\nHost: a\r\nX-A: a\x00b\r\n\r\n",
+		"GET /a#b HTTP/1.1\r\nHost: a b\r\n\r\n",
+		"GET /?a=%zz&b HTTP/1.1\r\nHost: a\r\nX-A: \"q\"; p=1\r\n\r\n",
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, block []byte) {
+		if blockEnd(block, 0) != len(block) {
+			// Not one whole block, and the scanner offers nothing else:
+			// parseEarly reads up to the first empty line only.
+			return
+		}
+		r, ok := parseEarly(block, http.Header{})
+		if !ok {
+			return
+		}
+		br := bufio.NewReader(bytes.NewReader(block))
+		want, err := http.ReadRequest(br)
+		if err != nil {
+			t.Fatalf("accepted %q, net/http refuses it: %v", block, err)
+		}
+		if br.Buffered() != 0 {
+			t.Fatalf("accepted %q, net/http leaves %d bytes for the next request", block, br.Buffered())
+		}
+		if n, _ := want.Body.Read(make([]byte, 1)); n != 0 || want.ContentLength != 0 || want.Close {
+			t.Fatalf("accepted %q, net/http reads a body or closes: length %d, close %v", block, want.ContentLength, want.Close)
+		}
+		type view struct {
+			Method, RequestURI, URL, Path, RawPath, RawQuery, Host, Proto string
+			Major, Minor                                                  int
+			ForceQuery, Close                                             bool
+			ContentLength                                                 int64
+			Header                                                        http.Header
+		}
+		viewOf := func(r *http.Request) view {
+			return view{r.Method, r.RequestURI, r.URL.String(), r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Proto,
+				r.ProtoMajor, r.ProtoMinor, r.URL.ForceQuery, r.Close, r.ContentLength, r.Header}
+		}
+		if got, want := viewOf(r), viewOf(want); !reflect.DeepEqual(got, want) {
+			t.Fatalf("%q:\nparseEarly %+v\nnet/http   %+v", block, got, want)
+		}
+		// The server's own checks run on the header as textproto reads it,
+		// Host still in: http.ReadRequest has already deleted it.
+		tp := textproto.NewReader(bufio.NewReader(bytes.NewReader(block)))
+		if _, err := tp.ReadLine(); err != nil {
+			t.Fatal(err)
+		}
+		mh, err := tp.ReadMIMEHeader()
+		if err != nil {
+			t.Fatalf("%q: %v", block, err)
+		}
+		if hosts := mh["Host"]; len(hosts) != 1 || !httpguts.ValidHostHeader(hosts[0]) {
+			t.Fatalf("accepted %q, the server refuses its Host %q", block, hosts)
+		}
+		for k, vs := range mh {
+			if !httpguts.ValidHeaderFieldName(k) {
+				t.Fatalf("accepted %q, the server refuses the name %q", block, k)
+			}
+			for _, v := range vs {
+				if !httpguts.ValidHeaderFieldValue(v) {
+					t.Fatalf("accepted %q, the server refuses the value %q", block, v)
+				}
+			}
+		}
+	})
+}
