@@ -3,11 +3,19 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"log"
+	"maps"
+	"net"
 	"net/http"
 	"net/textproto"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -221,4 +229,246 @@ func FuzzParseEarly(f *testing.F) {
 			}
 		}
 	})
+}
+
+// earlyServer serves h through a real http.Server on a Listener that
+// scans framing and offers requests to early, over loopback. idle, if not
+// nil, receives a value each time net/http has finished a request and
+// waits for the next (StateIdle), after ConnState has seen it.
+func earlyServer(t *testing.T, h http.Handler, early Early, idle chan<- struct{}) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// ErrorLog: net/http logs the superfluous WriteHeader a case makes.
+	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ConnState: func(c net.Conn, s http.ConnState) {
+		ConnState(c, s)
+		if idle != nil && s == http.StateIdle {
+			idle <- struct{}{}
+		}
+	}}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		srv.Serve(NewListener(ln, ListenerOptions{ScanFraming: true, Early: early}))
+	}()
+	t.Cleanup(func() {
+		srv.Close()
+		<-done
+	})
+	return ln.Addr().String()
+}
+
+// rawConn is a client connection that keeps every byte it reads, so that
+// each answer can be compared as it was on the wire.
+type rawConn struct {
+	t    *testing.T
+	c    net.Conn
+	rec  bytes.Buffer
+	br   *bufio.Reader
+	used int // bytes of rec already returned as answers
+}
+
+func dialRaw(t *testing.T, addr string) *rawConn {
+	t.Helper()
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	// A safety net against a hung test, not a wait: every read below
+	// returns as soon as the server has written.
+	c.SetDeadline(time.Now().Add(30 * time.Second))
+	rc := &rawConn{t: t, c: c}
+	rc.br = bufio.NewReader(io.TeeReader(c, &rc.rec))
+	return rc
+}
+
+func (rc *rawConn) send(req string) {
+	rc.t.Helper()
+	if _, err := io.WriteString(rc.c, req); err != nil {
+		rc.t.Fatal(err)
+	}
+}
+
+// answer reads the next answer whole and returns it parsed, with its body
+// read, and as the raw bytes that carried it.
+func (rc *rawConn) answer() (*http.Response, []byte, string) {
+	rc.t.Helper()
+	resp, err := http.ReadResponse(rc.br, nil)
+	if err != nil {
+		rc.t.Fatalf("reading an answer: %v (read so far %q)", err, rc.rec.Bytes()[rc.used:])
+	}
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		rc.t.Fatalf("reading a body: %v", err)
+	}
+	end := rc.rec.Len() - rc.br.Buffered()
+	raw := bytes.Clone(rc.rec.Bytes()[rc.used:end])
+	rc.used = end
+	return resp, raw, string(body)
+}
+
+// roundTrip sends req on a new connection and returns the raw answer.
+func roundTrip(t *testing.T, addr, req string) []byte {
+	t.Helper()
+	rc := dialRaw(t, addr)
+	rc.send(req)
+	_, raw, _ := rc.answer()
+	return raw
+}
+
+var dateLine = regexp.MustCompile(`\r\nDate: [^\r\n]*\r\n`)
+
+// TestEarlyAnswersAsNetHTTP: a handler answering through Early puts on
+// the wire exactly the bytes net/http puts there for the same handler
+// (only the value of a Date net/http adds itself may differ).
+func TestEarlyAnswersAsNetHTTP(t *testing.T) {
+	const date = "Tue, 08 Dec 2026 02:00:00 GMT"
+	cases := map[string]func(w http.ResponseWriter){
+		"/gateway-429": func(w http.ResponseWriter) {
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			h["Date"] = []string{date}
+			h["x-amzn-RequestId"] = []string{"5b5b1a37-3e3c-4b0a-8d54-4c1b0e0c2f0a"}
+			h["x-amz-apigw-id"] = []string{"Kx1AbCdEfGhIjKl="}
+			h["x-amzn-ErrorType"] = []string{"TooManyRequestsException"}
+			h["Retry-After"] = []string{"3"}
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"message":"Too Many Requests"}`)
+		},
+		"/no-date": func(w http.ResponseWriter) {
+			w.Header()["Content-Type"] = []string{"application/json"}
+			w.Header()["x-amzn-ErrorType"] = []string{"ForbiddenException"}
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{"message":"Forbidden"}`)
+		},
+		"/sniffed-html": func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, "<html><body>not here</body></html>")
+		},
+		"/sniffed-json": func(w http.ResponseWriter) {
+			w.Header().Set("Date", date)
+			w.WriteHeader(http.StatusNotFound)
+			io.WriteString(w, `{"message":"Not Found"}`)
+		},
+		"/not-sniffed-when-encoded": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Encoding", "gzip")
+			w.WriteHeader(http.StatusForbidden)
+			w.Write([]byte{0x1f, 0x8b, 0x08, 0, 0, 0, 0, 0})
+		},
+		"/line-breaks-in-values": func(w http.ResponseWriter) {
+			w.Header()["X-Note"] = []string{"a\r\nb", " c\nd\re ", "\r\nlead", "trail\r\n", "a\n\r\nb"}
+			w.WriteHeader(http.StatusBadRequest)
+			io.WriteString(w, `{"message":"Bad Request"}`)
+		},
+		"/multiple-values": func(w http.ResponseWriter) {
+			h := w.Header()
+			h["Vary"] = []string{"Origin", "Accept"}
+			h["Set-Cookie"] = []string{"a=1", "b=2; Path=/"}
+			h["X-Empty"] = []string{""}
+			h["X-None"] = nil
+			w.WriteHeader(http.StatusUnauthorized)
+			io.WriteString(w, `{"message":"Unauthorized"}`)
+		},
+		"/invalid-names-dropped": func(w http.ResponseWriter) {
+			h := w.Header()
+			h["Bad Name"] = []string{"x"}
+			h["X:Colon"] = []string{"y"}
+			h["X-\xc3\xa9"] = []string{"z"}
+			h[""] = []string{"empty"}
+			h["X-Ok"] = []string{"ok"}
+			w.WriteHeader(http.StatusForbidden)
+		},
+		"/lower-case-keys": func(w http.ResponseWriter) {
+			// Not the keys net/http looks for: it adds its own Date and
+			// Content-Type beside them.
+			w.Header()["date"] = []string{date}
+			w.Header()["content-type"] = []string{"application/json"}
+			w.WriteHeader(http.StatusForbidden)
+			io.WriteString(w, `{}`)
+		},
+		"/204": func(w http.ResponseWriter) {
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			h["Content-Length"] = []string{"0"}
+			h["X-A"] = []string{"1"}
+			w.WriteHeader(http.StatusNoContent)
+			io.WriteString(w, "not sent")
+		},
+		"/304": func(w http.ResponseWriter) {
+			h := w.Header()
+			h["Content-Type"] = []string{"application/json"}
+			h["Etag"] = []string{`"v1"`}
+			h["Cache-Control"] = []string{"max-age=60"}
+			w.WriteHeader(http.StatusNotModified)
+		},
+		"/200-implicit": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Type", "text/plain")
+			io.WriteString(w, "hello, ")
+			io.WriteString(w, "world")
+		},
+		"/201-with-length": func(w http.ResponseWriter) {
+			w.Header().Set("Content-Length", "2")
+			w.Header().Set("Location", "/items/1")
+			w.WriteHeader(http.StatusCreated)
+			io.WriteString(w, "{}")
+		},
+		"/nothing-written": func(w http.ResponseWriter) {},
+		"/status-only":     func(w http.ResponseWriter) { w.WriteHeader(http.StatusForbidden) },
+		"/second-status-ignored": func(w http.ResponseWriter) {
+			w.WriteHeader(http.StatusForbidden)
+			w.WriteHeader(http.StatusOK)
+			io.WriteString(w, "x")
+		},
+		"/599": func(w http.ResponseWriter) {
+			w.Header()["Content-Type"] = []string{"application/json"}
+			w.WriteHeader(599)
+			io.WriteString(w, `{"message":"odd"}`)
+		},
+		"/connection-close": func(w http.ResponseWriter) {
+			w.Header()["Content-Type"] = []string{"application/json"}
+			w.Header()["Connection"] = []string{"close"}
+			w.WriteHeader(http.StatusServiceUnavailable)
+			io.WriteString(w, `{"message":"Service Unavailable"}`)
+		},
+	}
+	serve := func(w http.ResponseWriter, r *http.Request) {
+		cases[r.URL.Path](w)
+	}
+	var served, answered atomic.Int64
+	addr := earlyServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served.Add(1)
+		serve(w, r)
+	}), func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.RawQuery != "early" {
+			return false
+		}
+		answered.Add(1)
+		serve(w, r)
+		return true
+	}, nil)
+
+	paths := slices.Sorted(maps.Keys(cases))
+	for _, path := range paths {
+		viaHTTP := roundTrip(t, addr, "GET "+path+"?http HTTP/1.1\r\nHost: x\r\n\r\n")
+		before := answered.Load()
+		viaEarly := roundTrip(t, addr, "GET "+path+"?early HTTP/1.1\r\nHost: x\r\n\r\n")
+		if answered.Load() != before+1 {
+			t.Fatalf("%s: not answered early", path)
+		}
+		if m := dateLine.Find(viaEarly); m != nil {
+			if _, err := http.ParseTime(strings.TrimSpace(string(m[len("\r\nDate: "):]))); err != nil {
+				t.Errorf("%s: early Date %q: %v", path, m, err)
+			}
+		}
+		norm := func(b []byte) string { return dateLine.ReplaceAllString(string(b), "\r\nDate: (date)\r\n") }
+		if norm(viaEarly) != norm(viaHTTP) {
+			t.Errorf("%s:\nearly    %q\nnet/http %q", path, viaEarly, viaHTTP)
+		}
+	}
+	if served.Load() != int64(len(cases)) {
+		t.Errorf("net/http served %d requests, want %d", served.Load(), len(cases))
+	}
 }
