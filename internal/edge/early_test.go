@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -231,11 +232,17 @@ func FuzzParseEarly(f *testing.F) {
 	})
 }
 
+// hooks let a test follow the server: idle receives a value each time
+// net/http has finished a request and waits for the next (StateIdle),
+// after ConnState has seen it; got one each time a read on a client
+// connection's socket returns bytes (before the scanner sees them).
+type hooks struct {
+	idle, got chan<- struct{}
+}
+
 // earlyServer serves h through a real http.Server on a Listener that
-// scans framing and offers requests to early, over loopback. idle, if not
-// nil, receives a value each time net/http has finished a request and
-// waits for the next (StateIdle), after ConnState has seen it.
-func earlyServer(t *testing.T, h http.Handler, early Early, idle chan<- struct{}) string {
+// scans framing and offers requests to early, over loopback.
+func earlyServer(t *testing.T, h http.Handler, early Early, hk hooks) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -244,20 +251,46 @@ func earlyServer(t *testing.T, h http.Handler, early Early, idle chan<- struct{}
 	// ErrorLog: net/http logs the superfluous WriteHeader a case makes.
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ConnState: func(c net.Conn, s http.ConnState) {
 		ConnState(c, s)
-		if idle != nil && s == http.StateIdle {
-			idle <- struct{}{}
+		if hk.idle != nil && s == http.StateIdle {
+			hk.idle <- struct{}{}
 		}
 	}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(NewListener(ln, ListenerOptions{ScanFraming: true, Early: early}))
+		srv.Serve(NewListener(watchedListener{ln, hk.got}, ListenerOptions{ScanFraming: true, Early: early}))
 	}()
 	t.Cleanup(func() {
 		srv.Close()
 		<-done
 	})
 	return ln.Addr().String()
+}
+
+type watchedListener struct {
+	net.Listener
+	got chan<- struct{}
+}
+
+func (l watchedListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil || l.got == nil {
+		return c, err
+	}
+	return watchedConn{c, l.got}, nil
+}
+
+type watchedConn struct {
+	net.Conn
+	got chan<- struct{}
+}
+
+func (c watchedConn) Read(p []byte) (int, error) {
+	n, err := c.Conn.Read(p)
+	if n > 0 {
+		c.got <- struct{}{}
+	}
+	return n, err
 }
 
 // rawConn is a client connection that keeps every byte it reads, so that
@@ -448,7 +481,7 @@ func TestEarlyAnswersAsNetHTTP(t *testing.T) {
 		answered.Add(1)
 		serve(w, r)
 		return true
-	}, nil)
+	}, hooks{})
 
 	paths := slices.Sorted(maps.Keys(cases))
 	for _, path := range paths {
@@ -471,4 +504,128 @@ func TestEarlyAnswersAsNetHTTP(t *testing.T) {
 	if served.Load() != int64(len(cases)) {
 		t.Errorf("net/http served %d requests, want %d", served.Load(), len(cases))
 	}
+}
+
+// orderServer serves every path through net/http, the one "/block"
+// waiting for release, and answers paths under "/early" early when asked;
+// each answer names its request (X-Req) and who gave it (X-By). asked
+// returns the paths Early was asked for so far.
+func orderServer(t *testing.T, hk hooks) (addr string, entered, release chan struct{}, asked func() []string) {
+	t.Helper()
+	entered, release = make(chan struct{}), make(chan struct{})
+	var mu sync.Mutex
+	var paths []string
+	asked = func() []string {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(paths)
+	}
+	addr = earlyServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/block" {
+			entered <- struct{}{}
+			<-release
+		}
+		w.Header().Set("X-Req", r.URL.Path)
+		w.Header().Set("X-By", "net/http")
+		io.WriteString(w, r.URL.Path)
+	}), func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		paths = append(paths, r.URL.Path)
+		mu.Unlock()
+		if !strings.HasPrefix(r.URL.Path, "/early") {
+			return false
+		}
+		w.Header().Set("X-Req", r.URL.Path)
+		w.Header().Set("X-By", "early")
+		io.WriteString(w, r.URL.Path)
+		return true
+	}, hk)
+	return addr, entered, release, asked
+}
+
+func get(path string) string { return "GET " + path + " HTTP/1.1\r\nHost: x\r\n\r\n" }
+
+// expect reads the next answer and checks whose it is and who gave it
+// (by "" for either).
+func (rc *rawConn) expect(path, by string) {
+	rc.t.Helper()
+	resp, _, body := rc.answer()
+	if got := resp.Header.Get("X-Req"); got != path || body != path || resp.StatusCode != 200 {
+		rc.t.Fatalf("answer %d for %q (body %q), want the one for %q", resp.StatusCode, got, body, path)
+	}
+	if got := resp.Header.Get("X-By"); by != "" && got != by {
+		rc.t.Fatalf("%s answered by %s, want %s", path, got, by)
+	}
+}
+
+// TestEarlyKeepsOrder: answers leave in the order requests came. A
+// request that arrives while net/http serves an earlier one on the same
+// connection is not even offered to Early: it goes to net/http after the
+// one in flight. Between requests Early is asked for each.
+func TestEarlyKeepsOrder(t *testing.T) {
+	t.Run("pipelined behind a request in flight", func(t *testing.T) {
+		idle := make(chan struct{}, 8)
+		addr, entered, release, asked := orderServer(t, hooks{idle: idle})
+		rc := dialRaw(t, addr)
+		rc.send(get("/block") + get("/early1") + get("/early2"))
+		<-entered
+		close(release)
+		rc.expect("/block", "net/http")
+		rc.expect("/early1", "net/http")
+		rc.expect("/early2", "net/http")
+		// One block with the ones behind it unread: only the first is
+		// offered (and handed over), the others go with it to net/http.
+		if got := asked(); !slices.Equal(got, []string{"/block"}) {
+			t.Fatalf("Early asked for %q, want only /block", got)
+		}
+		// Once net/http has finished all three, the connection is between
+		// requests again and Early answers.
+		for range 3 {
+			<-idle
+		}
+		rc.send(get("/early3"))
+		rc.expect("/early3", "early")
+		if got := asked(); !slices.Equal(got, []string{"/block", "/early3"}) {
+			t.Fatalf("Early asked for %q", got)
+		}
+	})
+	t.Run("sent while a request is in flight", func(t *testing.T) {
+		got := make(chan struct{}, 8)
+		addr, entered, release, asked := orderServer(t, hooks{got: got})
+		rc := dialRaw(t, addr)
+		rc.send(get("/block"))
+		<-entered
+		<-got // /block
+		rc.send(get("/early1"))
+		// Taken in by net/http's background read while /block is served:
+		// released before, /block's end would stop that read and /early1
+		// would come between requests.
+		<-got
+		close(release)
+		rc.expect("/block", "net/http")
+		rc.expect("/early1", "net/http")
+		if got := asked(); !slices.Equal(got, []string{"/block"}) {
+			t.Fatalf("Early asked for %q, want only /block", got)
+		}
+	})
+	t.Run("one after another", func(t *testing.T) {
+		idle := make(chan struct{}, 8)
+		addr, _, _, asked := orderServer(t, hooks{idle: idle})
+		rc := dialRaw(t, addr)
+		rc.send(get("/early1"))
+		rc.expect("/early1", "early")
+		rc.send(get("/served1"))
+		rc.expect("/served1", "net/http")
+		// net/http writes its answer before it stops reading for the
+		// request: wait until it is between requests, or the next one may
+		// (rightly) go to net/http.
+		<-idle
+		rc.send(get("/early2"))
+		rc.expect("/early2", "early")
+		rc.send(get("/served2"))
+		rc.expect("/served2", "net/http")
+		if got, want := asked(), []string{"/early1", "/served1", "/early2", "/served2"}; !slices.Equal(got, want) {
+			t.Fatalf("Early asked for %q, want %q", got, want)
+		}
+	})
 }
