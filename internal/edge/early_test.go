@@ -232,12 +232,14 @@ func FuzzParseEarly(f *testing.F) {
 	})
 }
 
-// hooks let a test follow the server: idle receives a value each time
-// net/http has finished a request and waits for the next (StateIdle),
-// after ConnState has seen it; got one each time a read on a client
-// connection's socket returns bytes (before the scanner sees them).
+// hooks let a test follow the server: idle receives the client's address
+// each time net/http has finished a request on its connection and waits
+// for the next (StateIdle), after ConnState has seen it; got receives a
+// value each time a read on a client connection's socket returns bytes
+// (before the scanner sees them).
 type hooks struct {
-	idle, got chan<- struct{}
+	idle chan<- string
+	got  chan<- struct{}
 }
 
 // earlyServer serves h through a real http.Server on a Listener that
@@ -252,7 +254,7 @@ func earlyServer(t *testing.T, h http.Handler, early Early, hk hooks) string {
 	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ConnState: func(c net.Conn, s http.ConnState) {
 		ConnState(c, s)
 		if hk.idle != nil && s == http.StateIdle {
-			hk.idle <- struct{}{}
+			hk.idle <- c.RemoteAddr().String()
 		}
 	}}
 	done := make(chan struct{})
@@ -316,6 +318,18 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 	rc := &rawConn{t: t, c: c}
 	rc.br = bufio.NewReader(io.TeeReader(c, &rc.rec))
 	return rc
+}
+
+// awaitIdle waits until net/http is between requests on rc's connection.
+// It writes an answer before it stops reading for the request (its
+// background read), so a request sent on reading the answer may still
+// (rightly) be taken in by net/http.
+func (rc *rawConn) awaitIdle(idle <-chan string) {
+	for a := range idle {
+		if a == rc.c.LocalAddr().String() {
+			return
+		}
+	}
 }
 
 func (rc *rawConn) send(req string) {
@@ -564,7 +578,7 @@ func (rc *rawConn) expect(path, by string) {
 // one in flight. Between requests Early is asked for each.
 func TestEarlyKeepsOrder(t *testing.T) {
 	t.Run("pipelined behind a request in flight", func(t *testing.T) {
-		idle := make(chan struct{}, 8)
+		idle := make(chan string, 8)
 		addr, entered, release, asked := orderServer(t, hooks{idle: idle})
 		rc := dialRaw(t, addr)
 		rc.send(get("/block") + get("/early1") + get("/early2"))
@@ -581,7 +595,7 @@ func TestEarlyKeepsOrder(t *testing.T) {
 		// Once net/http has finished all three, the connection is between
 		// requests again and Early answers.
 		for range 3 {
-			<-idle
+			rc.awaitIdle(idle)
 		}
 		rc.send(get("/early3"))
 		rc.expect("/early3", "early")
@@ -609,23 +623,117 @@ func TestEarlyKeepsOrder(t *testing.T) {
 		}
 	})
 	t.Run("one after another", func(t *testing.T) {
-		idle := make(chan struct{}, 8)
+		idle := make(chan string, 8)
 		addr, _, _, asked := orderServer(t, hooks{idle: idle})
 		rc := dialRaw(t, addr)
 		rc.send(get("/early1"))
 		rc.expect("/early1", "early")
 		rc.send(get("/served1"))
 		rc.expect("/served1", "net/http")
-		// net/http writes its answer before it stops reading for the
-		// request: wait until it is between requests, or the next one may
-		// (rightly) go to net/http.
-		<-idle
+		rc.awaitIdle(idle)
 		rc.send(get("/early2"))
 		rc.expect("/early2", "early")
 		rc.send(get("/served2"))
 		rc.expect("/served2", "net/http")
 		if got, want := asked(), []string{"/early1", "/served1", "/early2", "/served2"}; !slices.Equal(got, want) {
 			t.Fatalf("Early asked for %q, want %q", got, want)
+		}
+	})
+}
+
+// TestEarlyConnectionEnds: an early answer carrying Connection: close
+// ends the connection after it; and a request with a body, Connection,
+// HTTP/1.0, Transfer-Encoding or Upgrade is never offered to Early (which
+// would answer anything here) but served by net/http.
+func TestEarlyConnectionEnds(t *testing.T) {
+	var calls atomic.Int64
+	idle := make(chan string, 64)
+	addr := earlyServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("%s: reading the body: %v", r.URL.Path, err)
+		}
+		w.Header().Set("X-By", "net/http")
+		w.Header().Set("X-Req", r.URL.Path)
+		w.Header().Set("X-Body", string(body))
+		io.WriteString(w, r.URL.Path)
+	}), func(w http.ResponseWriter, r *http.Request) bool {
+		calls.Add(1)
+		if r.URL.Path == "/close" {
+			w.Header()["Connection"] = []string{"close"}
+		}
+		w.Header().Set("X-By", "early")
+		w.Header().Set("X-Req", r.URL.Path)
+		w.WriteHeader(http.StatusForbidden)
+		io.WriteString(w, r.URL.Path)
+		return true
+	}, hooks{idle: idle})
+
+	t.Run("early answer with connection close", func(t *testing.T) {
+		rc := dialRaw(t, addr)
+		rc.send(get("/close"))
+		resp, raw, _ := rc.answer()
+		if resp.Header.Get("X-By") != "early" || !resp.Close || !bytes.Contains(raw, []byte("\r\nConnection: close\r\n")) {
+			t.Fatalf("answer %q", raw)
+		}
+		if b, err := rc.br.ReadByte(); err != io.EOF {
+			t.Fatalf("after Connection: close, read %q, %v; want EOF", b, err)
+		}
+	})
+
+	served := func(t *testing.T, rc *rawConn, path, body string) *http.Response {
+		t.Helper()
+		resp, raw, got := rc.answer()
+		if resp.StatusCode != 200 || resp.Header.Get("X-By") != "net/http" || resp.Header.Get("X-Req") != path ||
+			resp.Header.Get("X-Body") != body || got != path {
+			t.Fatalf("%s: answer %q", path, raw)
+		}
+		return resp
+	}
+	tests := []struct{ name, req, path, body string }{
+		{"body", "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "/body", "hello"},
+		{"content-length 0", "POST /empty HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n", "/empty", ""},
+		{"chunked", "POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", "/chunked", "hello"},
+		{"connection keep-alive", "GET /keep-alive HTTP/1.1\r\nHost: x\r\nConnection: keep-alive\r\n\r\n", "/keep-alive", ""},
+		{"connection close", "GET /conn-close HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", "/conn-close", ""},
+		{"http/1.0", "GET /http10 HTTP/1.0\r\nHost: x\r\n\r\n", "/http10", ""},
+		{"upgrade", "GET /upgrade HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n\r\n", "/upgrade", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			before := calls.Load()
+			rc := dialRaw(t, addr)
+			rc.send(tt.req)
+			served(t, rc, tt.path, tt.body)
+			if n := calls.Load() - before; n != 0 {
+				t.Fatalf("Early asked %d times", n)
+			}
+		})
+	}
+
+	t.Run("after a body, the next request is offered", func(t *testing.T) {
+		before := calls.Load()
+		rc := dialRaw(t, addr)
+		rc.send("PUT /body HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc")
+		served(t, rc, "/body", "abc")
+		rc.awaitIdle(idle)
+		rc.send(get("/next"))
+		if resp, raw, _ := rc.answer(); resp.StatusCode != 403 || resp.Header.Get("X-By") != "early" {
+			t.Fatalf("after the body: %q", raw)
+		}
+		if n := calls.Load() - before; n != 1 {
+			t.Fatalf("Early asked %d times, want once", n)
+		}
+	})
+	t.Run("after a chunked body, nothing is offered", func(t *testing.T) {
+		before := calls.Load()
+		rc := dialRaw(t, addr)
+		rc.send("POST /chunked HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
+		served(t, rc, "/chunked", "abc")
+		rc.send(get("/next"))
+		served(t, rc, "/next", "")
+		if n := calls.Load() - before; n != 0 {
+			t.Fatalf("Early asked %d times", n)
 		}
 	})
 }
