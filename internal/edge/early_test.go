@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"net/textproto"
 	"reflect"
 	"regexp"
@@ -734,6 +735,102 @@ func TestEarlyConnectionEnds(t *testing.T) {
 		served(t, rc, "/next", "")
 		if n := calls.Load() - before; n != 0 {
 			t.Fatalf("Early asked %d times", n)
+		}
+	})
+}
+
+// TestEarlyHandlerBounds: Handler.Early hands a request over to net/http
+// (false, next not called, nothing written) when it is beyond
+// max_inflight or over a header bound, where ServeHTTP refuses it as
+// always; otherwise next answers, counted in flight while it does.
+func TestEarlyHandlerBounds(t *testing.T) {
+	entered, release := make(chan struct{}), make(chan struct{})
+	blocking := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		entered <- struct{}{}
+		<-release
+	})
+	type bounds struct{ headers, xff int }
+	tests := []struct {
+		name   string
+		bounds bounds
+		header http.Header
+		want   bool
+	}{
+		{"no bounds", bounds{}, http.Header{"A": {"1", "2", "3", "4", "5", "6", "7"}, "X-Forwarded-For": {"1, 2, 3, 4, 5"}}, true},
+		{"five header lines", bounds{5, 3}, http.Header{"A": {"1", "2"}, "B": {"1"}, "C": {"1"}, "D": {"1"}}, true},
+		{"six header lines", bounds{5, 3}, http.Header{"A": {"1", "2", "3"}, "B": {"1"}, "C": {"1"}, "D": {"1"}}, false},
+		{"six header lines, only xff bounded", bounds{0, 3}, http.Header{"A": {"1", "2", "3"}, "B": {"1"}, "C": {"1"}, "D": {"1"}}, true},
+		{"three xff entries over two lines", bounds{5, 3}, http.Header{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2", "3.3.3.3"}}, true},
+		{"four xff entries", bounds{5, 3}, http.Header{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2", "3.3.3.3,4.4.4.4"}}, false},
+		{"four xff entries, only headers bounded", bounds{5, 0}, http.Header{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2", "3.3.3.3,4.4.4.4"}}, true},
+		{"four xff entries, only xff bounded", bounds{0, 3}, http.Header{"X-Forwarded-For": {"1.1.1.1, 2.2.2.2", "3.3.3.3,4.4.4.4"}}, false},
+	}
+	for _, tt := range tests {
+		for _, maxInflight := range []int{0, 1} {
+			h := NewHandler(blocking, HandlerOptions{MaxInflight: maxInflight, MaxHeaders: tt.bounds.headers, MaxForwardedFor: tt.bounds.xff})
+			calls, inflight := 0, 0
+			early := h.Early(func(w http.ResponseWriter, r *http.Request) bool {
+				calls++
+				inflight = h.Inflight()
+				w.WriteHeader(http.StatusForbidden)
+				return true
+			})
+			r := httptest.NewRequest(http.MethodGet, "/", nil)
+			r.Header = tt.header
+			w := httptest.NewRecorder()
+			got := early(w, r)
+			wantCalls := 0
+			if tt.want {
+				wantCalls = 1
+			}
+			if got != tt.want || calls != wantCalls {
+				t.Errorf("%s (max_inflight %d): Early %v, next called %d times; want %v", tt.name, maxInflight, got, calls, tt.want)
+			}
+			if got && inflight != 1 {
+				t.Errorf("%s: %d in flight while next answered, want 1 (itself)", tt.name, inflight)
+			}
+			if !got && (w.Code != 200 || len(w.Header()) != 0 || w.Body.Len() != 0) {
+				t.Errorf("%s: handed over having written %d %v %q", tt.name, w.Code, w.Header(), w.Body)
+			}
+			if n := h.Inflight(); n != 0 {
+				t.Errorf("%s: %d in flight after", tt.name, n)
+			}
+		}
+	}
+
+	t.Run("max_inflight", func(t *testing.T) {
+		h := NewHandler(blocking, HandlerOptions{MaxInflight: 1})
+		calls := 0
+		early := h.Early(func(w http.ResponseWriter, r *http.Request) bool {
+			calls++
+			return r.URL.Path == "/answered"
+		})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/served", nil))
+		}()
+		<-entered
+		w := httptest.NewRecorder()
+		if early(w, httptest.NewRequest(http.MethodGet, "/answered", nil)) || calls != 0 || len(w.Header()) != 0 {
+			t.Fatalf("beyond max_inflight: next called %d times, header %v", calls, w.Header())
+		}
+		if n := h.Inflight(); n != 1 {
+			t.Fatalf("%d in flight with one served, want 1", n)
+		}
+		close(release)
+		<-done
+		if n := h.Inflight(); n != 0 {
+			t.Fatalf("%d in flight after", n)
+		}
+		// Room again: next is asked, and its handing over leaves nothing
+		// in flight either.
+		if !early(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/answered", nil)) ||
+			early(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/handed-over", nil)) || calls != 2 {
+			t.Fatalf("within max_inflight: next called %d times", calls)
+		}
+		if n := h.Inflight(); n != 0 {
+			t.Fatalf("%d in flight after", n)
 		}
 	})
 }
