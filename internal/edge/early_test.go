@@ -834,3 +834,50 @@ func TestEarlyHandlerBounds(t *testing.T) {
 		}
 	})
 }
+
+// TestEarlyRequestAsNetHTTP: the request Early is given is the one
+// net/http gives its handler when Early hands it over, down to the peer
+// address, on a real connection.
+func TestEarlyRequestAsNetHTTP(t *testing.T) {
+	type view struct {
+		Method, RequestURI, URL, Path, RawPath, RawQuery, Host, Proto, RemoteAddr string
+		ContentLength                                                             int64
+		Close                                                                     bool
+		Header                                                                    http.Header
+		Body                                                                      string
+	}
+	viewOf := func(r *http.Request) view {
+		body, err := io.ReadAll(r.Body)
+		if err != nil {
+			t.Errorf("reading the body: %v", err)
+		}
+		return view{r.Method, r.RequestURI, r.URL.String(), r.URL.Path, r.URL.RawPath, r.URL.RawQuery, r.Host, r.Proto,
+			r.RemoteAddr, r.ContentLength, r.Close, r.Header.Clone(), string(body)}
+	}
+	early, served := make(chan view, 1), make(chan view, 1)
+	idle := make(chan string, 8)
+	addr := earlyServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		served <- viewOf(r)
+	}), func(w http.ResponseWriter, r *http.Request) bool {
+		early <- viewOf(r)
+		return false
+	}, hooks{idle: idle})
+	rc := dialRaw(t, addr)
+	for i, req := range []string{
+		"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+		"POST /a%2Fb/c%20d?x=1&y=%20z HTTP/1.1\r\nhost: Example.com:8080\r\nX-Api-Key: k\r\naccept: b\r\nAccept: a\r\n\r\n",
+		"DELETE //x/y;z? HTTP/1.1\r\nHOST: [::1]:80\r\nX-A:  \t v \t\r\nX-B:\r\nx_y: caf\xc3\xa9\r\nUser-Agent: t\r\n\r\n",
+	} {
+		if i > 0 {
+			rc.awaitIdle(idle) // or net/http may take it in, unoffered
+		}
+		rc.send(req)
+		if resp, raw, _ := rc.answer(); resp.StatusCode != 200 {
+			t.Fatalf("%q: answer %q", req, raw)
+		}
+		e, s := <-early, <-served
+		if e.RemoteAddr != rc.c.LocalAddr().String() || !reflect.DeepEqual(e, s) {
+			t.Errorf("%q:\nEarly    %+v\nnet/http %+v", req, e, s)
+		}
+	}
+}
