@@ -875,7 +875,14 @@ func TestEarlyRequestAsNetHTTP(t *testing.T) {
 		if resp, raw, _ := rc.answer(); resp.StatusCode != 200 {
 			t.Fatalf("%q: answer %q", req, raw)
 		}
-		e, s := <-early, <-served
+		// Both were given the request before the answer was written.
+		var e view
+		select {
+		case e = <-early:
+		default:
+			t.Fatalf("%q: Early not asked", req)
+		}
+		s := <-served
 		if e.RemoteAddr != rc.c.LocalAddr().String() || !reflect.DeepEqual(e, s) {
 			t.Errorf("%q:\nEarly    %+v\nnet/http %+v", req, e, s)
 		}
