@@ -326,10 +326,24 @@ func dialRaw(t *testing.T, addr string) *rawConn {
 // background read), so a request sent on reading the answer may still
 // (rightly) be taken in by net/http.
 func (rc *rawConn) awaitIdle(idle <-chan string) {
-	for a := range idle {
-		if a == rc.c.LocalAddr().String() {
+	rc.t.Helper()
+	for {
+		if await(rc.t, idle, "net/http between requests") == rc.c.LocalAddr().String() {
 			return
 		}
+	}
+}
+
+// await receives from ch, failing the test rather than hanging it when
+// what never comes.
+func await[T any](t *testing.T, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(30 * time.Second):
+		t.Fatalf("waited 30s for %s", what)
+		panic("unreachable")
 	}
 }
 
@@ -583,7 +597,7 @@ func TestEarlyKeepsOrder(t *testing.T) {
 		addr, entered, release, asked := orderServer(t, hooks{idle: idle})
 		rc := dialRaw(t, addr)
 		rc.send(get("/block") + get("/early1") + get("/early2"))
-		<-entered
+		await(t, entered, "/block served")
 		close(release)
 		rc.expect("/block", "net/http")
 		rc.expect("/early1", "net/http")
@@ -609,13 +623,13 @@ func TestEarlyKeepsOrder(t *testing.T) {
 		addr, entered, release, asked := orderServer(t, hooks{got: got})
 		rc := dialRaw(t, addr)
 		rc.send(get("/block"))
-		<-entered
-		<-got // /block
+		await(t, entered, "/block served")
+		await(t, got, "/block read")
 		rc.send(get("/early1"))
 		// Taken in by net/http's background read while /block is served:
 		// released before, /block's end would stop that read and /early1
 		// would come between requests.
-		<-got
+		await(t, got, "/early1 read")
 		close(release)
 		rc.expect("/block", "net/http")
 		rc.expect("/early1", "net/http")
@@ -810,7 +824,7 @@ func TestEarlyHandlerBounds(t *testing.T) {
 			defer close(done)
 			h.ServeHTTP(httptest.NewRecorder(), httptest.NewRequest(http.MethodGet, "/served", nil))
 		}()
-		<-entered
+		await(t, entered, "the request served")
 		w := httptest.NewRecorder()
 		if early(w, httptest.NewRequest(http.MethodGet, "/answered", nil)) || calls != 0 || len(w.Header()) != 0 {
 			t.Fatalf("beyond max_inflight: next called %d times, header %v", calls, w.Header())
@@ -882,7 +896,7 @@ func TestEarlyRequestAsNetHTTP(t *testing.T) {
 		default:
 			t.Fatalf("%q: Early not asked", req)
 		}
-		s := <-served
+		s := await(t, served, "the request served")
 		if e.RemoteAddr != rc.c.LocalAddr().String() || !reflect.DeepEqual(e, s) {
 			t.Errorf("%q:\nEarly    %+v\nnet/http %+v", req, e, s)
 		}
