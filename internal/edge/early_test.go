@@ -247,21 +247,29 @@ type hooks struct {
 // scans framing and offers requests to early, over loopback.
 func earlyServer(t *testing.T, h http.Handler, early Early, hk hooks) string {
 	t.Helper()
+	return serveEarly(t, &http.Server{Handler: h}, ListenerOptions{ScanFraming: true, Early: early}, hk)
+}
+
+// serveEarly serves srv on a loopback Listener with opts, its ConnState
+// hook edge.ConnState.
+func serveEarly(t *testing.T, srv *http.Server, opts ListenerOptions, hk hooks) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	// ErrorLog: net/http logs the superfluous WriteHeader a case makes.
-	srv := &http.Server{Handler: h, ErrorLog: log.New(io.Discard, "", 0), ConnState: func(c net.Conn, s http.ConnState) {
+	srv.ErrorLog = log.New(io.Discard, "", 0)
+	srv.ConnState = func(c net.Conn, s http.ConnState) {
 		ConnState(c, s)
 		if hk.idle != nil && s == http.StateIdle {
 			hk.idle <- c.RemoteAddr().String()
 		}
-	}}
+	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		srv.Serve(NewListener(watchedListener{ln, hk.got}, ListenerOptions{ScanFraming: true, Early: early}))
+		srv.Serve(NewListener(watchedListener{ln, hk.got}, opts))
 	}()
 	t.Cleanup(func() {
 		srv.Close()
@@ -696,14 +704,13 @@ func TestEarlyConnectionEnds(t *testing.T) {
 		}
 	})
 
-	served := func(t *testing.T, rc *rawConn, path, body string) *http.Response {
+	served := func(t *testing.T, rc *rawConn, path, body string) {
 		t.Helper()
 		resp, raw, got := rc.answer()
 		if resp.StatusCode != 200 || resp.Header.Get("X-By") != "net/http" || resp.Header.Get("X-Req") != path ||
 			resp.Header.Get("X-Body") != body || got != path {
 			t.Fatalf("%s: answer %q", path, raw)
 		}
-		return resp
 	}
 	tests := []struct{ name, req, path, body string }{
 		{"body", "POST /body HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello", "/body", "hello"},
@@ -900,5 +907,33 @@ func TestEarlyRequestAsNetHTTP(t *testing.T) {
 		if e.RemoteAddr != rc.c.LocalAddr().String() || !reflect.DeepEqual(e, s) {
 			t.Errorf("%q:\nEarly    %+v\nnet/http %+v", req, e, s)
 		}
+	}
+}
+
+// TestEarlyIdleTimeout: after an early answer the connection is held to
+// the idle timeout, as net/http holds it between requests; with no
+// deadline of its own (no header or read timeout here) net/http would
+// otherwise wait for the next request for ever.
+func TestEarlyIdleTimeout(t *testing.T) {
+	const idle = 50 * time.Millisecond
+	answer := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }
+	addr := serveEarly(t, &http.Server{Handler: http.HandlerFunc(answer), IdleTimeout: idle},
+		ListenerOptions{ScanFraming: true, IdleTimeout: idle, Early: func(w http.ResponseWriter, r *http.Request) bool {
+			answer(w, r)
+			return true
+		}}, hooks{})
+	rc := dialRaw(t, addr)
+	for range 2 { // both early: each renews the deadline
+		rc.send(get("/"))
+		if resp, raw, _ := rc.answer(); resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("answer %q", raw)
+		}
+	}
+	start := time.Now()
+	if b, err := rc.br.ReadByte(); err != io.EOF {
+		t.Fatalf("after the idle timeout: read %q, %v; want EOF", b, err)
+	}
+	if waited := time.Since(start); waited > 10*time.Second {
+		t.Fatalf("closed after %v idle, want about %v", waited, idle)
 	}
 }
