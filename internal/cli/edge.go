@@ -48,6 +48,7 @@ func (s *Server) listen(cfg *config.Config, srv *http.Server, early edge.Early) 
 		Early:          early,
 		IdleTimeout:    cmp.Or(srv.IdleTimeout, srv.ReadTimeout), // as net/http falls back
 		WriteTimeout:   srv.WriteTimeout,
+		HeaderTimeout:  cmp.Or(srv.ReadHeaderTimeout, srv.ReadTimeout), // likewise
 	})
 	if tcfg != nil {
 		srv.ConnContext = edge.ConnContext

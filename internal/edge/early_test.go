@@ -3,6 +3,8 @@ package edge
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"crypto/x509"
 	"io"
 	"log"
 	"maps"
@@ -936,4 +938,78 @@ func TestEarlyIdleTimeout(t *testing.T) {
 	if waited := time.Since(start); waited > 10*time.Second {
 		t.Fatalf("closed after %v idle, want about %v", waited, idle)
 	}
+}
+
+// TestHeaderTimeoutAfterAnswer: after an answer, early or not, the next
+// request's header block is read within the header timeout, as net/http
+// reads it after one of its own answers, not within the (longer) idle
+// timeout: the scanner holds the block back, so net/http, waiting between
+// requests, sees none of it. On plain HTTP and over TLS.
+func TestHeaderTimeoutAfterAnswer(t *testing.T) {
+	const header, idle = 100 * time.Millisecond, 10 * time.Second
+	answer := func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) }
+	// slowHeader has one request answered on c, then sends the start of
+	// another and returns how long the server kept the connection.
+	slowHeader := func(t *testing.T, c net.Conn) time.Duration {
+		t.Helper()
+		c.SetDeadline(time.Now().Add(30 * time.Second))
+		br := bufio.NewReader(c)
+		io.WriteString(c, get("/"))
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil || resp.StatusCode != http.StatusForbidden {
+			t.Fatalf("answer %v, %v", resp, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n") // and no more
+		start := time.Now()
+		if b, err := br.ReadByte(); err != io.EOF {
+			t.Fatalf("read %q, %v; want EOF", b, err)
+		}
+		return time.Since(start)
+	}
+	for _, early := range []Early{nil, func(http.ResponseWriter, *http.Request) bool { return false },
+		func(w http.ResponseWriter, r *http.Request) bool { answer(w, r); return true }} {
+		addr := serveEarly(t, &http.Server{Handler: http.HandlerFunc(answer), ReadHeaderTimeout: header, IdleTimeout: idle},
+			ListenerOptions{ScanFraming: true, IdleTimeout: idle, HeaderTimeout: header, Early: early}, hooks{})
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if waited := slowHeader(t, c); waited > idle/2 {
+			t.Errorf("plain, early %v: a slow header held the connection %v, want about %v", early != nil, waited, header)
+		}
+	}
+
+	t.Run("tls", func(t *testing.T) {
+		ts := httptest.NewUnstartedServer(nil) // its certificate is valid for 127.0.0.1
+		ts.StartTLS()
+		cert, pool := ts.TLS.Certificates[0], x509.NewCertPool()
+		pool.AddCert(ts.Certificate())
+		ts.Close()
+		raw, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tln := NewListener(raw, ListenerOptions{ScanFraming: true, TLS: true, HeaderTimeout: header}).
+			TLS(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"http/1.1"}}, TLSOptions{})
+		srv := &http.Server{Handler: http.HandlerFunc(answer), ReadHeaderTimeout: header, IdleTimeout: idle, ConnState: ConnState}
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			srv.Serve(tln)
+		}()
+		defer func() {
+			srv.Close()
+			<-done
+		}()
+		c, err := tls.Dial("tcp", tln.Addr().String(), &tls.Config{RootCAs: pool, NextProtos: []string{"http/1.1"}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		if waited := slowHeader(t, c); waited > idle/2 {
+			t.Errorf("tls: a slow header held the connection %v, want about %v", waited, header)
+		}
+	})
 }

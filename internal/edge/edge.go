@@ -53,6 +53,13 @@ type ListenerOptions struct {
 	// request awaited, under the deadlines net/http would set.
 	Early                     Early
 	IdleTimeout, WriteTimeout time.Duration
+	// HeaderTimeout is the server's header timeout (ReadHeaderTimeout,
+	// else ReadTimeout). The scanner holds a header block back until it is
+	// whole, so after an answer net/http sees nothing of the next request
+	// and waits under its idle timeout: with this set (and ConnState
+	// called), a block begun between requests is held to the header
+	// timeout instead, as net/http would hold it.
+	HeaderTimeout time.Duration
 }
 
 // Listener wraps a net.Listener with ListenerOptions.
@@ -101,7 +108,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 		}
 		ec := &conn{Conn: c, l: l, peer: peer}
 		if l.opts.ScanFraming && !l.opts.TLS {
-			ec.scan = &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
+			ec.scan = &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096, headerTime: l.opts.HeaderTimeout}
 			if l.opts.Early != nil {
 				ec.scan.early = l.opts.Early
 				ec.scan.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes,
@@ -195,14 +202,26 @@ func peerAddr(c net.Conn) netip.Addr {
 }
 
 // ConnState tells the listener's connections what net/http is doing
-// with them; a server whose Listener has Early must call it from its
-// ConnState hook. Only between requests (StateNew, StateIdle) has
-// net/http answered all it read, so only then may a request be answered
-// below it.
+// with them; a server whose Listener has Early or HeaderTimeout must call
+// it from its ConnState hook. Only between requests (StateNew, StateIdle)
+// has net/http answered all it read, so only then may a request be
+// answered below it; only after an answer (StateIdle) does net/http wait
+// under its idle timeout instead of its header timeout.
 func ConnState(c net.Conn, s http.ConnState) {
-	if ec, ok := c.(*conn); ok && ec.scan != nil && ec.scan.early != nil {
-		ec.scan.idle.Store(s == http.StateNew || s == http.StateIdle)
+	var sc *scanConn
+	switch ec := c.(type) {
+	case *conn:
+		sc = ec.scan
+	case *tlsConn:
+		sc = ec.scan
 	}
+	if sc == nil {
+		return
+	}
+	if sc.early != nil {
+		sc.idle.Store(s == http.StateNew || s == http.StateIdle)
+	}
+	sc.between.Store(s == http.StateIdle)
 }
 
 // conn gives its place back on Close, once.

@@ -54,6 +54,14 @@ type scanConn struct {
 	early Early
 	idle  atomic.Bool
 	*earlyState
+
+	// between (set by ConnState and after an early answer): net/http has
+	// answered and waits for the next request under its idle timeout,
+	// seeing nothing of a block held back here; the block's first bytes
+	// then start headerTime, net/http's header timeout, as they would
+	// have started it in net/http.
+	between    atomic.Bool
+	headerTime time.Duration
 }
 
 // earlyState is what answering below net/http keeps per connection,
@@ -76,6 +84,9 @@ func (c *scanConn) Read(p []byte) (int, error) {
 		}
 		if c.pass && len(c.hdr) == 0 {
 			return c.Conn.Read(p)
+		}
+		if len(c.hdr) > 0 && c.headerTime > 0 && c.between.Swap(false) {
+			c.Conn.SetReadDeadline(time.Now().Add(c.headerTime))
 		}
 		n, err := c.Conn.Read(c.raw[:])
 		if n > 0 {
@@ -326,5 +337,6 @@ func (c *scanConn) answerEarly(h []byte) bool {
 	if e.idleTime > 0 {
 		c.Conn.SetReadDeadline(now.Add(e.idleTime))
 	}
+	c.between.Store(true)
 	return true
 }

@@ -104,7 +104,8 @@ func (t *tlsListener) handshake(c net.Conn) {
 	tc.SetDeadline(time.Time{})
 	var out net.Conn = tc
 	if t.Listener.opts.ScanFraming && tc.ConnectionState().NegotiatedProtocol != "h2" {
-		out = &tlsConn{Conn: tc, scan: &scanConn{Conn: tc, limit: t.Listener.opts.MaxHeaderBytes + 4096}}
+		out = &tlsConn{Conn: tc, scan: &scanConn{Conn: tc, limit: t.Listener.opts.MaxHeaderBytes + 4096,
+			headerTime: t.Listener.opts.HeaderTimeout}}
 	}
 	select {
 	case t.conns <- out:
