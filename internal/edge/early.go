@@ -212,13 +212,14 @@ func (a *earlyAnswer) wire(b []byte, now time.Time) ([]byte, bool) {
 		b = strconv.AppendInt(b, int64(len(a.body)), 10)
 		b = append(b, "\r\n"...)
 	}
-	// No sniffing under a Content-Encoding: the body is not what it
-	// looks like (net/http does the same).
-	ce := a.h["Content-Encoding"]
-	if _, ok := a.h["Content-Type"]; !ok && bodyOK && len(a.body) > 0 && (len(ce) == 0 || ce[0] == "") {
-		b = append(b, "Content-Type: "...)
-		b = append(b, http.DetectContentType(a.body)...)
-		b = append(b, "\r\n"...)
+	if _, ok := a.h["Content-Type"]; !ok && bodyOK && len(a.body) > 0 {
+		// No sniffing under a Content-Encoding: the body is not what it
+		// looks like (net/http does the same).
+		if ce := a.h["Content-Encoding"]; len(ce) == 0 || ce[0] == "" {
+			b = append(b, "Content-Type: "...)
+			b = append(b, http.DetectContentType(a.body)...)
+			b = append(b, "\r\n"...)
+		}
 	}
 	b = append(b, "\r\n"...)
 	if bodyOK {
