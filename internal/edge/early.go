@@ -136,9 +136,17 @@ func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 
 var crlf2 = []byte("\r\n\r\n")
 
+// newlineToSpace is net/http's own for header values: each CR and each LF
+// becomes a space, so "\r\n" becomes two.
+var newlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
 // earlyAnswer is the http.ResponseWriter an Early writes to: it keeps what is
 // written, and wire lays it out byte for byte as net/http would for a
-// handler that wrote the same (TestEarlyAnswersAsNetHTTP).
+// handler that wrote the same (TestEarlyAnswersAsNetHTTP). Not so, and
+// never written by an Early (frozen rejections): a 1xx answer before the
+// final one, header changes after WriteHeader (net/http sends the map as
+// it was then), a Transfer-Encoding of the handler's own, and a body over
+// 2048 bytes with no Content-Length (net/http sends it chunked).
 type earlyAnswer struct {
 	h      http.Header
 	status int
@@ -168,7 +176,8 @@ func (a *earlyAnswer) reset() {
 
 // wire appends the answer as net/http writes a finished handler's
 // HTTP/1.1 answer: status line, the header map sorted by key (values with
-// line breaks made spaces and trimmed, invalid names dropped), then what
+// line breaks made spaces and trimmed, invalid names dropped, and the
+// body's headers when there is no body), then what
 // net/http adds itself (Date, Content-Length, a sniffed Content-Type),
 // the empty line and the body. It reports whether the answer asks to
 // close the connection.
@@ -192,13 +201,19 @@ func (a *earlyAnswer) wire(b []byte, now time.Time) ([]byte, bool) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
+	bodyOK := a.status >= 200 && a.status != 204 && a.status != 304
 	for _, k := range keys {
 		if !httpguts.ValidHeaderFieldName(k) {
 			continue
 		}
+		// net/http drops the body's headers from an answer that has none
+		// (suppressedHeaders in its transfer.go; RFC 9110 on 304).
+		if !bodyOK && (k == "Content-Length" || k == "Transfer-Encoding" || a.status == 304 && k == "Content-Type") {
+			continue
+		}
 		for _, v := range a.h[k] {
 			if strings.ContainsAny(v, "\r\n") {
-				v = strings.NewReplacer("\r\n", " ", "\r", " ", "\n", " ").Replace(v)
+				v = newlineToSpace.Replace(v)
 			}
 			b = append(b, k...)
 			b = append(b, ": "...)
@@ -206,7 +221,6 @@ func (a *earlyAnswer) wire(b []byte, now time.Time) ([]byte, bool) {
 			b = append(b, "\r\n"...)
 		}
 	}
-	bodyOK := a.status >= 200 && a.status != 204 && a.status != 304
 	if _, ok := a.h["Date"]; !ok {
 		b = append(b, "Date: "...)
 		b = now.UTC().AppendFormat(b, http.TimeFormat)
@@ -218,9 +232,13 @@ func (a *earlyAnswer) wire(b []byte, now time.Time) ([]byte, bool) {
 		b = append(b, "\r\n"...)
 	}
 	if _, ok := a.h["Content-Type"]; !ok && bodyOK && len(a.body) > 0 {
-		b = append(b, "Content-Type: "...)
-		b = append(b, http.DetectContentType(a.body)...)
-		b = append(b, "\r\n"...)
+		// No sniffing under a Content-Encoding: the body is not what it
+		// looks like (net/http does the same).
+		if ce := a.h["Content-Encoding"]; len(ce) == 0 || ce[0] == "" {
+			b = append(b, "Content-Type: "...)
+			b = append(b, http.DetectContentType(a.body)...)
+			b = append(b, "\r\n"...)
+		}
 	}
 	b = append(b, "\r\n"...)
 	if bodyOK {

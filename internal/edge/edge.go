@@ -52,7 +52,10 @@ type ListenerOptions struct {
 	// ConnState from its own ConnState hook, or Early is never asked.
 	// IdleTimeout, WriteTimeout and HeaderTimeout are the server's:
 	// answers are written, the next request awaited and its header block
-	// read under the deadlines net/http would set.
+	// read under the deadlines net/http would set. HeaderTimeout holds
+	// with or without Early, given ConnState: the scanner holds a block
+	// back until it is whole, so net/http, waiting between requests, sees
+	// none of it and would wait under its idle timeout.
 	Early                                    Early
 	IdleTimeout, WriteTimeout, HeaderTimeout time.Duration
 }
@@ -65,6 +68,8 @@ type Listener struct {
 	open  atomic.Int64
 	mu    sync.Mutex
 	perIP map[netip.Addr]int32
+
+	skipAfter int // skipAfterServed; tests of the order of answers set 0
 }
 
 // NewListener wraps ln.
@@ -72,7 +77,7 @@ func NewListener(ln net.Listener, opts ListenerOptions) *Listener {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = 1 << 20
 	}
-	return &Listener{Listener: ln, opts: opts, perIP: map[netip.Addr]int32{}}
+	return &Listener{Listener: ln, opts: opts, perIP: map[netip.Addr]int32{}, skipAfter: skipAfterServed}
 }
 
 // Open is the number of connections open now.
@@ -112,11 +117,11 @@ func (l *Listener) Accept() (net.Conn, error) {
 // newScan makes the framing scanner of one connection (c is the TLS
 // connection above TLS, with its state), asking Early when it is set.
 func (l *Listener) newScan(c net.Conn, state *tls.ConnectionState) *scanConn {
-	sc := &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096}
+	sc := &scanConn{Conn: c, limit: l.opts.MaxHeaderBytes + 4096, headerTime: l.opts.HeaderTimeout}
 	if l.opts.Early != nil {
 		sc.early = l.opts.Early
 		sc.earlyState = &earlyState{maxHeader: l.opts.MaxHeaderBytes, tls: state,
-			idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout, headerTime: l.opts.HeaderTimeout}
+			idleTime: l.opts.IdleTimeout, writeTime: l.opts.WriteTimeout, skipAfter: l.skipAfter}
 	}
 	return sc
 }
@@ -204,8 +209,8 @@ func peerAddr(c net.Conn) netip.Addr {
 }
 
 // ConnState tells the listener's connections what net/http is doing
-// with them; a server whose Listener has Early must call it from its
-// ConnState hook. Only between requests (StateNew, StateIdle) has
+// with them; a server whose Listener has Early or HeaderTimeout must call
+// it from its ConnState hook. Only between requests (StateNew, StateIdle) has
 // net/http answered all it read, so only then may a request be answered
 // below it.
 func ConnState(c net.Conn, s http.ConnState) {
@@ -216,7 +221,7 @@ func ConnState(c net.Conn, s http.ConnState) {
 	case *tlsConn:
 		sc = c.scan
 	}
-	if sc != nil && sc.early != nil {
+	if sc != nil {
 		sc.state.Store(int32(s) + 1)
 	}
 }

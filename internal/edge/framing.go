@@ -48,13 +48,22 @@ type scanConn struct {
 	body int64  // body bytes still to pass before the next block
 	pass bool   // stopped scanning: plain pass-through
 
-	// early, when set, may answer a block itself (early.go): only while
-	// between requests (state, set by ConnState, is StateNew or
-	// StateIdle: net/http has answered everything it read and
-	// waits for the next request) and nothing is passed but not yet read,
-	// so that answers leave in the order requests came.
+	// state is what net/http does with the connection, as ConnState
+	// tells it: http.ConnState + 1; 0, never told, is never between
+	// requests.
+	state atomic.Int32
+	// headerTime is net/http's header timeout, which the scanner starts
+	// itself for a block held back between requests (timeHeader); timed:
+	// the held block runs against it; renewed: the read deadline is the
+	// idle one an early answer set.
+	headerTime     time.Duration
+	timed, renewed bool
+
+	// early, when set, may answer a block itself (early.go): only
+	// between requests (net/http has answered everything it read and
+	// waits for the next request) and when nothing is passed but not yet
+	// read, so that answers leave in the order requests came.
 	early Early
-	state atomic.Int32 // http.ConnState + 1; 0: ConnState never called, never between
 	*earlyState
 }
 
@@ -71,10 +80,7 @@ type earlyState struct {
 	writeTime time.Duration        // net/http's write timeout, set before each answer
 	err       error                // a failed answer's write, or io.EOF after one that closes
 	skip      int                  // blocks still to pass without asking early
-
-	headerTime time.Duration // net/http's read_header_timeout
-	timed      bool          // the held partial block runs against headerTime
-	renewed    bool          // the read deadline is the one an early answer set
+	skipAfter int                  // skip after a block early could not read or answer
 }
 
 // skipAfterServed is how many requests a connection sends straight to
@@ -94,12 +100,14 @@ func (c *scanConn) Read(p []byte) (int, error) {
 		if c.pass && len(c.hdr) == 0 {
 			return c.Conn.Read(p)
 		}
+		if len(c.hdr) > 0 && !c.timed {
+			// Part of a block is held (read just now, or by net/http's
+			// background read while the last request was served).
+			c.timeHeader()
+		}
 		n, err := c.Conn.Read(c.raw[:])
 		if n > 0 {
 			c.feed(c.raw[:n])
-			if c.earlyState != nil && len(c.hdr) > 0 && !c.timed {
-				c.timeHeader()
-			}
 		}
 		if len(c.out) > 0 {
 			break
@@ -200,7 +208,8 @@ func (c *scanConn) between() bool {
 // scanner holds the block until it is whole, net/http's wait would
 // otherwise run against its idle timeout, letting a client trickle the
 // headers of a keep-alive connection's next request for 120 s instead
-// of 10 (TestHeaderTimeoutAfterFirstRequest). Only between requests:
+// of 10 (TestHeaderTimeoutAfterAnswer, TestHeaderTimeoutAfterFirstRequest).
+// Only between requests:
 // while a request is served, a read deadline would cut its background
 // read and cancel it.
 func (c *scanConn) timeHeader() {
@@ -216,9 +225,7 @@ func (c *scanConn) timeHeader() {
 
 // block decides what follows a complete header block and releases it.
 func (c *scanConn) block(h []byte) {
-	if c.earlyState != nil {
-		c.timed, c.renewed = false, false
-	}
+	c.timed, c.renewed = false, false
 	f := framingOf(h)
 	if c.early != nil && !f.cl && !f.te && !f.bad && !f.upgrade && !f.http10 &&
 		len(c.out) == 0 && c.between() && c.answerEarly(h) {
@@ -345,7 +352,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 		return false
 	}
 	if len(h) > e.maxHeader || !c.ask(h) {
-		e.skip = skipAfterServed
+		e.skip = e.skipAfter
 		return false
 	}
 	now := time.Now()
@@ -364,7 +371,7 @@ func (c *scanConn) answerEarly(h []byte) bool {
 	}
 	if e.idleTime > 0 {
 		c.Conn.SetReadDeadline(now.Add(e.idleTime))
-		e.renewed = true
+		c.renewed = true
 	}
 	return true
 }
