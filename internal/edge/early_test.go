@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"io"
 	"log"
 	"maps"
@@ -1017,4 +1018,45 @@ func TestHeaderTimeoutAfterAnswer(t *testing.T) {
 			t.Errorf("tls: a slow header held the connection %v, want about %v", waited, header)
 		}
 	})
+}
+
+// TestEarlySkipsAfterServed: after a request Early leaves to net/http
+// (or cannot read), the connection's next skipAfterServed requests go
+// straight to net/http without asking; then Early is asked again, and a
+// flood of rejections is answered early from there on. Other
+// connections are not affected.
+func TestEarlySkipsAfterServed(t *testing.T) {
+	idle := make(chan string, 64)
+	addr, _, _, asked := orderServer(t, hooks{idle: idle, skip: true})
+	rc := dialRaw(t, addr)
+	rc.send(get("/served"))
+	rc.expect("/served", "net/http")
+	for i := range skipAfterServed {
+		rc.awaitIdle(idle)
+		p := fmt.Sprintf("/early-skipped-%d", i)
+		rc.send(get(p))
+		rc.expect(p, "net/http")
+	}
+	rc.awaitIdle(idle) // after the last served one; early answers leave net/http waiting
+	for i := range 3 {
+		p := fmt.Sprintf("/early-%d", i)
+		rc.send(get(p))
+		rc.expect(p, "early")
+	}
+	other := dialRaw(t, addr)
+	other.send(get("/early-other"))
+	other.expect("/early-other", "early")
+	if got, want := asked(), []string{"/served", "/early-0", "/early-1", "/early-2", "/early-other"}; !slices.Equal(got, want) {
+		t.Fatalf("Early asked for %q, want %q", got, want)
+	}
+
+	// A block Early cannot read (OPTIONS) counts as served.
+	rc.send("OPTIONS /early-options HTTP/1.1\r\nHost: x\r\n\r\n")
+	rc.expect("/early-options", "net/http")
+	rc.awaitIdle(idle)
+	rc.send(get("/early-after-options"))
+	rc.expect("/early-after-options", "net/http")
+	if n := len(asked()); n != 5 {
+		t.Fatalf("Early asked %d times, want still 5", n)
+	}
 }
