@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"log"
@@ -988,11 +987,7 @@ func TestHeaderTimeoutAfterAnswer(t *testing.T) {
 	}
 
 	t.Run("tls", func(t *testing.T) {
-		ts := httptest.NewUnstartedServer(nil) // its certificate is valid for 127.0.0.1
-		ts.StartTLS()
-		cert, pool := ts.TLS.Certificates[0], x509.NewCertPool()
-		pool.AddCert(ts.Certificate())
-		ts.Close()
+		cert, pool := testCert()
 		raw, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			t.Fatal(err)

@@ -31,13 +31,7 @@ type tlsEdge struct {
 
 func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handler, early ...Early) *tlsEdge {
 	t.Helper()
-	// httptest's certificate is valid for 127.0.0.1; borrow it.
-	ts := httptest.NewUnstartedServer(nil)
-	ts.StartTLS()
-	cert, pool := ts.TLS.Certificates[0], x509.NewCertPool()
-	pool.AddCert(ts.Certificate())
-	ts.Close()
-
+	cert, pool := testCert()
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -63,6 +57,17 @@ func startTLSEdge(t *testing.T, handshakeTimeout time.Duration, next http.Handle
 	go func() { e.served <- e.srv.Serve(e.tln) }()
 	t.Cleanup(func() { e.srv.Close() })
 	return e
+}
+
+// testCert is httptest's certificate, valid for 127.0.0.1, and a pool
+// that trusts it.
+func testCert() (tls.Certificate, *x509.CertPool) {
+	ts := httptest.NewUnstartedServer(nil)
+	ts.StartTLS()
+	defer ts.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+	return ts.TLS.Certificates[0], pool
 }
 
 func (e *tlsEdge) dial(t *testing.T, alpn ...string) *tls.Conn {
