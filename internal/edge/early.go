@@ -49,12 +49,24 @@ func parseEarly(block []byte, h http.Header) (*http.Request, bool) {
 	if sp < 0 {
 		return nil, false
 	}
-	method, rest := line[:sp], line[sp+1:]
-	switch method {
-	case "GET", "POST", "PUT", "PATCH", "DELETE":
+	// The method is the constant, not a slice of s: a name table (the
+	// console's) that keeps it would otherwise keep the whole block.
+	var method string
+	switch line[:sp] {
+	case http.MethodGet:
+		method = http.MethodGet
+	case http.MethodPost:
+		method = http.MethodPost
+	case http.MethodPut:
+		method = http.MethodPut
+	case http.MethodPatch:
+		method = http.MethodPatch
+	case http.MethodDelete:
+		method = http.MethodDelete
 	default:
 		return nil, false
 	}
+	rest := line[sp+1:]
 	target, ok := strings.CutSuffix(rest, " HTTP/1.1")
 	if !ok || len(target) == 0 || target[0] != '/' {
 		return nil, false

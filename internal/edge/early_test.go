@@ -20,6 +20,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/net/http/httpguts"
 )
@@ -1053,5 +1054,21 @@ func TestEarlySkipsAfterServed(t *testing.T) {
 	rc.expect("/early-after-options", "net/http")
 	if n := len(asked()); n != 5 {
 		t.Fatalf("Early asked %d times, want still 5", n)
+	}
+}
+
+// TestParseEarlyMethodIsConstant: the request's method is net/http's
+// constant, not a slice of the block, so whatever keeps it (the
+// console's name table) does not keep the block.
+func TestParseEarlyMethodIsConstant(t *testing.T) {
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodPatch, http.MethodDelete} {
+		block := []byte(m + " / HTTP/1.1\r\nHost: a\r\n\r\n")
+		r, ok := parseEarly(block, http.Header{})
+		if !ok {
+			t.Fatalf("%s refused", m)
+		}
+		if unsafe.StringData(r.Method) != unsafe.StringData(m) {
+			t.Errorf("%s: the method points into the block", m)
+		}
 	}
 }
