@@ -3,9 +3,12 @@ package gateway
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
+	"net/url"
 	"regexp"
 	"sort"
 	"strings"
@@ -191,4 +194,89 @@ func requestCounts(t *testing.T, m *metrics.Metrics) string {
 	}
 	sort.Strings(lines)
 	return strings.Join(lines, "\n")
+}
+
+// FuzzEarlyMatchesServe: for any request, a gateway offered it through
+// Early first answers, counts and logs as one that only serves it.
+func FuzzEarlyMatchesServe(f *testing.F) {
+	b := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	f.Cleanup(b.Close)
+	type side struct {
+		g   *Gateway
+		m   *metrics.Metrics
+		log *bytes.Buffer
+	}
+	build := func() side {
+		var buf bytes.Buffer
+		log := slog.New(slog.NewJSONHandler(&lockedWriter{w: &buf, mu: new(sync.Mutex)}, nil))
+		// Every rejection's line in full: the sampler runs on the real
+		// clock, which the two gateways read at different instants.
+		yaml := earlyYAML + "log: {rejections: {rate: 1000000000, burst: 1000000000}}\n"
+		g, m := buildFor(f, yaml, b.URL, Deps{Log: log, Now: newClock("2026-12-01T12:00:00Z").Now}, map[string]string{"GH": "s3cret"})
+		return side{g, m, &buf}
+	}
+	early, served := build(), build()
+	methods := []string{"GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "HEAD"}
+	f.Add(uint8(0), "/key", "10.0.0.1", "", "", "")
+	f.Add(uint8(0), "/key", "10.0.0.1", keyA, "", "https://app.example.com")
+	f.Add(uint8(1), "/denied", "192.0.2.1", "", "203.0.113.9", "")
+	f.Add(uint8(0), "/one", "10.0.0.1", "", "", "")
+	f.Add(uint8(4), "/open/../key", "10.1.1.1", keyB, "10.0.0.1, 10.0.0.2", "")
+	f.Add(uint8(5), "/key", "10.0.0.1", "", "", "https://app.example.com")
+	f.Add(uint8(1), "/hook", "10.0.0.1", "", "", "")
+	f.Add(uint8(0), "/%6Bey", "10.0.0.1", "", "", "")
+	f.Fuzz(func(t *testing.T, mi uint8, path, ip, key, xff, origin string) {
+		u, err := url.ParseRequestURI(path)
+		a, aerr := netip.ParseAddr(ip)
+		if err != nil || aerr != nil || !strings.HasPrefix(path, "/") {
+			return
+		}
+		req := func() *http.Request {
+			r := &http.Request{Method: methods[int(mi)%len(methods)], URL: u, RequestURI: path, Proto: "HTTP/1.1",
+				ProtoMajor: 1, ProtoMinor: 1, Header: http.Header{}, Host: "gw.test", Body: http.NoBody,
+				RemoteAddr: netip.AddrPortFrom(a, 40000).String()}
+			for k, v := range map[string]string{"X-Api-Key": key, "X-Forwarded-For": xff, "Origin": origin} {
+				if v != "" {
+					r.Header[k] = []string{v}
+				}
+			}
+			return r
+		}
+		fromE, fromS := early.log.Len(), served.log.Len()
+		we := httptest.NewRecorder()
+		if !early.g.Early(we, req()) {
+			we = httptest.NewRecorder()
+			early.g.ServeHTTP(we, req())
+		}
+		ws := httptest.NewRecorder()
+		served.g.ServeHTTP(ws, req())
+		if we.Code != ws.Code || we.Body.String() != ws.Body.String() || headerText(we.Header()) != headerText(ws.Header()) {
+			t.Fatalf("early path %d %v %q, served %d %v %q", we.Code, we.Header(), we.Body, ws.Code, ws.Header(), ws.Body)
+		}
+		if a, b := requestCounts(t, early.m), requestCounts(t, served.m); a != b {
+			t.Fatalf("request counts differ: %s", firstDiff(a, b))
+		}
+		// This request's lines only: the buffers grow with every input.
+		if a, b := logText(bytes.NewBuffer(early.log.Bytes()[fromE:])), logText(bytes.NewBuffer(served.log.Bytes()[fromS:])); a != b {
+			t.Fatalf("access lines differ: %s", firstDiff(a, b))
+		}
+	})
+}
+
+// firstDiff is the first line where a and b differ.
+func firstDiff(a, b string) string {
+	la, lb := strings.Split(a, "\n"), strings.Split(b, "\n")
+	for i := range max(len(la), len(lb)) {
+		var x, y string
+		if i < len(la) {
+			x = la[i]
+		}
+		if i < len(lb) {
+			y = lb[i]
+		}
+		if x != y {
+			return fmt.Sprintf("line %d\nearly path: %s\nserved:     %s", i+1, x, y)
+		}
+	}
+	return "none"
 }
