@@ -86,6 +86,10 @@ func replies(api config.API) [numReasons]reply {
 	return t
 }
 
+// chunkingThreshold is net/http's bufferBeforeChunkingSize: an answer
+// whose handler sets no Content-Length and writes more goes out chunked.
+const chunkingThreshold = 2048
+
 var (
 	jsonType   = []string{"application/json"}
 	closeHdr   = []string{"close"}
@@ -100,12 +104,19 @@ func (g *Gateway) render(c *call, rp *reply) {
 	h := c.w.Header()
 	h["Content-Type"] = jsonType
 	h["Date"] = dateOf(c.start)
-	if c.r.Method == http.MethodHead {
-		// net/http counts the body it holds whole (every error body) and
-		// sets Content-Length itself, more cheaply than a map entry. A HEAD
-		// answer has no body, and API Gateway says so: Content-Length: 0.
+	switch {
+	case c.r.Method == http.MethodHead:
+		// A HEAD answer has no body, and API Gateway says so:
+		// Content-Length: 0.
 		h["Content-Length"] = zeroLength
+	case len(rp.body) > chunkingThreshold:
+		// A body over net/http's buffer would go out chunked (a policy
+		// denial naming a long path); API Gateway sends its length, and
+		// so the early path's answer (edge.Early) is the same bytes.
+		h["Content-Length"] = []string{strconv.Itoa(len(rp.body))}
 	}
+	// Otherwise net/http counts the body it holds whole and sets
+	// Content-Length itself, more cheaply than a map entry.
 	g.idHeaders(h, c)
 	if g.api != config.APIHTTP && rp.errorType != nil {
 		h["x-amzn-ErrorType"] = rp.errorType
