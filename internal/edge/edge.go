@@ -210,9 +210,9 @@ func peerAddr(c net.Conn) netip.Addr {
 
 // ConnState tells the listener's connections what net/http is doing
 // with them; a server whose Listener has Early or HeaderTimeout must call
-// it from its ConnState hook. Only between requests (StateNew, StateIdle) has
-// net/http answered all it read, so only then may a request be answered
-// below it.
+// it from its ConnState hook. Only between requests (StateNew,
+// StateIdle) has net/http answered all it read, so only then may a
+// request be answered below it.
 func ConnState(c net.Conn, s http.ConnState) {
 	var sc *scanConn
 	switch c := c.(type) {

@@ -86,9 +86,9 @@ type earlyState struct {
 // skipAfterServed is how many requests a connection sends straight to
 // net/http after one that early could not read or answer. Asking costs a
 // request early cannot answer about a sixth more (it is parsed and its
-// guards run twice); a connection that was just served is likely served again, and
-// one that floods rejections is back on the early path within this many
-// requests. A client that mixes served requests into a flood only gets
+// guards run twice); a connection that was just served is likely served
+// again, and one that floods rejections is back on the early path within
+// this many requests. A client that mixes served requests into a flood only gets
 // net/http's rejection cost back, which its served requests exceed.
 const skipAfterServed = 15
 
@@ -196,11 +196,11 @@ func blockEnd(b []byte, from int) int {
 	}
 }
 
+// in reports whether ConnState last told the connection st.
+func (c *scanConn) in(st http.ConnState) bool { return c.state.Load() == int32(st)+1 }
+
 // between reports whether net/http is between requests.
-func (c *scanConn) between() bool {
-	s := c.state.Load()
-	return s == int32(http.StateNew)+1 || s == int32(http.StateIdle)+1
-}
+func (c *scanConn) between() bool { return c.in(http.StateNew) || c.in(http.StateIdle) }
 
 // timeHeader bounds the rest of a partial header block, held back while
 // net/http waits between requests, by the header timeout. net/http
@@ -209,14 +209,13 @@ func (c *scanConn) between() bool {
 // otherwise run against its idle timeout, letting a client trickle the
 // headers of a keep-alive connection's next request for 120 s instead
 // of 10 (TestHeaderTimeoutAfterAnswer, TestHeaderTimeoutAfterFirstRequest).
-// Only between requests:
-// while a request is served, a read deadline would cut its background
-// read and cancel it.
+// Only between requests: while a request is served, a read deadline
+// would cut its background read and cancel it.
 func (c *scanConn) timeHeader() {
 	// On a new connection net/http's own header deadline, from the
 	// connection's start, runs and is the tighter one, unless an early
 	// answer has put the idle deadline in its place.
-	if c.headerTime <= 0 || !(c.state.Load() == int32(http.StateIdle)+1 || c.renewed) {
+	if c.headerTime <= 0 || !(c.in(http.StateIdle) || c.renewed) {
 		return
 	}
 	c.timed = true
